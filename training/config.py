@@ -13,6 +13,8 @@ import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from models.registry import resolve_hp
+
 
 class ConfigError(ValueError):
     """A config value or source that cannot be used; the CLI prints it as one line."""
@@ -68,6 +70,11 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    @classmethod
+    def for_model(cls, name: str) -> RunConfig:
+        """Default config with the backbone's own declared defaults for its shape."""
+        return cls(model=ModelConfig(**{**asdict(ModelConfig()), **resolve_hp(name), "name": name}))
 
     # -- flat params -------------------------------------------------------------------------------
     def to_params(self) -> dict[str, str]:

@@ -1,0 +1,1 @@
+"""One file per architecture; each exposes `SPEC`, its builder and declared data (see spec.py)."""

@@ -1,0 +1,50 @@
+import json
+
+import pytest
+
+from training.config import ConfigError, RunConfig
+
+
+def test_params_round_trip_is_lossless():
+    cfg = RunConfig().override({
+        "data.path": "/data/spy.csv", "data.threshold": 0.0125, "model.name": "patchtst",
+        "model.dropout": 0.35, "train.lr": 3.1e-05, "train.max_steps": 7,
+    })
+    params = cfg.to_params()
+    assert all(isinstance(v, str) for v in params.values())
+    assert params["data.tier"] == "a20" and params["train.lr"] == "3.1e-05"
+    assert RunConfig.from_params({**params, "params.count": "1234"}) == cfg
+
+
+def test_none_path_round_trips():
+    cfg = RunConfig()
+    assert cfg.to_params()["data.path"] == "None"
+    assert RunConfig.from_params(cfg.to_params()).data.path is None
+
+
+def test_json_round_trip(tmp_path):
+    cfg = RunConfig().override({"model.hidden_size": "128", "train.seed": "7"})
+    assert cfg.model.hidden_size == 128 and cfg.train.seed == 7
+    path = tmp_path / "config.json"
+    path.write_text(cfg.to_json())
+    assert RunConfig.load(path) == cfg
+    assert json.loads(cfg.to_json())["model"]["hidden_size"] == 128
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"model.bogus": 1}, "unknown config key 'model.bogus'"),
+    ({"train.max_steps": "ten"}, "train.max_steps: cannot read 'ten' as int"),
+    ({"nosection": 1}, "unknown config key 'nosection'"),
+])
+def test_bad_overrides(values, message):
+    with pytest.raises(ConfigError, match=message):
+        RunConfig().override(values)
+
+
+def test_missing_and_invalid_config_files(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        RunConfig.load(tmp_path / "nope.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        RunConfig.load(bad)

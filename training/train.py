@@ -1,0 +1,128 @@
+"""One tracked training run: `train(cfg) -> RunResult`. The HPO objective calls this same function."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+
+from datamodules.datamodule import TierDataModule
+from models.classifier import DirectionClassifier, build_classifier
+from training import tracking
+from training.config import RunConfig
+from training.evaluate import calibration_figure, evaluate_split, predict_probs, roc_figure
+
+MONITOR = "val/auroc"
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    config: RunConfig
+    metrics: dict[str, float]  # best checkpoint on val (`best/val/...`) and the baselines (`baseline/...`)
+    best_epoch: int
+    epochs: int
+    params_count: int
+    checkpoint: str  # artifact URI of the best checkpoint
+    mlflow_seconds: float  # time spent in per-epoch MLflow logging
+    fit_seconds: float
+
+    @property
+    def val_auroc(self) -> float:
+        return self.metrics[f"best/{MONITOR}"]
+
+
+def build_datamodule(cfg: RunConfig) -> TierDataModule:
+    dm = TierDataModule(**dataclasses.asdict(cfg.data))
+    dm.setup("fit")
+    return dm
+
+
+def build_model(cfg: RunConfig, n_features: int) -> DirectionClassifier:
+    hp = {k: v for k, v in dataclasses.asdict(cfg.model).items() if k != "name"}
+    t = cfg.train
+    return build_classifier(cfg.model.name, n_features, cfg.data.input_size, loss=t.loss,
+                            focal_gamma=t.focal_gamma, focal_alpha=t.focal_alpha, lr=t.lr,
+                            weight_decay=t.weight_decay, **hp)
+
+
+def train(
+    cfg: RunConfig, *, callbacks: tuple[pl.Callback, ...] = (), tags: dict[str, str] | None = None,
+    parent_run_id: str | None = None, progress: bool = True,
+) -> RunResult:
+    """Fit with early stopping on val AUROC, keep the best checkpoint, evaluate it on val beside the
+    baselines, and log everything to MLflow. The test split is not touched.
+
+    Logs into the active MLflow run when the caller owns one (an HPO trial); otherwise opens a run of
+    kind `train` (nested under `parent_run_id` when given). Bad data or model settings raise before any
+    run is opened.
+    """
+    if not progress:
+        logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
+    pl.seed_everything(cfg.train.seed, workers=True, verbose=False)
+    dm = build_datamodule(cfg)
+    model = build_model(cfg, dm.n_features)
+    n_params = sum(p.numel() for p in model.parameters())
+    name = f"{cfg.model.name}-{cfg.data.tier}-L{cfg.data.input_size}"
+
+    with tracking.run_context(cfg, kind="train", run_name=name, tags=tags, parent_run_id=parent_run_id) as run, \
+            tempfile.TemporaryDirectory(prefix="ckpt-") as ckpt_dir:
+        run_id = run.info.run_id
+        tracking.log_config(cfg, extra={"params.count": n_params})
+        tracking.log_dataset(
+            source_path=dm.source, name=f"{cfg.data.tier}:{Path(dm.source).name}", digest=dm.fingerprint,
+            tags={"tier": cfg.data.tier, "fingerprint": dm.data_fingerprint,
+                  **{f"{s}_dates": "{} .. {}".format(*dm.date_range[s]) for s in ("train", "val", "test")}},
+        )
+        mlflow.log_dict({"tier": cfg.data.tier, "features": dm.feature_names}, "features.json")
+
+        checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=MONITOR, mode="max",
+                                     save_top_k=1, save_weights_only=True)
+        epoch_logger = tracking.EpochLogger(run_id)
+        trainer = pl.Trainer(
+            accelerator=cfg.train.accelerator, devices=1, max_epochs=cfg.train.max_epochs,
+            max_steps=cfg.train.max_steps, gradient_clip_val=cfg.train.grad_clip or None,
+            callbacks=[checkpoint, EarlyStopping(MONITOR, mode="max", patience=cfg.train.patience),
+                       epoch_logger, *callbacks],
+            logger=False, default_root_dir=ckpt_dir, num_sanity_val_steps=0,
+            enable_progress_bar=progress, enable_model_summary=progress,
+        )
+        start = time.perf_counter()
+        trainer.fit(model, datamodule=dm)
+        fit_seconds = time.perf_counter() - start
+        if not checkpoint.best_model_path:
+            raise RuntimeError("training ended before the first validation: raise --max-steps/--max-epochs")
+
+        best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
+        model.load_state_dict(best["state_dict"])
+        best_epoch = int(best["epoch"])
+        metrics = _evaluate_val(model, dm, cfg.train.seed)
+        metrics["best/epoch"] = best_epoch
+        tracking.log_metrics(metrics)
+        mlflow.log_artifact(checkpoint.best_model_path, "checkpoints")
+        return RunResult(
+            run_id=run_id, config=cfg, metrics=metrics, best_epoch=best_epoch,
+            epochs=trainer.current_epoch, params_count=n_params,
+            checkpoint=mlflow.get_artifact_uri("checkpoints/best.ckpt"),
+            mlflow_seconds=epoch_logger.seconds, fit_seconds=fit_seconds,
+        )
+
+
+def _evaluate_val(model: DirectionClassifier, dm: TierDataModule, seed: int) -> dict[str, float]:
+    labels = dm.labels("val")
+    probs = predict_probs(model, dm.val_dataloader())
+    metrics, scores = evaluate_split(
+        "val", labels, probs, train_labels=dm.labels("train"),
+        train_volatility=dm.volatility("train"), volatility=dm.volatility("val"), seed=seed,
+    )
+    mlflow.log_figure(roc_figure(labels, scores, "validation ROC"), "plots/val_roc.png")
+    mlflow.log_figure(calibration_figure(labels, probs, "validation calibration"), "plots/val_calibration.png")
+    return {(f"best/{k}" if k.startswith("val/") else k): v for k, v in metrics.items()}
