@@ -1,0 +1,151 @@
+"""Training throughput, every figure measured in this one run:
+
+1. DirectionClassifier in Lightning vs a bare PyTorch loop: same network, same windows, same steps.
+2. vs neuralforecast's own `fit` of the same-size iTransformer forecaster on the same feature series.
+3. share of a `train(cfg)` run's wall time spent in MLflow logging (temp sqlite store).
+4. samples/s of each architecture at a20/L=80 and a200/L=220, without and with `feature_proj=32`.
+
+    python -m bench.train_throughput [--steps 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import tempfile
+import time
+import warnings
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytorch_lightning as pl
+import torch
+
+from models.registry import available
+from training.config import RunConfig
+from training.train import build_datamodule, build_model, train
+
+warnings.filterwarnings("ignore")
+logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
+QUIET = dict(logger=False, enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+             accelerator="cpu", devices=1, num_sanity_val_steps=0, limit_val_batches=0)
+
+
+def batches(dm, steps: int) -> list:
+    out, it = [], iter(dm.train_dataloader())
+    while len(out) < steps:
+        try:
+            out.append(next(it))
+        except StopIteration:
+            it = iter(dm.train_dataloader())
+    return out
+
+
+def bare_loop(model, data: list) -> float:
+    """samples/s of the plain PyTorch loop the Lightning loop replaces (AdamW, clipping, the same loss)."""
+    opt = model.configure_optimizers()
+    model.train()
+    start = time.perf_counter()
+    for x, y in data:
+        loss = model.loss(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+    return sum(len(y) for _, y in data) / (time.perf_counter() - start)
+
+
+def lightning_loop(model, dm, steps: int, batch_size: int) -> float:
+    trainer = pl.Trainer(max_steps=steps, gradient_clip_val=1.0, **QUIET)
+    start = time.perf_counter()
+    trainer.fit(model, train_dataloaders=dm.train_dataloader())
+    return steps * batch_size / (time.perf_counter() - start)
+
+
+def neuralforecast_fit(cfg: RunConfig, dm, steps: int) -> float:
+    """windows/s of neuralforecast's own iTransformer.fit: the F train-split features as F series."""
+    from neuralforecast import NeuralForecast
+    from neuralforecast.models import iTransformer
+
+    frame = dm.frame()
+    frame = frame[frame["split"] == "train"][dm.feature_names]
+    long = frame.reset_index(names="ds").melt(id_vars="ds", var_name="unique_id", value_name="y")
+    m = cfg.model
+    forecaster = iTransformer(
+        h=1, input_size=cfg.data.input_size, n_series=dm.n_features, hidden_size=m.hidden_size,
+        n_heads=m.n_heads, e_layers=m.n_layers, d_ff=m.ff_mult * m.hidden_size, dropout=m.dropout,
+        max_steps=steps, batch_size=dm.n_features, windows_batch_size=cfg.data.batch_size,
+        val_check_steps=10**6, scaler_type="identity", **QUIET,
+    )
+    nf = NeuralForecast(models=[forecaster], freq="B")
+    start = time.perf_counter()
+    nf.fit(long)
+    return steps * cfg.data.batch_size / (time.perf_counter() - start)
+
+
+def section_loops(steps: int) -> None:
+    cfg = RunConfig.for_model("itransformer").override({"data.input_size": 80, "train.accelerator": "cpu"})
+    dm = build_datamodule(cfg)
+    data = batches(dm, steps)
+    torch.manual_seed(0)
+    bare = bare_loop(build_model(cfg, dm.n_features), data)
+    torch.manual_seed(0)
+    light = lightning_loop(build_model(cfg, dm.n_features), dm, steps, cfg.data.batch_size)
+    nf = neuralforecast_fit(cfg, dm, steps)
+    print(f"\n## itransformer a20 L=80, batch {cfg.data.batch_size}, {steps} steps (samples/s)")
+    print(f"bare PyTorch loop        {bare:8.0f}")
+    print(f"Lightning (ours)         {light:8.0f}   ratio ours/bare {light / bare:.2f}")
+    print(f"neuralforecast fit       {nf:8.0f}   ratio ours/neuralforecast {light / nf:.2f}")
+
+
+def section_mlflow() -> None:
+    cfg = RunConfig.for_model("itransformer").override({
+        "data.input_size": 80, "train.max_epochs": 3, "train.patience": 10, "train.accelerator": "cpu"})
+    with tempfile.TemporaryDirectory() as tmp:
+        mlflow.set_tracking_uri(f"sqlite:///{tmp}/mlflow.db")
+        cwd = os.getcwd()
+        os.chdir(tmp)
+        try:
+            start = time.perf_counter()
+            result = train(cfg, progress=False)
+            wall = time.perf_counter() - start
+        finally:
+            os.chdir(cwd)
+    print(f"\n## MLflow share of one train() run ({result.epochs} epochs, itransformer a20 L=80)")
+    print(f"wall {wall:.1f} s, fit {result.fit_seconds:.1f} s, per-epoch MLflow logging "
+          f"{result.mlflow_seconds * 1000:.0f} ms = {result.mlflow_seconds / wall:.2%} of wall; "
+          f"everything outside fit (data, params, eval, plots, artifacts) {1 - result.fit_seconds / wall:.1%}")
+
+
+def section_architectures(steps: int) -> None:
+    print(f"\n## samples/s per architecture (Lightning loop, batch 32, {steps} steps)")
+    print(f"{'model':14s} {'tier':5s} {'L':>4s} {'proj':>5s} {'params':>10s} {'samples/s':>10s}")
+    for tier, length in (("a20", 80), ("a200", 220)):
+        for name in available():
+            for proj in (0, 32):
+                cfg = RunConfig.for_model(name).override({
+                    "data.tier": tier, "data.input_size": length, "data.batch_size": 32,
+                    "model.feature_proj": proj, "train.accelerator": "cpu"})
+                dm = build_datamodule(cfg)
+                model = build_model(cfg, dm.n_features)
+                n = steps if (name, tier, proj) != ("patchtst", "a200", 0) else 3  # ~2 samples/s
+                rate = lightning_loop(model, dm, n, 32)
+                count = sum(p.numel() for p in model.parameters())
+                print(f"{name:14s} {tier:5s} {length:4d} {proj:5d} {count:10,d} {rate:10.0f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=40)
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, numpy {np.__version__}, "
+          f"pandas {pd.__version__}")
+    section_loops(args.steps)
+    section_mlflow()
+    section_architectures(max(args.steps // 4, 5))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,182 @@
+"""The whole data pipeline without Lightning or torch (so the CLI starts fast): source -> tier features ->
+labels -> splits -> train-only scaling, as `Prepared` arrays plus the summary and export the CLI shows.
+
+Split boundaries are computed over the labelled rows of the input (every OHLCV or table row but the last
+`horizon`), before the features' warm-up is dropped: val and test hold the same dates for every tier and
+context length, so their metrics compare. The warm-up and the first L-1 rows (context only, no sample
+ends there) come out of the start of train.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from datamodules import sources, tiers
+from datamodules.features import realized_vol
+from datamodules.labels import check_target, make_labels
+from datamodules.sources import DataError
+from datamodules.splits import PURGED, STAGES, Scaler, check_fractions, chronological_splits
+
+VOLATILITY_WINDOWS = (5, 20)
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    tier: str = "a20"
+    path: str | None = None  # None: the embedded S&P 500
+    input_size: int = 80
+    horizon: int = 1
+    threshold: float = 0.01
+    train_frac: float = 0.70
+    val_frac: float = 0.15
+    test_frac: float = 0.15
+    embargo: int = 5
+    cache_dir: str | None = None  # None: $DIRECTION_CACHE_DIR, else ./.cache/features
+
+    def check(self) -> None:
+        tiers.check_tier(self.tier)
+        if self.tier == tiers.FILE_TIER and self.path is None:
+            raise DataError("tier 'file' needs a processed feature table: pass --data PATH")
+        check_target(self.horizon, self.threshold)
+        check_fractions(self.train_frac, self.val_frac, self.test_frac)
+        for name in ("input_size", "embargo"):
+            value, low = getattr(self, name), 1 if name == "input_size" else 0
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+                raise DataError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
+@dataclass
+class Prepared:
+    settings: DataSettings
+    source: str  # the file read (for the embedded data: the file `arch` ships)
+    source_rows: int
+    source_dates: tuple[str, str]
+    feature_names: list[str]
+    index: pd.DatetimeIndex  # one per row below: past the warm-up, labelled
+    features: np.ndarray  # [N, F] float64, unscaled
+    x: np.ndarray  # [N, F] float32, scaled with train statistics
+    y: np.ndarray  # [N] float32, 0/1
+    split: np.ndarray  # [N] 'train' | 'val' | 'test' | 'purged'
+    ends: dict[str, np.ndarray]  # per stage: the rows where its samples end (dataset order)
+    volatility_rows: np.ndarray  # [N, 2] float64: realized vol 5d, 20d of the source Close
+    scaler: Scaler
+    warmup: int
+    data_fingerprint: str
+    fingerprint: str
+    cache: str  # 'hit', 'miss' or 'none' (tier file)
+
+    def date_range(self, stage: str) -> tuple[str, str]:
+        dates = self.dates(stage)
+        return str(dates[0].date()), str(dates[-1].date())
+
+    def dates(self, stage: str) -> pd.DatetimeIndex:
+        return self.index[self._ends(stage)]
+
+    def labels(self, stage: str) -> np.ndarray:
+        return self.y[self._ends(stage)]
+
+    def volatility(self, stage: str) -> np.ndarray:
+        return self.volatility_rows[self._ends(stage)]
+
+    def _ends(self, stage: str) -> np.ndarray:
+        if stage not in self.ends:
+            raise ValueError(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
+        return self.ends[stage]
+
+    def summary(self) -> dict[str, object]:
+        s = self.settings
+        out: dict[str, object] = {
+            "source": self.source,
+            "tier": s.tier,
+            "rows": self.source_rows,
+            "date_range": " .. ".join(self.source_dates),
+            "features": len(self.feature_names),
+            "warmup_rows_dropped": self.warmup,
+            "unlabelled_rows_dropped": s.horizon,
+            "horizon": s.horizon,
+            "threshold": s.threshold,
+            "input_size": s.input_size,
+            "embargo": s.embargo,
+            "rows_used": len(self.index),
+            "rows_purged": int((self.split == PURGED).sum()),
+        }
+        for stage in STAGES:
+            labels = self.labels(stage)
+            out[f"{stage}.rows"] = int((self.split == stage).sum())
+            out[f"{stage}.samples"] = len(labels)
+            out[f"{stage}.positive_rate"] = round(float(labels.mean()), 4)
+            out[f"{stage}.date_range"] = " .. ".join(self.date_range(stage))
+        out |= {"feature_cache": self.cache, "data_fingerprint": self.data_fingerprint,
+                "fingerprint": self.fingerprint}
+        return out
+
+    def frame(self) -> pd.DataFrame:
+        """Unscaled features, label (0/1) and split of every row past the warm-up that has a label."""
+        out = pd.DataFrame(self.features, index=self.index, columns=self.feature_names)
+        return out.assign(label=self.y.astype(np.int8), split=self.split.astype(str))
+
+
+def prepare(settings: DataSettings) -> Prepared:
+    """Run the pipeline; every problem with the input or the settings raises `DataError`."""
+    settings.check()
+    s = settings
+    build = None
+    if s.tier == tiers.FILE_TIER:
+        source = Path(s.path)
+        table = sources.load_feature_table(source)
+        all_features, high, close = table.features, table.high, table.close
+        tier_fingerprint = hashlib.sha256("\x1f".join(all_features.columns).encode()).hexdigest()
+    else:
+        source = Path(s.path) if s.path is not None else sources.embedded_path()
+        ohlcv = sources.load_ohlcv(source)
+        high, close = ohlcv["High"].to_numpy(), ohlcv["Close"].to_numpy()
+        build = tiers.build_tier(ohlcv, s.tier, s.cache_dir, save=False)
+        all_features, tier_fingerprint = build.features, tiers.tier_fingerprint(s.tier)
+    data_fingerprint = sources.fingerprint(table.features if build is None else ohlcv)
+
+    feature_frame, warmup = tiers.drop_warmup(all_features)
+    labels = make_labels(high, close, s.horizon, s.threshold)
+    splits = chronological_splits(len(labels), s.horizon, s.embargo, s.train_frac, s.val_frac, s.test_frac)
+    n = len(labels) - warmup  # rows past the warm-up that have a label
+    split = splits.assignment()[warmup:]
+    rows = np.arange(max(n, 0))
+    ends = {stage: rows[(split == stage) & (rows >= s.input_size - 1)] for stage in STAGES}
+    if any(len(e) == 0 for e in ends.values()):
+        raise DataError(
+            f"too few rows for tier {s.tier} with input size {s.input_size}: {len(close)} rows leave "
+            f"{', '.join(f'{len(e)} {stage}' for stage, e in ends.items())} samples; needed: warm-up "
+            f"({warmup}) + context ({s.input_size}) + horizon ({s.horizon}) + 2 purge gaps "
+            f"({s.horizon + s.embargo} each) + three non-empty splits"
+        )
+
+    values = feature_frame.to_numpy(dtype=np.float64)[:n]
+    scaler = Scaler.fit(values[split == "train"])
+    # realized vol from the first row on (shorter windows at the start); row 0 has no return: 0
+    volatility = np.column_stack([realized_vol(close, w, min_periods=1) for w in VOLATILITY_WINDOWS])
+    target = f"{s.horizon}:{s.threshold}:{s.train_frac}:{s.val_frac}:{s.test_frac}:{s.embargo}"
+    if build is not None:
+        build.save()
+    return Prepared(
+        settings=s,
+        source=str(source),
+        source_rows=len(close),
+        source_dates=(str(all_features.index[0].date()), str(all_features.index[-1].date())),
+        feature_names=[str(c) for c in feature_frame.columns],
+        index=feature_frame.index[:n],
+        features=values,
+        x=scaler.transform(values),
+        y=labels.y[warmup:].astype(np.float32),
+        split=split,
+        ends=ends,
+        volatility_rows=np.nan_to_num(volatility[warmup : warmup + n], nan=0.0),
+        scaler=scaler,
+        warmup=warmup,
+        data_fingerprint=data_fingerprint,
+        fingerprint=hashlib.sha256(f"{data_fingerprint}:{tier_fingerprint}:{target}".encode()).hexdigest(),
+        cache="none" if build is None else ("hit" if build.from_cache else "miss"),
+    )
