@@ -3,7 +3,8 @@
 import pytest
 from mlflow.tracking import MlflowClient
 
-from training.cli import add_run_arguments, config_from_args
+from training.__main__ import main
+from training.cli import add_run_arguments, config_from_args, run_main
 from training.config import ConfigError
 from training.train import train
 
@@ -27,18 +28,26 @@ def parse(*argv):
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--model", "transformerx"], "unknown model 'transformerx'; known: informer, itransformer, patchtst, timexer"),
+    (["--model", "transformerx"], "unknown model 'transformerx'"),
     (["--model", "itransformer", "--set", "model.hidden_size=30", "--set", "model.n_heads=4"], "divisible"),
     (["--model", "patchtst", "--input-size", "8", "--set", "model.patch_len=16"], "patch"),
     (["--model", "patchtst", "--use-best-from", "missing/config.json"], "config file not found"),
     (["--model", "patchtst", "--input-size", "abc"], "data.input_size: cannot read 'abc' as int"),
 ])
-def test_bad_input_is_one_line_and_no_run(run_cli, args, message):
-    proc = run_cli("training", *TINY, *args)
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], proc.stderr
+def test_bad_input_is_one_line_and_no_run(capsys, args, message):
+    with pytest.raises(SystemExit) as exit_:
+        run_main(main, [*TINY, *args])
+    assert exit_.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
     assert "RUNNING" not in runs_by_status()
+
+
+def test_bad_input_from_a_fresh_process_prints_only_one_line(run_cli):
+    proc = run_cli("training", *TINY, "--model", "transformerx")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "error: unknown model 'transformerx'; known: informer, itransformer, patchtst, timexer"]
 
 
 def test_non_finite_loss_fails_the_run(run_cli):

@@ -8,11 +8,11 @@ from training.cli import add_run_arguments, config_from_args, run_main
 from training.train import train
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
     add_run_arguments(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     result = train(config_from_args(args), progress=not args.quiet)
     best = {k: v for k, v in result.metrics.items() if k.endswith("auroc") or "auroc_vs" in k}
     print(f"run {result.run_id}: best epoch {result.best_epoch} of {result.epochs}, "

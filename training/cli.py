@@ -60,10 +60,10 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     return base.override(overrides)
 
 
-def run_main(main: Callable[[], object]) -> None:
+def run_main(main: Callable[..., object], *args) -> None:
     """Run a command: bad input is one `error:` line on stderr and exit status 2, no traceback."""
     try:
-        main()
+        main(*args)
     except (DataError, ConfigError, ValueError, NonFiniteLossError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
