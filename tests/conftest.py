@@ -1,5 +1,7 @@
 """Fast-CPU fixtures. Every test gets its own MLflow sqlite store and feature cache: never the user's."""
 
+from pathlib import Path
+
 import pytest
 
 
@@ -16,3 +18,36 @@ def isolated_stores(tmp_path, monkeypatch):
     while mlflow.active_run():
         mlflow.end_run("FAILED")
     mlflow.set_tracking_uri(None)
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def run_cli(tmp_path):
+    """Run `python -m MODULE ARGS...` as a user would, from the temp dir, with the repo importable."""
+    import os
+    import subprocess
+    import sys
+
+    def run(module, *args, timeout=600):
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        return subprocess.run(
+            [sys.executable, "-m", module, *map(str, args)],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout,
+        )
+
+    return run
+
+
+@pytest.fixture
+def tiny_config():
+    """A run that trains in seconds on 2 CPU cores: embedded a20 data, short context, tiny network."""
+    from training.config import RunConfig
+
+    return RunConfig().override({
+        "data.tier": "a20", "data.input_size": 16, "data.batch_size": 256,
+        "model.name": "itransformer", "model.hidden_size": 16, "model.n_layers": 1, "model.n_heads": 2,
+        "model.patch_len": 4, "model.stride": 4,
+        "train.max_epochs": 2, "train.patience": 2, "train.accelerator": "cpu",
+    })
