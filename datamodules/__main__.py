@@ -26,9 +26,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     d = DataSettings()
     p = _Parser(prog="python -m datamodules", description=__doc__.splitlines()[0])
     p.add_argument("--data-tier", default=d.tier, help=f"one of {', '.join(tiers.KNOWN_TIERS)} (default a20)")
-    p.add_argument("--data", default=None, metavar="PATH",
+    p.add_argument("--data", default=None, metavar="PATH", type=lambda text: text or None,
                    help="CSV/parquet OHLCV (or a processed feature table with --data-tier file); "
-                        "default: the embedded S&P 500 daily data, 1999-2018")
+                        "default (or empty): the embedded S&P 500 daily data, 1999-2018")
     p.add_argument("--horizon", type=int, default=d.horizon)
     p.add_argument("--threshold", type=float, default=d.threshold)
     p.add_argument("--input-size", type=int, default=d.input_size, help="context length L")

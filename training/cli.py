@@ -32,6 +32,13 @@ FLAGS = {
 }
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse that reports bad flags as one `error:` line (via `run_main`) instead of usage + message."""
+
+    def error(self, message: str) -> None:
+        raise ConfigError(message)
+
+
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     for flag, key in FLAGS.items():
         parser.add_argument(flag, default=None, help=f"sets {key}")

@@ -19,6 +19,13 @@ from training.config import RunConfig
 EXPERIMENT = os.environ.get("MLFLOW_EXPERIMENT_NAME", "direction")
 
 
+def set_experiment() -> None:
+    """Our experiment, unless `mlflow run` handed this process its run (MLFLOW_RUN_ID): the first
+    `start_run` then resumes that run, in the experiment `mlflow run` chose."""
+    if "MLFLOW_RUN_ID" not in os.environ:
+        mlflow.set_experiment(EXPERIMENT)
+
+
 @contextlib.contextmanager
 def run_context(
     cfg: RunConfig, *, kind: str, run_name: str | None = None, tags: dict | None = None,
@@ -34,7 +41,7 @@ def run_context(
         mlflow.set_tags(tags or {})
         yield active
         return
-    mlflow.set_experiment(EXPERIMENT)
+    set_experiment()
     run = mlflow.start_run(
         run_name=run_name, nested=parent_run_id is not None or active is not None,
         parent_run_id=parent_run_id, tags={"kind": kind, **(tags or {})},
