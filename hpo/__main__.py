@@ -1,0 +1,125 @@
+"""`python -m hpo --model NAME --data-tier TIER --trials N ...`: a budget-aware Optuna study whose trials
+are nested MLflow runs under one study run. Rerunning the same command resumes the study; several
+processes running it at once share the work."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+
+import mlflow
+import optuna
+
+from hpo.budgets import DEFAULT_BUDGETS, parse_budgets
+from hpo.convergence import Convergence
+from hpo.dry_run import n_features_of, report
+from hpo.storage import DEFAULT_STORAGE
+from hpo.study import StudySettings, run_study
+from training.cli import Parser, add_run_arguments, config_from_args, run_main
+from training.train import build_datamodule
+
+DEFAULT_TRIALS = 50
+# `--demo`: a small study on the embedded data that finishes in minutes on 2 CPU cores (flags given win)
+DEMO = {"data_tier": "a20", "model": "itransformer", "input_size": 32, "batch_size": 256, "max_epochs": 4,
+        "accelerator": "cpu", "budgets": "20k,50k", "trials": 16, "forced_extremes": True,
+        "study_name": "demo"}
+
+
+def _truthy(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("", "false", "0", "no"):
+        return False
+    if value in ("true", "1", "yes"):
+        return True
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")  # Parser: one `error:` line
+
+
+def _optional(kind):
+    """A value where "" (MLproject's "not given") means None."""
+    def parse(text: str):
+        return None if text.strip() == "" else kind(text)
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="python -m hpo", description=__doc__)
+    add_run_arguments(parser)
+    study = parser.add_argument_group("study")
+    flag = {"nargs": "?", "const": True, "default": False, "type": _truthy}  # `--x`, or `--x true|false`
+    study.add_argument("--trials", type=_optional(int), default=None,
+                       help=f"trials the study holds when done (default {DEFAULT_TRIALS}); a rerun runs the rest")
+    study.add_argument("--budgets", type=_optional(str), default=None,
+                       help=f"parameter budgets, e.g. 750k,2M,20M (default {','.join(DEFAULT_BUDGETS)}; "
+                            "200M only when listed)")
+    study.add_argument("--param-budget", type=_optional(str), default=None, help="search one budget only, e.g. 2M")
+    study.add_argument("--forced-extremes", **flag,
+                       help="first run budgets x styles x {strong, weak} regularisation (18 configs by default)")
+    study.add_argument("--early-stop-patience", type=_optional(int), default=None,
+                       help="stop when the best val AUROC has not improved over this many completed trials")
+    study.add_argument("--early-stop-threshold", type=_optional(float), default=None,
+                       help="the improvement that counts (default 0: any)")
+    study.add_argument("--supplementary", **flag,
+                       help="phase 2: TPE on the two best budgets of the phase-1 study (--study-name names phase 1)")
+    study.add_argument("--no-pruning", **flag, help="run every trial to its end (median pruning by default)")
+    study.add_argument("--storage", type=_optional(str), default=None,
+                       help=f"Optuna storage: a journal file path (default ./{DEFAULT_STORAGE}) or an RDB URL")
+    study.add_argument("--study-name", type=_optional(str), default=None,
+                       help="default: MODEL-TIER-LINPUT_SIZE (plus -BUDGET with --param-budget)")
+    study.add_argument("--dry-run", **flag, help="print the forced configs and the search space; write nothing")
+    study.add_argument("--demo", **flag, help="a small study on the embedded data (minutes on 2 CPU cores)")
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace) -> StudySettings:
+    if args.demo:
+        for key, value in DEMO.items():
+            if getattr(args, key) in (None, False):
+                setattr(args, key, value)
+    cfg = config_from_args(args)
+    if args.param_budget and args.budgets:
+        raise ValueError("give either --param-budget (one budget) or --budgets (several), not both")
+    budgets = parse_budgets(args.param_budget or args.budgets or ",".join(DEFAULT_BUDGETS))
+    if args.early_stop_threshold is not None and args.early_stop_patience is None:
+        raise ValueError("--early-stop-threshold needs --early-stop-patience")
+    convergence = (Convergence(args.early_stop_patience, args.early_stop_threshold or 0.0)
+                   if args.early_stop_patience is not None else None)
+    name = args.study_name or f"{cfg.model.name}-{cfg.data.tier}-L{cfg.data.input_size}" + (
+        f"-{budgets[0]}" if args.param_budget else "")
+    return StudySettings(
+        base=cfg, study_name=name, trials=DEFAULT_TRIALS if args.trials is None else args.trials, budgets=budgets,
+        pinned=frozenset(item.partition("=")[0].strip() for item in args.set),
+        forced_extremes=args.forced_extremes, transfer=args.use_best_from or None, convergence=convergence,
+        pruning=not args.no_pruning, storage=args.storage, supplementary=args.supplementary,
+    )
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM ends like Ctrl-C: the trial FAIL, its run KILLED, the parent closed
+
+
+def main(argv: list[str] | None = None) -> None:
+    signal.signal(signal.SIGTERM, _interrupt)
+    args = build_parser().parse_args(argv)
+    settings = settings_from_args(args)
+    if args.dry_run:
+        print(report(settings, n_features_of(settings.base)))
+        return
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    n_features = build_datamodule(settings.base).n_features  # bad data fails here, before anything is written
+    outcome = run_study(settings, n_features)
+    print(f"study {outcome.study_name!r}: {outcome.stop_reason}; {outcome.ran} trials run now; "
+          + ", ".join(f"{n} {s}" for s, n in outcome.counts.items()))
+    if outcome.best is not None:
+        b = outcome.best
+        print(f"best: trial {b.number}, val/auroc {b.value:.4f}, run {b.user_attrs.get('mlflow_run_id')}, "
+              f"params {b.params}")
+    print(f"MLflow: parent run {outcome.parent_run_id} (tag kind=study) in experiment "
+          f"{mlflow.get_experiment(mlflow.get_run(outcome.parent_run_id).info.experiment_id).name!r}; "
+          f"tracking URI {mlflow.get_tracking_uri()}")
+    print(f"browse with `mlflow ui --backend-store-uri {mlflow.get_tracking_uri()}`; "
+          f"the study is in {outcome.storage} (rerun the command to resume it)")
+
+
+if __name__ == "__main__":
+    run_main(main)

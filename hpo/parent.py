@@ -1,0 +1,159 @@
+"""The study's MLflow parent run (tag `kind=study`): created once per study, its id kept as a study user
+attribute so that every session and worker nests its trials under it; a per-trial summary (one batched
+call) and, at the end of a session, the plots and the best config."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import Counter
+
+import mlflow
+import optuna
+from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global figure state
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
+
+from hpo.budgets import parse_budget
+from training.config import RunConfig
+from training.tracking import EXPERIMENT
+
+PARENT_ATTR = "mlflow_parent_run_id"
+
+
+def launcher_run() -> str | None:
+    """The run `mlflow run` created for this process (MLFLOW_RUN_ID), taken out of the environment so that
+    a trial's `start_run` does not resume it."""
+    return os.environ.pop("MLFLOW_RUN_ID", None)
+
+
+def experiment_of(run_id: str) -> str:
+    return MlflowClient().get_run(run_id).info.experiment_id
+
+
+def create_parent(name: str, tags: dict[str, str], params: dict[str, object], adopt: str | None = None) -> str:
+    """A new run of kind `study`; `adopt`: make this run (`mlflow run`'s) the parent instead."""
+    client = MlflowClient()
+    run_id = adopt or client.create_run(mlflow.set_experiment(EXPERIMENT).experiment_id).info.run_id
+    client.update_run(run_id, name=name)
+    client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()],
+                     tags=[RunTag(k, v) for k, v in {"kind": "study", **tags}.items()])
+    return run_id
+
+
+def mark_session(run_id: str, parent_id: str, study_name: str) -> None:
+    """`mlflow run`'s run of a session that resumed or joined a study: a pointer nested under its parent."""
+    MlflowClient().log_batch(run_id, tags=[RunTag(k, v) for k, v in {
+        "kind": "study-session", "study_name": study_name, "mlflow.parentRunId": parent_id,
+        "mlflow.note.content": f"A session of study `{study_name}`: its trials are nested under run {parent_id}.",
+    }.items()])
+
+
+def reopen(run_id: str) -> None:
+    MlflowClient().update_run(run_id, status="RUNNING")
+
+
+def close(run_id: str, study: optuna.Study, status: str) -> None:
+    """End the parent unless another worker still runs a trial (the last one out ends it)."""
+    if not study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        MlflowClient().set_terminated(run_id, status)
+
+
+def summarise(run_id: str, study: optuna.Study) -> None:
+    """Counts by state, the best value and params, the best per budget: one batched call, step = trials."""
+    trials = study.get_trials(deepcopy=False)
+    counts = Counter(t.state for t in trials)
+    step, now = sum(counts[s] for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)), int(time.time() * 1000)
+    metrics = {f"trials/{s.name.lower()}": counts[s] for s in
+               (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING, TrialState.WAITING)}
+    tags = {}
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    if complete:
+        best = study.best_trial
+        metrics["best/val/auroc"] = best.value
+        metrics |= {f"best_by_budget/{b}": v for b, v in best_by_budget(complete).items()}
+        tags = {"best_trial": str(best.number), "best_run_id": best.user_attrs.get("mlflow_run_id", ""),
+                "best_params": json.dumps(best.params, sort_keys=True),
+                **{f"best.{k}": str(v) for k, v in best.params.items()}}
+    MlflowClient().log_batch(
+        run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()],
+        tags=[RunTag(k, v) for k, v in tags.items()],
+    )
+
+
+def best_by_budget(complete: list[optuna.trial.FrozenTrial]) -> dict[str, float]:
+    best: dict[str, float] = {}
+    for t in complete:
+        budget = t.params.get("budget")
+        if budget is not None:
+            best[budget] = max(best.get(budget, float("-inf")), t.value)
+    return best
+
+
+def log_report(run_id: str, study: optuna.Study) -> None:
+    """Plots (optimisation history, parameter importances, best val AUROC per budget) and the best trial's
+    config as `best_config.json` (usable with `--use-best-from`)."""
+    client = MlflowClient()
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not complete:
+        return
+    for name, figure in (("optimization_history", _history(study)), ("param_importances", _importances(study, len(complete))),
+                         ("best_val_auroc_per_budget", _per_budget(complete))):
+        if figure is not None:
+            client.log_figure(run_id, figure, f"plots/{name}.png")
+    best_run = study.best_trial.user_attrs.get("mlflow_run_id")
+    if best_run:
+        config = RunConfig.from_params(client.get_run(best_run).data.params)
+        client.log_text(run_id, config.to_json(), "best_config.json")
+
+
+def _history(study: optuna.Study):
+    done = sorted((t for t in study.get_trials(deepcopy=False) if t.state.is_finished()), key=lambda t: t.number)
+    xs = [t.number for t in done if t.state == TrialState.COMPLETE]
+    ys = [t.value for t in done if t.state == TrialState.COMPLETE]
+    fig = Figure(figsize=(7, 4), layout="constrained")
+    ax = fig.subplots()
+    ax.scatter(xs, ys, s=14, label="complete")
+    pruned = [(t.number, t.value) for t in done if t.state == TrialState.PRUNED and t.value is not None]
+    if pruned:
+        ax.scatter(*zip(*pruned, strict=True), s=14, marker="x", color="grey", label="pruned (last report)")
+    best, running = [], float("-inf")
+    for y in ys:
+        running = max(running, y)
+        best.append(running)
+    ax.step(xs, best, where="post", color="C3", label="best so far")
+    ax.set(xlabel="trial", ylabel="val AUROC", title=f"{study.study_name}: optimisation history")
+    ax.legend()
+    return fig
+
+
+def _importances(study: optuna.Study, n_complete: int):
+    if n_complete < 2:
+        return None
+    try:
+        importances = optuna.importance.get_param_importances(study)
+    except (ValueError, RuntimeError):  # too few trials, or a search space with one point
+        return None
+    if not importances:
+        return None
+    names = list(importances)[::-1]
+    fig = Figure(figsize=(7, 0.4 * len(names) + 1.2), layout="constrained")
+    ax = fig.subplots()
+    ax.barh(names, [importances[n] for n in names])
+    ax.set(xlabel="importance (optuna.importance default evaluator)", title=f"{study.study_name}: parameter importances")
+    return fig
+
+
+def _per_budget(complete: list[optuna.trial.FrozenTrial]):
+    best = best_by_budget(complete)
+    if not best:
+        return None
+    fig = Figure(figsize=(6, 4), layout="constrained")
+    ax = fig.subplots()
+    budgets = sorted(best, key=parse_budget)
+    ax.bar(budgets, [best[b] for b in budgets])
+    ax.set(xlabel="parameter budget", ylabel="best val AUROC", title="best val AUROC per budget",
+           ylim=(min(best.values()) - 0.02, max(best.values()) + 0.02))
+    return fig

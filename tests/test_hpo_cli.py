@@ -1,0 +1,157 @@
+"""`python -m hpo` as users run it: bad input, dry run, SIGKILL and resume, two workers on one study."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+from optuna.distributions import CategoricalDistribution
+from optuna.storages.journal import JournalFileBackend, JournalStorage
+from optuna.trial import TrialState, create_trial
+
+from tests.conftest import REPO
+
+TINY = ["--model", "itransformer", "--data-tier", "a20", "--input-size", "16", "--batch-size", "256",
+        "--max-epochs", "2", "--accelerator", "cpu"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread(monkeypatch):
+    """Several OpenMP threads per process on 2 shared cores make tiny networks ~50x slower."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+
+
+def all_runs():
+    client = MlflowClient()
+    return [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
+
+
+def journal(tmp_path):
+    return JournalStorage(JournalFileBackend(str(tmp_path / "optuna.journal")))
+
+
+def studies(tmp_path):
+    if not (tmp_path / "optuna.journal").exists():
+        return []
+    return [s.study_name for s in journal(tmp_path).get_all_studies()]
+
+
+def hpo_process(tmp_path, args):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen([sys.executable, "-m", "hpo", *args], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+BAD = {  # flags -> the error; each command runs in its own directory, all at once (each start costs ~10 s)
+    ("--budgets", "20k,2X"): "unknown budget '2X'",
+    ("--param-budget", "1k"): "budget 1k is too small for any itransformer shape",
+    ("--trials", "0"): "--trials must be >= 1",
+    ("--storage", "postgresql://me:secret@127.0.0.1:1/db"): "cannot open storage postgresql://me:***@127.0.0.1:1/db",
+    ("--supplementary",): "no study storage at optuna.journal",
+    ("--supplementary", "--study-name", "one-budget"): "needs completed trials in at least 2 budgets",
+}
+
+
+def test_bad_input_is_one_line_and_writes_nothing_and_dry_run_writes_nothing(tmp_path):
+    dirs = {args: tmp_path / f"bad{i}" for i, args in enumerate(BAD)}
+    for d in dirs.values():
+        d.mkdir()
+    one_budget = dirs["--supplementary", "--study-name", "one-budget"]
+    phase1 = optuna.create_study(storage=journal(one_budget), study_name="one-budget", direction="maximize")
+    dist = {"budget": CategoricalDistribution(["20k", "50k"])}
+    phase1.add_trial(create_trial(value=0.6, params={"budget": "20k"}, distributions=dist))
+    phase1.add_trial(create_trial(state=TrialState.FAIL, params={"budget": "50k"}, distributions=dist))
+    dry = tmp_path / "dry"
+    dry.mkdir()
+    procs = {args: hpo_process(d, [*TINY, "--trials", "2", *args]) for args, d in dirs.items()}
+    dry_run = hpo_process(dry, ["--model", "itransformer", "--data-tier", "a200", "--trials", "70",
+                                "--forced-extremes", "--dry-run"])
+
+    for args, proc in procs.items():
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 2, (args, err)
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and BAD[args] in lines[0], (args, err)
+        assert "secret" not in out + err
+        expected = ["one-budget"] if "one-budget" in args else []
+        assert studies(dirs[args]) == expected, args  # no study created
+    assert all_runs() == []  # no MLflow run, RUNNING or otherwise
+
+    out, err = dry_run.communicate(timeout=300)
+    assert dry_run.returncode == 0, err
+    forced = [line for line in out.splitlines() if " params  " in line]
+    assert len(forced) == 18 and "forced configs (18" in out
+    assert "200M" not in out and "1,984,321" in out  # 2M shallow-wide at 200 features, L80
+    assert "budget        categorical  750k, 2M, 20M" in out
+    assert list(dry.iterdir()) == [] and all_runs() == []
+
+
+def check_runs_match_trials(study):
+    """One parent; every started trial has exactly one nested run with its number; none left RUNNING."""
+    runs = all_runs()
+    (parent,) = [r for r in runs if r.data.tags["kind"] == "study"]
+    children = [r for r in runs if r.data.tags["kind"] == "trial"]
+    started = [t for t in study.trials if t.state != TrialState.WAITING]
+    assert sorted(int(r.data.tags["trial_number"]) for r in children) == [t.number for t in started]
+    assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in children)
+    assert "RUNNING" not in {r.info.status for r in runs}
+    assert [t.number for t in study.trials] == list(range(len(study.trials)))  # unique, none lost
+    return parent, {int(r.data.tags["trial_number"]): r for r in children}
+
+
+def test_sigkill_mid_trial_then_rerun_resumes(run_cli, tmp_path):
+    args = [*TINY, "--budgets", "20k,50k", "--forced-extremes", "--trials", "2"]
+    proc = hpo_process(tmp_path, args)
+    deadline = time.monotonic() + 300
+    while True:  # kill once a trial has completed and the next one runs inside its MLflow run
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"no running trial to kill: {proc.communicate()[1][-3000:]}")
+        trials = journal(tmp_path).get_all_trials(0) if studies(tmp_path) else []
+        running = [t for t in trials if t.state == TrialState.RUNNING and "mlflow_run_id" in t.user_attrs]
+        if running and any(t.state == TrialState.COMPLETE for t in trials):
+            break
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = {t.number: t.value for t in trials if t.state == TrialState.COMPLETE}
+    (killed,) = running
+    assert MlflowClient().get_run(killed.user_attrs["mlflow_run_id"]).info.status == "RUNNING"
+
+    rerun = run_cli("hpo", *args)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"trials {killed.number} were left RUNNING by a dead worker" in rerun.stdout
+    study = optuna.load_study(study_name="itransformer-a20-L16", storage=journal(tmp_path))
+    trials = study.trials
+    assert {n: trials[n].value for n in done_before} == done_before  # completed trials kept
+    assert trials[killed.number].state == TrialState.FAIL
+    assert "is gone" in trials[killed.number].user_attrs["failed_reason"]
+    assert len([t for t in trials if t.state == TrialState.COMPLETE]) == 2
+    forced = {str(sorted(t.system_attrs["fixed_params"].items())) for t in trials}
+    assert len(trials) == len(forced) == 12  # every forced config enqueued once, the killed one not again
+    parent, runs = check_runs_match_trials(study)
+    assert runs[killed.number].info.status == "FAILED"
+    assert runs[killed.number].data.tags["trial_state"] == "FAIL"
+    assert parent.info.status == "FINISHED"
+
+
+def test_two_workers_share_one_study(tmp_path):
+    args = [*TINY, "--budgets", "20k,50k", "--forced-extremes", "--trials", "3"]
+    workers = [hpo_process(tmp_path, args) for _ in range(2)]
+    for w in workers:
+        _, err = w.communicate(timeout=400)
+        assert w.returncode == 0, err
+    study = optuna.load_study(study_name="itransformer-a20-L16", storage=journal(tmp_path))
+    started = [t for t in study.trials if t.state != TrialState.WAITING]
+    # both check the study's size before each trial: at most one trial beyond it (a race, by design)
+    assert 3 <= len(started) <= 4 and all(t.state == TrialState.COMPLETE for t in started)
+    assert len(study.trials) == 12  # the forced configs were enqueued once, by the worker that created the study
+    params = [str(sorted(t.params.items())) for t in started]
+    assert len(set(params)) == len(params)
+    parent, runs = check_runs_match_trials(study)
+    assert parent.info.status == "FINISHED" and parent.data.metrics["trials/complete"] == len(started)
+    assert all(runs[t.number].data.params["params.count"] == str(t.user_attrs["params_count"]) for t in started)

@@ -1,0 +1,179 @@
+"""Studies run in-process on the embedded data with tiny budgets: real Optuna journal storage, real training,
+real MLflow (the temp sqlite store of conftest)."""
+
+import os
+
+import optuna
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+from optuna.distributions import CategoricalDistribution
+from optuna.trial import TrialState, create_trial
+
+from hpo import parent
+from hpo.convergence import Convergence
+from hpo.storage import open_storage, study_exists
+from hpo.study import StudySettings, run_study
+
+BUDGETS = ["20k", "50k"]
+F = 20  # features of tier a20
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Several OpenMP threads on 2 shared cores make tiny networks ~50x slower; tests use one."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+class PruneTrials(optuna.pruners.BasePruner):
+    """Prunes the given trial numbers at their first report: a deterministic pruner."""
+
+    def __init__(self, numbers):
+        self.numbers = set(numbers)
+
+    def prune(self, study, trial):
+        return trial.number in self.numbers
+
+
+def all_runs():
+    client = MlflowClient()
+    return [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
+
+
+def load(name):
+    return optuna.load_study(study_name=name, storage=open_storage(None)[0])
+
+
+def test_trials_nest_under_one_parent_with_states_tags_and_the_best(tiny_config):
+    # the transferred config (trial 0) has lr=1e30 and no gradient clipping: its loss turns non-finite
+    base = tiny_config.override({"train.lr": 1e30, "train.grad_clip": 0.0})
+    settings = StudySettings(base=base, study_name="s", trials=4, budgets=BUDGETS, transfer="bad.json")
+    out = run_study(settings, F, pruner=PruneTrials({2}))
+    study = load("s")
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE, TrialState.PRUNED,
+                                         TrialState.COMPLETE]
+    assert out.ran == 4 and out.stop_reason == "done: the study holds 4 trials"
+
+    runs = all_runs()
+    (study_run,) = [r for r in runs if r.data.tags["kind"] == "study"]
+    children = {int(r.data.tags["trial_number"]): r for r in runs if r.data.tags["kind"] == "trial"}
+    assert len(runs) == 5 and sorted(children) == [0, 1, 2, 3]
+    assert study_run.info.run_id == out.parent_run_id == study.user_attrs[parent.PARENT_ATTR]
+    assert study_run.info.status == "FINISHED"
+    client = MlflowClient()
+    for number, run in children.items():
+        tags, trial = run.data.tags, trials[number]
+        assert tags["mlflow.parentRunId"] == out.parent_run_id
+        assert tags["trial_state"] == {"COMPLETE": "COMPLETE", "PRUNED": "PRUNED", "FAIL": "FAIL"}[trial.state.name]
+        assert run.info.status == ("FAILED" if trial.state == TrialState.FAIL else "FINISHED")
+        assert trial.user_attrs["mlflow_run_id"] == run.info.run_id
+        if number == 0:
+            assert (tags["budget"], tags["style"], tags["forced"]) == ("none", "transferred", "false")
+            assert "non-finite" in tags["error"] and tags["transferred_from"] == "bad.json"
+            continue
+        assert tags["budget"] == trial.params["budget"] and tags["style"] == trial.params["style"]
+        assert tags["forced"] == "false"
+        # the params are the flattened RunConfig plus the exact count the budget solver promised
+        assert run.data.params["params.count"] == str(trial.user_attrs["params_count"])
+        assert int(run.data.params["params.count"]) <= 50_000
+        assert float(run.data.params["train.lr"]) == pytest.approx(trial.params["lr"])
+        epochs = [m.step for m in client.get_metric_history(run.info.run_id, "val/auroc")]
+        assert epochs == ([0] if number == 2 else [0, 1])  # the pruned trial stopped after its first epoch
+
+    best = study.best_trial
+    assert study_run.data.metrics["best/val/auroc"] == best.value == out.best.value
+    assert study_run.data.tags["best_trial"] == str(best.number)
+    assert study_run.data.tags["best_run_id"] == children[best.number].info.run_id
+    assert study_run.data.tags["best.budget"] == best.params["budget"]
+    assert study_run.data.metrics["trials/complete"] == 2
+    assert study_run.data.metrics["trials/pruned"] == 1 and study_run.data.metrics["trials/fail"] == 1
+    assert study_run.data.tags["storage"] == "optuna.journal" and study_run.data.tags["stop_reason"].startswith("done")
+    artifacts = {a.path for a in client.list_artifacts(out.parent_run_id, "plots")}
+    assert {"plots/optimization_history.png", "plots/best_val_auroc_per_budget.png"} <= artifacts
+    assert any(a.path == "best_config.json" for a in client.list_artifacts(out.parent_run_id))
+
+
+def test_resume_keeps_trials_enqueues_forced_once_and_stops_on_convergence(tiny_config):
+    settings = StudySettings(base=tiny_config, study_name="r", trials=2, budgets=BUDGETS, forced_extremes=True)
+    first = run_study(settings, F)
+    study = load("r")
+    assert [t.state for t in study.trials].count(TrialState.WAITING) == 10
+    kept = {t.number: t.value for t in study.trials if t.state == TrialState.COMPLETE}
+    assert sorted(kept) == [0, 1]
+
+    settings.trials = 3
+    second = run_study(settings, F)
+    assert second.parent_run_id == first.parent_run_id and second.ran == 1
+    trials = load("r").trials
+    assert len(trials) == 12  # 12 forced configs, enqueued once
+    assert {t.number: t.value for t in trials if t.number in kept} == kept
+    assert [t.state for t in trials[:3]] == [TrialState.COMPLETE] * 3
+    assert all(t.user_attrs["forced"] for t in trials)
+    params = [tuple(sorted(t.params.items())) for t in trials[:3]]
+    assert len(set(params)) == 3
+    assert [(p["budget"], p["style"], p["dropout"]) for p in (t.params for t in trials[:3])] == [
+        ("20k", "shallow-wide", 0.5), ("20k", "shallow-wide", 0.0), ("20k", "balanced", 0.5)]
+    runs = all_runs()
+    forced_tags = sorted(r.data.tags["forced"] for r in runs if r.data.tags["kind"] == "trial")
+    assert forced_tags == ["true"] * 3 and len(runs) == 4
+
+    # 2 completed trials after the best, none better by 0.5: converged before running anything
+    settings.trials, settings.convergence = 10, Convergence(patience=2, threshold=0.5)
+    third = run_study(settings, F)
+    assert third.ran == 0 and third.stop_reason.startswith("converged")
+    study_run = MlflowClient().get_run(first.parent_run_id)
+    assert study_run.data.tags["stop_reason"] == third.stop_reason and study_run.info.status == "FINISHED"
+
+    # phase 2 needs completed trials in two budgets: this study has them in one; nothing is written
+    with pytest.raises(ValueError, match="at least 2 budgets"):
+        run_study(StudySettings(base=tiny_config, study_name="r", trials=2, budgets=BUDGETS, supplementary=True), F)
+    assert not study_exists(open_storage(None)[0], "r-phase2") and len(all_runs()) == 4
+    with pytest.raises(ValueError, match="no phase-1 study 'other'"):
+        run_study(StudySettings(base=tiny_config, study_name="other", trials=2, budgets=BUDGETS, supplementary=True), F)
+
+
+def test_phase2_runs_tpe_on_the_two_best_budgets_and_links_phase1(tiny_config):
+    storage, _ = open_storage(None)
+    phase1 = optuna.create_study(storage=storage, study_name="p", direction="maximize")
+    dist = {"budget": CategoricalDistribution(["10k", "20k", "50k"])}
+    for budget, value in [("10k", 0.70), ("20k", 0.55), ("50k", 0.60), ("20k", 0.58)]:
+        phase1.add_trial(create_trial(value=value, params={"budget": budget}, distributions=dist))
+    phase1_run = parent.create_parent("p", {"phase": "1"}, {})
+    phase1.set_user_attr(parent.PARENT_ATTR, phase1_run)
+
+    settings = StudySettings(base=tiny_config, study_name="p", trials=1, budgets=["750k"], supplementary=True)
+    out = run_study(settings, F)
+    assert out.study_name == "p-phase2"
+    study = load("p-phase2")
+    assert study.user_attrs["definition"]["budgets"] == ["10k", "50k"]
+    (trial,) = study.trials
+    assert trial.state == TrialState.COMPLETE and trial.params["budget"] in ("10k", "50k")
+    run = MlflowClient().get_run(out.parent_run_id)
+    assert run.data.tags["kind"] == "study" and run.data.tags["phase"] == "2"
+    assert run.data.tags["phase1_run_id"] == phase1_run and run.data.tags["phase1_study"] == "p"
+    assert phase1_run in run.data.tags["mlflow.note.content"]
+
+
+def test_the_run_of_mlflow_run_becomes_the_parent_then_a_session_pointer(tiny_config, monkeypatch):
+    client = MlflowClient()
+    experiment = client.create_experiment("launched")  # `mlflow run` chooses the experiment
+    launcher = client.create_run(experiment).info.run_id
+    monkeypatch.setenv("MLFLOW_RUN_ID", launcher)
+    settings = StudySettings(base=tiny_config, study_name="m", trials=1, budgets=["20k"])
+    out = run_study(settings, F)
+    assert out.parent_run_id == launcher and "MLFLOW_RUN_ID" not in os.environ
+    run = client.get_run(launcher)
+    assert run.data.tags["kind"] == "study" and run.info.run_name == "m"
+
+    second = client.create_run(experiment).info.run_id
+    monkeypatch.setenv("MLFLOW_RUN_ID", second)
+    settings.trials = 2
+    assert run_study(settings, F).parent_run_id == launcher
+    tags = client.get_run(second).data.tags
+    assert tags["kind"] == "study-session" and tags["mlflow.parentRunId"] == launcher
+    trials = client.search_runs([experiment], "tags.kind = 'trial'")
+    assert len(trials) == 2 and {r.data.tags["mlflow.parentRunId"] for r in trials} == {launcher}
