@@ -26,7 +26,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 HEARTBEAT_S = 60.0
 GRACE_S = 600.0
-FAILED_REASON = "failed_reason"  # trial user attr set on trials failed here (they do not count as trials run)
+FAILED_REASON = "failed_reason"  # on trials whose worker died or was interrupted: they do not count as run
 
 
 @dataclass(frozen=True)

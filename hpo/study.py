@@ -140,8 +140,7 @@ def _open(settings: StudySettings, n_features: int, pruner: optuna.pruners.BaseP
     definition = {"model": base.model.name, "tier": base.data.tier, "input_size": base.data.input_size,
                   "budgets": budgets, "phase": 2 if settings.supplementary else 1}
 
-    pruner = pruner or (optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=3) if settings.pruning
-                        else optuna.pruners.NopPruner())
+    pruner = pruner or (_median_pruner(base.train.max_epochs) if settings.pruning else optuna.pruners.NopPruner())
     study, created = _create_or_load(storage, name, TrialSeededTPE(base.train.seed), pruner)
     parent_id = study.user_attrs.get(parent.PARENT_ATTR) or (None if created else _wait_for_parent(study))
     if parent_id is not None:
@@ -206,6 +205,7 @@ class Objective:
                 raise
             except (KeyboardInterrupt, SystemExit) as err:  # Lightning turns Ctrl-C in `fit` into sys.exit(1)
                 status = "KILLED"
+                trial.set_user_attr(FAILED_REASON, "interrupted")  # not counted: a rerun runs it again
                 raise KeyboardInterrupt from err
             finally:
                 mlflow.set_tag("trial_state", state)
@@ -225,6 +225,12 @@ class Objective:
         shape = solve(cfg.model.name, budget, style, self.n_features, cfg.data.input_size, **fixed_hp(cfg))
         trial.set_user_attr("params_count", shape.count)
         return cfg.override(shape.hp)
+
+
+def _median_pruner(max_epochs: int) -> optuna.pruners.MedianPruner:
+    """Prune a trial below the median of earlier trials at the same epoch, once 5 trials finished; never in
+    its first 3 epochs (a third of them when max-epochs < 9, so that short studies can prune too)."""
+    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=min(3, max(1, max_epochs // 3)))
 
 
 def _recover(study: optuna.Study, storage: BaseStorage, parent_id: str, echo: Callable[[str], None]) -> None:
