@@ -6,6 +6,18 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
+def one_thread(monkeypatch):
+    """Tiny networks on 2 shared cores: several OpenMP threads per process make a step up to ~50x slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # for the CLI subprocesses
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
 def isolated_stores(tmp_path, monkeypatch):
     import mlflow
 

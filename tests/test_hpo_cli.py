@@ -19,12 +19,6 @@ TINY = ["--model", "itransformer", "--data-tier", "a20", "--input-size", "16", "
         "--max-epochs", "2", "--accelerator", "cpu"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread(monkeypatch):
-    """Several OpenMP threads per process on 2 shared cores make tiny networks ~50x slower."""
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-
-
 def all_runs():
     client = MlflowClient()
     return [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]

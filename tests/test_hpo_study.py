@@ -5,7 +5,6 @@ import os
 
 import optuna
 import pytest
-import torch
 from mlflow.tracking import MlflowClient
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState, create_trial
@@ -17,15 +16,6 @@ from hpo.study import StudySettings, run_study
 
 BUDGETS = ["20k", "50k"]
 F = 20  # features of tier a20
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Several OpenMP threads on 2 shared cores make tiny networks ~50x slower; tests use one."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 class PruneTrials(optuna.pruners.BasePruner):
