@@ -78,3 +78,12 @@ def test_use_best_from_run_then_flags_override(tiny_config, tmp_path):
     assert parse("--use-best-from", str(path)) == tiny_config
     with pytest.raises(ConfigError, match="runs:/nope"):
         parse("--use-best-from", "runs:/nope")
+
+    client = MlflowClient()
+    client.create_registered_model("itransformer-a20")
+    version = client.create_model_version("itransformer-a20", result.checkpoint, run_id=result.run_id)
+    client.set_registered_model_alias("itransformer-a20", "champion", version.version)
+    assert parse("--use-best-from", "models:/itransformer-a20@champion") == tiny_config
+    assert parse("--use-best-from", f"models:/itransformer-a20/{version.version}") == tiny_config
+    with pytest.raises(ConfigError, match="models:/itransformer-a20@nope"):
+        parse("--use-best-from", "models:/itransformer-a20@nope")
