@@ -114,6 +114,13 @@ def main(argv: list[str] | None = None) -> None:
         b = outcome.best
         print(f"best: trial {b.number}, val/auroc {b.value:.4f}, run {b.user_attrs.get('mlflow_run_id')}, "
               f"params {b.params}")
+        e = b.user_attrs.get("evidence")
+        if e:
+            print(f"  95% CI [{e['best/val/auroc_ci_low']:.4f}, {e['best/val/auroc_ci_high']:.4f}]; "
+                  f"volatility-only baseline {e['baseline/volatility/val/auroc']:.4f}; best minus baseline: "
+                  f"95% CI [{e['best/val/auroc_vs_volatility_ci_low']:+.4f}, "
+                  f"{e['best/val/auroc_vs_volatility_ci_high']:+.4f}]. The best of many trials on one val "
+                  "split is optimistic: confirm on test before reading it as a finding.")
     print(f"MLflow: parent run {outcome.parent_run_id} (tag kind=study) in experiment "
           f"{mlflow.get_experiment(mlflow.get_run(outcome.parent_run_id).info.experiment_id).name!r}; "
           f"tracking URI {mlflow.get_tracking_uri()}")

@@ -73,6 +73,7 @@ def summarise(run_id: str, study: optuna.Study) -> None:
     if complete:
         best = study.best_trial
         metrics["best/val/auroc"] = best.value
+        metrics |= best.user_attrs.get("evidence", {})
         metrics |= {f"best_by_budget/{b}": v for b, v in best_by_budget(complete).items()}
         tags = {"best_trial": str(best.number), "best_run_id": best.user_attrs.get("mlflow_run_id", ""),
                 "best_params": json.dumps(best.params, sort_keys=True),

@@ -32,7 +32,10 @@ from hpo.storage import open_storage
 from training.config import RunConfig
 from training.train import train
 
-PARENT_WAIT_S = 30.0  # how long a worker waits for the study's creator to create the MLflow parent
+PARENT_WAIT_S = 30.0
+# what a reader needs beside a trial's val AUROC: its interval, the volatility baseline, their difference
+EVIDENCE = ("best/val/auroc_ci_low", "best/val/auroc_ci_high", "baseline/volatility/val/auroc",
+            "best/val/auroc_vs_volatility_ci_low", "best/val/auroc_vs_volatility_ci_high")  # how long a worker waits for the study's creator to create the MLflow parent
 
 
 @dataclass
@@ -192,6 +195,7 @@ class Objective:
                 if not math.isfinite(result.val_auroc):
                     raise ValueError(f"val AUROC is {result.val_auroc} (one class in the val split?)")
                 trial.set_user_attr("epochs", result.epochs)
+                trial.set_user_attr("evidence", {k: result.metrics[k] for k in EVIDENCE})
                 state, status = "COMPLETE", "FINISHED"
                 return result.val_auroc
             except optuna.TrialPruned:

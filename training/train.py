@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from training.config import RunConfig
 from training.evaluate import calibration_figure, evaluate_split, predict_probs, roc_figure
 
 MONITOR = "val/auroc"
+# emitted by Lightning's own internals once per fit under torch 2.13; nothing a user can act on
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 
 
 @dataclass
