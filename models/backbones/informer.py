@@ -23,8 +23,8 @@ from neuralforecast.common._modules import AttentionLayer, DataEmbedding, TransE
 from neuralforecast.models.informer import ConvLayer, ProbAttention
 from torch import nn
 
-from models.backbones.spec import STYLES, BackboneSpec, check_common, check_even
-from models.space import Categorical, Float, Int
+from models.backbones.spec import ENCODER_SPACE, STYLES, BackboneSpec, check_common, check_even
+from models.space import Int
 
 EVAL_SEED = 20210202  # layer i samples with EVAL_SEED + i in eval mode
 
@@ -84,14 +84,9 @@ class InformerEncoder(nn.Module):
 SPEC = BackboneSpec(
     name="informer",
     build=InformerEncoder,
-    params=("hidden_size", "n_layers", "n_heads", "ff_mult", "dropout", "factor"),
     defaults={"hidden_size": 64, "n_layers": 2, "n_heads": 4, "ff_mult": 2, "dropout": 0.1, "factor": 3},
     search_space={
-        "hidden_size": Categorical((32, 64, 128, 256)),
-        "n_layers": Int(1, 4),
-        "n_heads": Categorical((2, 4, 8)),
-        "ff_mult": Categorical((1, 2, 4)),
-        "dropout": Float(0.0, 0.4),
+        **ENCODER_SPACE,
         "factor": Int(1, 5),
     },
     styles=STYLES,

@@ -18,8 +18,7 @@ from neuralforecast.common._modules import (
 )
 from torch import nn
 
-from models.backbones.spec import STYLES, BackboneSpec, check_common
-from models.space import Categorical, Float, Int
+from models.backbones.spec import ENCODER_SPACE, STYLES, BackboneSpec, check_common
 
 
 class ITransformerEncoder(nn.Module):
@@ -50,15 +49,8 @@ class ITransformerEncoder(nn.Module):
 SPEC = BackboneSpec(
     name="itransformer",
     build=ITransformerEncoder,
-    params=("hidden_size", "n_layers", "n_heads", "ff_mult", "dropout"),
     defaults={"hidden_size": 64, "n_layers": 2, "n_heads": 4, "ff_mult": 2, "dropout": 0.1},
-    search_space={
-        "hidden_size": Categorical((32, 64, 128, 256)),
-        "n_layers": Int(1, 4),
-        "n_heads": Categorical((2, 4, 8)),
-        "ff_mult": Categorical((1, 2, 4)),
-        "dropout": Float(0.0, 0.4),
-    },
+    search_space=ENCODER_SPACE,
     styles=STYLES,
     variate_tokens=True,
 )

@@ -17,8 +17,8 @@ import torch
 from neuralforecast.models.patchtst import TSTiEncoder
 from torch import nn
 
-from models.backbones.spec import STYLES, BackboneSpec, check_common, check_patch
-from models.space import Categorical, Float, Int
+from models.backbones.spec import ENCODER_SPACE, STYLES, BackboneSpec, check_common, check_patch
+from models.space import Categorical
 
 
 class PatchTSTEncoder(nn.Module):
@@ -49,15 +49,10 @@ class PatchTSTEncoder(nn.Module):
 SPEC = BackboneSpec(
     name="patchtst",
     build=PatchTSTEncoder,
-    params=("hidden_size", "n_layers", "n_heads", "ff_mult", "dropout", "patch_len", "stride"),
     defaults={"hidden_size": 64, "n_layers": 3, "n_heads": 4, "ff_mult": 2, "dropout": 0.2,
               "patch_len": 16, "stride": 8},
     search_space={
-        "hidden_size": Categorical((32, 64, 128, 256)),
-        "n_layers": Int(1, 4),
-        "n_heads": Categorical((2, 4, 8)),
-        "ff_mult": Categorical((1, 2, 4)),
-        "dropout": Float(0.0, 0.4),
+        **ENCODER_SPACE,
         "patch_len": Categorical((8, 12, 16, 24)),
         "stride": Categorical((4, 8)),
     },

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from models.space import Dimension
+from models.space import Categorical, Dimension, Float, Int
 
 # ModelConfig's fields other than `name` (models must not import training; a test keeps them in sync).
 HP_NAMES = (
@@ -45,6 +45,15 @@ class Style:
 
 
 # One depth per style for every architecture, so that a style means the same thing across models.
+# the encoder dimensions every backbone searches; a backbone's own (patches, sampling factor) come beside
+ENCODER_SPACE: dict[str, Dimension] = {
+    "hidden_size": Categorical((32, 64, 128, 256)),
+    "n_layers": Int(1, 4),
+    "n_heads": Categorical((2, 4, 8)),
+    "ff_mult": Categorical((1, 2, 4)),
+    "dropout": Float(0.0, 0.4),
+}
+
 STYLES = {"shallow-wide": Style(n_layers=1), "balanced": Style(n_layers=3), "deep-narrow": Style(n_layers=8)}
 
 
@@ -52,8 +61,7 @@ STYLES = {"shallow-wide": Style(n_layers=1), "balanced": Style(n_layers=3), "dee
 class BackboneSpec:
     name: str
     build: Callable[..., nn.Module]  # build(n_features, input_size, **params) -> module with `out_dim`
-    params: tuple[str, ...]  # the ModelConfig fields the backbone reads
-    defaults: dict[str, object]
+    defaults: dict[str, object]  # one value for every ModelConfig field the backbone reads
     search_space: dict[str, Dimension]
     styles: dict[str, Style]
     channel_independent: bool = False  # one shared encoder per feature channel: cost grows linearly with F
@@ -62,10 +70,14 @@ class BackboneSpec:
     sampled_attention: bool = False  # random key sampling in training; seeded (deterministic) in eval
     batch_norm: bool = False  # has BatchNorm: outputs in training depend on batch neighbours
 
+    @property
+    def params(self) -> tuple[str, ...]:
+        """The ModelConfig fields the backbone reads."""
+        return tuple(self.defaults)
+
     def __post_init__(self):
-        unknown = set(self.params) - set(HP_NAMES)
-        if unknown or set(self.defaults) != set(self.params) or not set(self.search_space) <= set(self.params):
-            raise ValueError(f"{self.name}: params, defaults and search space disagree")
+        if set(self.params) - set(HP_NAMES) or not set(self.search_space) <= set(self.params):
+            raise ValueError(f"{self.name}: defaults and search space disagree with ModelConfig")
         if tuple(self.styles) != STYLE_NAMES:
             raise ValueError(f"{self.name}: styles must be {', '.join(STYLE_NAMES)}")
 

@@ -22,8 +22,8 @@ from neuralforecast.common._modules import AttentionLayer, DataEmbedding_inverte
 from neuralforecast.models.timexer import Encoder, EncoderLayer, EnEmbedding
 from torch import nn
 
-from models.backbones.spec import STYLES, BackboneSpec, check_common, check_even, check_patch
-from models.space import Categorical, Float, Int
+from models.backbones.spec import ENCODER_SPACE, STYLES, BackboneSpec, check_common, check_even, check_patch
+from models.space import Categorical
 
 
 def _attention(hidden_size: int, n_heads: int, dropout: float) -> AttentionLayer:
@@ -66,14 +66,9 @@ class TimeXerEncoder(nn.Module):
 SPEC = BackboneSpec(
     name="timexer",
     build=TimeXerEncoder,
-    params=("hidden_size", "n_layers", "n_heads", "ff_mult", "dropout", "patch_len"),
     defaults={"hidden_size": 64, "n_layers": 2, "n_heads": 4, "ff_mult": 2, "dropout": 0.1, "patch_len": 16},
     search_space={
-        "hidden_size": Categorical((32, 64, 128, 256)),
-        "n_layers": Int(1, 4),
-        "n_heads": Categorical((2, 4, 8)),
-        "ff_mult": Categorical((1, 2, 4)),
-        "dropout": Float(0.0, 0.4),
+        **ENCODER_SPACE,
         "patch_len": Categorical((5, 10, 16, 20)),
     },
     styles=STYLES,
