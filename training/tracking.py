@@ -28,8 +28,7 @@ def set_experiment() -> None:
 
 @contextlib.contextmanager
 def run_context(
-    cfg: RunConfig, *, kind: str, run_name: str | None = None, tags: dict | None = None,
-    parent_run_id: str | None = None,
+    *, kind: str, run_name: str | None = None, tags: dict | None = None, parent_run_id: str | None = None,
 ) -> Iterator[mlflow.ActiveRun]:
     """Log into the active run when the caller owns one (an HPO trial, tagged by its owner); otherwise
     open a run of this `kind` and own it.
@@ -50,9 +49,9 @@ def run_context(
     try:
         yield run
         status = "FINISHED"
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit) as err:  # Lightning turns Ctrl-C in `fit` into sys.exit(1)
         status = "KILLED"
-        raise
+        raise KeyboardInterrupt from err
     finally:
         mlflow.end_run(status)
 

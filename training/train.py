@@ -76,7 +76,7 @@ def train(
     n_params = sum(p.numel() for p in model.parameters())
     name = f"{cfg.model.name}-{cfg.data.tier}-L{cfg.data.input_size}"
 
-    with tracking.run_context(cfg, kind="train", run_name=name, tags=tags, parent_run_id=parent_run_id) as run, \
+    with tracking.run_context(kind="train", run_name=name, tags=tags, parent_run_id=parent_run_id) as run, \
             tempfile.TemporaryDirectory(prefix="ckpt-") as ckpt_dir:
         run_id = run.info.run_id
         tracking.log_config(cfg, extra={"params.count": n_params})
