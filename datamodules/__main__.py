@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from datamodules import sources, tiers
+from datamodules import tiers
 from datamodules.prepared import DataSettings, prepare
 from datamodules.sources import DataError
 
@@ -41,14 +41,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def list_features(tier: str, data: str | None) -> list[str]:
-    if tiers.check_tier(tier) != tiers.FILE_TIER:
-        return tiers.feature_names(tier)
-    if data is None:
-        raise DataError("tier 'file' takes its features from a file: pass --data PATH")
-    return list(sources.load_feature_table(data).features.columns)
-
-
 def export(frame, path: str) -> None:
     """Write under a temporary name, then rename: no partial file on failure."""
     target = Path(path)
@@ -68,7 +60,7 @@ def export(frame, path: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.list_features:
-        print("\n".join(list_features(args.list_features, args.data)))
+        print("\n".join(tiers.feature_names(args.list_features, args.data)))
         return
     prepared = prepare(DataSettings(
         tier=args.data_tier, path=args.data, input_size=args.input_size, horizon=args.horizon,

@@ -19,7 +19,7 @@ import pandas as pd
 from pyarrow import ArrowException
 
 from datamodules import features
-from datamodules.sources import DataError, fingerprint
+from datamodules.sources import DataError, fingerprint, load_feature_table
 
 TIERS: dict[str, tuple[str, ...]] = {
     "a20": tuple(f.name for f in features.CORE),
@@ -38,11 +38,13 @@ def check_tier(tier: str) -> str:
     return tier
 
 
-def feature_names(tier: str) -> list[str]:
-    """The tier's feature columns in order (not defined for `file`: those are the table's columns)."""
-    if check_tier(tier) == FILE_TIER:
-        raise DataError("tier 'file' takes its features from the data file's numeric columns")
-    return list(TIERS[tier])
+def feature_names(tier: str, path: str | Path | None = None) -> list[str]:
+    """The tier's feature columns in order; for `file`, the numeric columns of the table at `path`."""
+    if check_tier(tier) != FILE_TIER:
+        return list(TIERS[tier])
+    if path is None:
+        raise DataError("tier 'file' takes its features from a file: pass --data PATH")
+    return [str(c) for c in load_feature_table(path).features.columns]
 
 
 def tier_fingerprint(tier: str) -> str:

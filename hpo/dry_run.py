@@ -3,9 +3,7 @@ nothing is trained, no study or run is written."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from datamodules import sources, tiers
+from datamodules import tiers
 from hpo import phase2
 from hpo.budgets import EXTREMES, STYLES, forced_configs, parse_budget
 from hpo.space import SearchSpace
@@ -15,11 +13,7 @@ from training.config import RunConfig
 
 def n_features_of(cfg: RunConfig) -> int:
     """From the tier's feature list (tier `file`: the table's numeric columns), without building features."""
-    if cfg.data.tier == tiers.FILE_TIER:
-        if cfg.data.path is None:
-            raise sources.DataError("tier 'file' needs a processed feature table: pass --data PATH")
-        return sources.load_feature_table(Path(cfg.data.path)).features.shape[1]
-    return len(tiers.feature_names(cfg.data.tier))
+    return len(tiers.feature_names(cfg.data.tier, cfg.data.path))
 
 
 def report(settings: StudySettings, n_features: int) -> str:
