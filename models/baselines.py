@@ -1,11 +1,26 @@
-"""Reference predictors that every reported AUROC stands beside; both return probability arrays."""
+"""Reference predictors that every reported AUROC stands beside; all return P(y = 1) for the eval rows.
+
+Each is fit on train rows only. `BASELINES` maps a name to a function of one `BaselineInputs`, so a caller
+can loop over all of them with the same arguments.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
+from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
+
+LOGISTIC_C = 1.0
+LOGISTIC_MAX_ITER = 5000
+BOOSTING_PARAMS = dict(
+    max_iter=200, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=20, l2_regularization=1.0,
+    early_stopping=False,
+)
 
 
 def majority(train_y, n: int) -> np.ndarray:
@@ -30,6 +45,89 @@ def fit_volatility_logistic(train_vol, train_y) -> Pipeline:
 def volatility_logistic(train_vol, train_y, eval_vol) -> np.ndarray:
     """P(y = 1) for the eval rows from a logistic regression on volatility features fit on train rows only."""
     return fit_volatility_logistic(train_vol, train_y).predict_proba(_as_2d(eval_vol))[:, 1]
+
+
+def logistic_pipeline() -> Pipeline:
+    return make_pipeline(StandardScaler(), LogisticRegression(C=LOGISTIC_C, max_iter=LOGISTIC_MAX_ITER))
+
+
+def logistic(train_x, train_y, eval_x) -> np.ndarray:
+    """P(y = 1) for the eval rows from StandardScaler + L2 logistic regression (C=1) on all features at the
+    window's last day, fit on train rows only. Features must be finite."""
+    x, y = _train_rows(train_x, train_y, "logistic")
+    eval_x = _as_2d(eval_x)
+    for name, a in (("train_x", x), ("eval_x", eval_x)):
+        if not np.isfinite(a).all():
+            raise ValueError(f"logistic baseline needs finite features; {name} has NaN or inf")
+    return logistic_pipeline().fit(x, y).predict_proba(eval_x)[:, 1]
+
+
+def boosting(train_x, train_y, eval_x, seed: int = 0) -> np.ndarray:
+    """P(y = 1) for the eval rows from a histogram gradient-boosted tree ensemble with fixed small settings
+    (`BOOSTING_PARAMS`, no early stopping, so no internal split and a deterministic fit for a seed), fit on
+    train rows only. NaN features are allowed (the trees route them)."""
+    x, y = _train_rows(train_x, train_y, "boosting")
+    model = HistGradientBoostingClassifier(**BOOSTING_PARAMS, random_state=seed).fit(x, y)
+    return model.predict_proba(_as_2d(eval_x))[:, 1]
+
+
+@dataclass(frozen=True)
+class BaselineInputs:
+    """What every baseline may see: train labels and the train and eval rows' features at the window's last
+    day and volatility. The eval labels are deliberately not here."""
+
+    train_y: np.ndarray  # [n_train] 0/1
+    train_x: np.ndarray  # [n_train, F] features at each window's last day
+    eval_x: np.ndarray  # [n_eval, F]
+    train_vol: np.ndarray  # [n_train] or [n_train, k] volatility features
+    eval_vol: np.ndarray  # [n_eval] or [n_eval, k]
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        n_train = len(np.asarray(self.train_y).reshape(-1))
+        for name in ("train_x", "train_vol"):
+            if len(getattr(self, name)) != n_train:
+                raise ValueError(f"{name} has {len(getattr(self, name))} rows but train_y has {n_train}")
+        if len(self.eval_vol) != len(self.eval_x):
+            raise ValueError(f"eval_vol has {len(self.eval_vol)} rows but eval_x has {len(self.eval_x)}")
+
+    @property
+    def n_eval(self) -> int:
+        return len(self.eval_x)
+
+
+def _run_majority(d: BaselineInputs) -> np.ndarray:
+    return majority(d.train_y, d.n_eval)
+
+
+def _run_volatility(d: BaselineInputs) -> np.ndarray:
+    return volatility_logistic(d.train_vol, d.train_y, d.eval_vol)
+
+
+def _run_logistic(d: BaselineInputs) -> np.ndarray:
+    return logistic(d.train_x, d.train_y, d.eval_x)
+
+
+def _run_boosting(d: BaselineInputs) -> np.ndarray:
+    return boosting(d.train_x, d.train_y, d.eval_x, d.seed)
+
+
+BASELINES: dict[str, Callable[[BaselineInputs], np.ndarray]] = {
+    "majority": _run_majority,
+    "volatility": _run_volatility,
+    "logistic": _run_logistic,
+    "boosting": _run_boosting,
+}
+
+
+def _train_rows(train_x, train_y, name: str) -> tuple[np.ndarray, np.ndarray]:
+    x = _as_2d(train_x)
+    y = np.asarray(train_y).reshape(-1)
+    if len(x) != len(y):
+        raise ValueError(f"train_x has {len(x)} rows but train_y has {len(y)}")
+    if len(np.unique(y)) < 2:
+        raise ValueError(f"{name} baseline needs both classes in the train labels")
+    return x, y
 
 
 def _as_2d(x) -> np.ndarray:
