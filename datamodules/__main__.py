@@ -8,34 +8,33 @@ Imports no torch/Lightning, so it answers in about a second.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
-import sys
 from pathlib import Path
 
 from datamodules import tiers
-from datamodules.prepared import DataSettings, prepare
-from datamodules.sources import DataError
+from datamodules.config import DataConfig, flag_of
+from datamodules.errors import DataError, Parser, run_main
+from datamodules.prepared import prepare
 
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line instead of usage + message
-        raise DataError(message)
-
-
+HELP = {
+    "tier": f"feature tier: {', '.join(tiers.KNOWN_TIERS)}",
+    "path": "CSV/parquet OHLCV (or a processed feature table with --data-tier file); "
+            "empty: the embedded S&P 500 daily data, 1999-2018",
+    "input_size": "context length L in trading days",
+    "horizon": "label: rise within this many days",
+    "threshold": "label: rise of at least this fraction",
+    "embargo": "rows dropped after each purge gap",
+    "batch_size": "samples per batch (training only)",
+}
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    d = DataSettings()
-    p = _Parser(prog="python -m datamodules", description=__doc__.splitlines()[0])
-    p.add_argument("--data-tier", default=d.tier, help=f"one of {', '.join(tiers.KNOWN_TIERS)} (default a20)")
-    p.add_argument("--data", default=None, metavar="PATH", type=lambda text: text or None,
-                   help="CSV/parquet OHLCV (or a processed feature table with --data-tier file); "
-                        "default (or empty): the embedded S&P 500 daily data, 1999-2018")
-    p.add_argument("--horizon", type=int, default=d.horizon)
-    p.add_argument("--threshold", type=float, default=d.threshold)
-    p.add_argument("--input-size", type=int, default=d.input_size, help="context length L")
-    p.add_argument("--train-frac", type=float, default=d.train_frac)
-    p.add_argument("--val-frac", type=float, default=d.val_frac)
-    p.add_argument("--test-frac", type=float, default=d.test_frac)
-    p.add_argument("--embargo", type=int, default=d.embargo, help="rows dropped after each purge gap")
+    p = Parser(prog="python -m datamodules", description=__doc__.splitlines()[0])
+    for f in dataclasses.fields(DataConfig):
+        if f.name == "batch_size":
+            continue
+        kind = str if f.name == "path" else type(f.default)
+        p.add_argument(flag_of(f.name), dest=f.name, default=f.default, help=HELP.get(f.name, " "),
+                       type=(lambda text: text or None) if f.name == "path" else kind)
     p.add_argument("--export", default=None, metavar="PATH.parquet")
     p.add_argument("--list-features", default=None, metavar="TIER", help="print a tier's feature names")
     return p.parse_args(argv)
@@ -60,13 +59,10 @@ def export(frame, path: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.list_features:
-        print("\n".join(tiers.feature_names(args.list_features, args.data)))
+        print("\n".join(tiers.feature_names(args.list_features, args.path)))
         return
-    prepared = prepare(DataSettings(
-        tier=args.data_tier, path=args.data, input_size=args.input_size, horizon=args.horizon,
-        threshold=args.threshold, train_frac=args.train_frac, val_frac=args.val_frac,
-        test_frac=args.test_frac, embargo=args.embargo,
-    ))
+    fields = {f.name for f in dataclasses.fields(DataConfig)}
+    prepared = prepare(DataConfig(**{k: v for k, v in vars(args).items() if k in fields}))
     if args.export:
         export(prepared.frame(), args.export)
     summary = prepared.summary()
@@ -78,8 +74,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except DataError as err:
-        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
-        sys.exit(2)
+    run_main(main)

@@ -1,7 +1,6 @@
 """`TierDataModule`: the prepared tier (see `prepared.py`) served to Lightning as window datasets.
 
-Keyword names equal `training.config.DataConfig`'s fields, so `TierDataModule(**asdict(cfg.data))` works.
-The train loader shuffles with a generator seeded from `torch.initial_seed()`, i.e. from the run's
+It takes the run's `DataConfig` whole. The train loader shuffles with a generator seeded from `torch.initial_seed()`, i.e. from the run's
 `seed_everything(seed)`; val and test keep date order.
 """
 
@@ -13,25 +12,17 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from datamodules.prepared import DataSettings, Prepared, prepare
-from datamodules.sources import DataError
+from datamodules.config import DataConfig
+from datamodules.prepared import Prepared, prepare
 from datamodules.splits import STAGES
 from datamodules.windows import WindowDataset
 
 
 class TierDataModule(pl.LightningDataModule):
-    def __init__(
-        self, tier: str = "a20", path: str | None = None, input_size: int = 80, horizon: int = 1,
-        threshold: float = 0.01, train_frac: float = 0.70, val_frac: float = 0.15, test_frac: float = 0.15,
-        embargo: int = 5, batch_size: int = 64, cache_dir: str | None = None, num_workers: int = 0,
-    ):
+    def __init__(self, config: DataConfig, *, cache_dir: str | None = None, num_workers: int = 0):
         super().__init__()
-        self.settings = DataSettings(
-            tier=tier, path=None if path is None else str(path), input_size=input_size, horizon=horizon,
-            threshold=threshold, train_frac=train_frac, val_frac=val_frac, test_frac=test_frac,
-            embargo=embargo, cache_dir=None if cache_dir is None else str(cache_dir),
-        )
-        self.batch_size = batch_size
+        self.config = config
+        self.cache_dir = None if cache_dir is None else str(cache_dir)
         self.num_workers = num_workers
         self._prepared: Prepared | None = None
         self._datasets: dict[str, WindowDataset] = {}
@@ -40,11 +31,9 @@ class TierDataModule(pl.LightningDataModule):
         """Build everything once (all stages); later calls return at once. Bad input raises `DataError`."""
         if self._prepared is not None:
             return
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise DataError(f"batch_size must be an integer >= 1, got {self.batch_size!r}")
-        prepared = prepare(self.settings)
+        prepared = prepare(self.config, self.cache_dir)
         self._datasets = {
-            name: WindowDataset(prepared.x, prepared.y, prepared.ends[name], self.settings.input_size)
+            name: WindowDataset(prepared.x, prepared.y, prepared.ends[name], self.config.input_size)
             for name in STAGES
         }
         self._prepared = prepared
@@ -65,7 +54,7 @@ class TierDataModule(pl.LightningDataModule):
 
     def _loader(self, stage: str, shuffle: bool) -> DataLoader:
         generator = torch.Generator().manual_seed(torch.initial_seed()) if shuffle else None
-        return DataLoader(self.dataset(stage), batch_size=self.batch_size, shuffle=shuffle, drop_last=False,
+        return DataLoader(self.dataset(stage), batch_size=self.config.batch_size, shuffle=shuffle, drop_last=False,
                           generator=generator, num_workers=self.num_workers)
 
     def train_dataloader(self) -> DataLoader:

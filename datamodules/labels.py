@@ -6,13 +6,12 @@ the splits purge on.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from datamodules.sources import DataError
+from datamodules.errors import DataError
 
 
 @dataclass(frozen=True)
@@ -24,15 +23,8 @@ class Labels:
         return len(self.y)
 
 
-def check_target(horizon: int, threshold: float) -> None:
-    if isinstance(horizon, bool) or not isinstance(horizon, int | np.integer) or horizon < 1:
-        raise DataError(f"horizon must be an integer >= 1, got {horizon!r}")
-    if not (isinstance(threshold, int | float | np.floating) and not isinstance(threshold, bool) and math.isfinite(threshold) and threshold > 0):
-        raise DataError(f"threshold must be a number > 0, got {threshold!r}")
-
-
-def make_labels(high: np.ndarray, close: np.ndarray, horizon: int = 1, threshold: float = 0.01) -> Labels:
-    check_target(horizon, threshold)
+def make_labels(high: np.ndarray, close: np.ndarray, horizon: int, threshold: float) -> Labels:
+    """`horizon` and `threshold` as checked by `DataConfig.check`."""
     high, close = np.asarray(high, dtype=np.float64), np.asarray(close, dtype=np.float64)
     n = len(close) - horizon
     if n < 1:

@@ -10,49 +10,25 @@ ends there) come out of the start of train.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from datamodules import sources, tiers
+from datamodules.config import DataConfig
+from datamodules.errors import DataError
 from datamodules.features import realized_vol
-from datamodules.labels import check_target, make_labels
-from datamodules.sources import DataError
-from datamodules.splits import PURGED, STAGES, Scaler, check_fractions, chronological_splits
+from datamodules.labels import make_labels
+from datamodules.splits import PURGED, STAGES, Scaler, chronological_splits
 
 VOLATILITY_WINDOWS = (5, 20)
 
 
-@dataclass(frozen=True)
-class DataSettings:
-    tier: str = "a20"
-    path: str | None = None  # None: the embedded S&P 500
-    input_size: int = 80
-    horizon: int = 1
-    threshold: float = 0.01
-    train_frac: float = 0.70
-    val_frac: float = 0.15
-    test_frac: float = 0.15
-    embargo: int = 5
-    cache_dir: str | None = None  # None: $DIRECTION_CACHE_DIR, else ./.cache/features
-
-    def check(self) -> None:
-        tiers.check_tier(self.tier)
-        if self.tier == tiers.FILE_TIER and self.path is None:
-            raise DataError("tier 'file' needs a processed feature table: pass --data PATH")
-        check_target(self.horizon, self.threshold)
-        check_fractions(self.train_frac, self.val_frac, self.test_frac)
-        for name in ("input_size", "embargo"):
-            value, low = getattr(self, name), 1 if name == "input_size" else 0
-            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
-                raise DataError(f"{name} must be an integer >= {low}, got {value!r}")
-
-
 @dataclass
 class Prepared:
-    settings: DataSettings
+    config: DataConfig
     source: str  # the file read (for the embedded data: the file `arch` ships)
     source_rows: int
     source_dates: tuple[str, str]
@@ -83,13 +59,17 @@ class Prepared:
     def volatility(self, stage: str) -> np.ndarray:
         return self.volatility_rows[self._ends(stage)]
 
+    def last_features(self, stage: str) -> np.ndarray:
+        """[n, F] float64: the unscaled features at each sample's last day, in dataset order."""
+        return self.features[self._ends(stage)]
+
     def _ends(self, stage: str) -> np.ndarray:
         if stage not in self.ends:
             raise ValueError(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
         return self.ends[stage]
 
     def summary(self) -> dict[str, object]:
-        s = self.settings
+        s = self.config
         out: dict[str, object] = {
             "source": self.source,
             "tier": s.tier,
@@ -121,10 +101,31 @@ class Prepared:
         return out.assign(label=self.y.astype(np.int8), split=self.split.astype(str))
 
 
-def prepare(settings: DataSettings) -> Prepared:
-    """Run the pipeline; every problem with the input or the settings raises `DataError`."""
-    settings.check()
-    s = settings
+def prepare(cfg: DataConfig, cache_dir: str | None = None) -> Prepared:
+    """Run the pipeline; every problem with the input or the settings raises `DataError`.
+
+    The result depends on the data settings (not on `batch_size`) and the input file only, so it is kept
+    for the process: a study's trials, an ablation's cells and a promotion's seeds prepare once. Callers
+    must not modify the arrays."""
+    cfg.check()
+    key = _memo_key(cfg, cache_dir)
+    if key not in _MEMO:
+        _MEMO.clear()  # one data set at a time: a process rarely switches, and a200 arrays are large
+        _MEMO[key] = _prepare(cfg, cache_dir)
+    return _MEMO[key]
+
+
+_MEMO: dict[tuple, Prepared] = {}
+
+
+def _memo_key(cfg: DataConfig, cache_dir: str | None) -> tuple:
+    path = Path(cfg.path) if cfg.path is not None else None
+    stat = path.stat() if path is not None and path.is_file() else None
+    file_key = None if stat is None else (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    return (replace(cfg, batch_size=1), str(tiers.cache_dir(cache_dir)), file_key)
+
+
+def _prepare(s: DataConfig, cache_dir: str | None) -> Prepared:
     build = None
     if s.tier == tiers.FILE_TIER:
         source = Path(s.path)
@@ -135,13 +136,13 @@ def prepare(settings: DataSettings) -> Prepared:
         source = Path(s.path) if s.path is not None else sources.embedded_path()
         ohlcv = sources.load_ohlcv(source)
         high, close = ohlcv["High"].to_numpy(), ohlcv["Close"].to_numpy()
-        build = tiers.build_tier(ohlcv, s.tier, s.cache_dir, save=False)
+        build = tiers.build_tier(ohlcv, s.tier, cache_dir, save=False)
         all_features, tier_fingerprint = build.features, tiers.tier_fingerprint(s.tier)
     data_fingerprint = sources.fingerprint(table.features if build is None else ohlcv)
 
     feature_frame, warmup = tiers.drop_warmup(all_features)
     labels = make_labels(high, close, s.horizon, s.threshold)
-    splits = chronological_splits(len(labels), s.horizon, s.embargo, s.train_frac, s.val_frac, s.test_frac)
+    splits = chronological_splits(len(labels), s)
     n = len(labels) - warmup  # rows past the warm-up that have a label
     split = splits.assignment()[warmup:]
     rows = np.arange(max(n, 0))
@@ -162,7 +163,7 @@ def prepare(settings: DataSettings) -> Prepared:
     if build is not None:
         build.save()
     return Prepared(
-        settings=s,
+        config=s,
         source=str(source),
         source_rows=len(close),
         source_dates=(str(all_features.index[0].date()), str(all_features.index[-1].date())),

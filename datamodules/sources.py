@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 from pyarrow import ArrowException
 
+from datamodules.errors import DataError
+
 OHLCV = ("Open", "High", "Low", "Close", "Volume")
 PRICES = OHLCV[:4]
 SUFFIXES = (".csv", ".parquet", ".pq")
@@ -22,10 +24,6 @@ DATE_NAMES = ("date", "datetime")
 RESERVED = ("label", "split")  # columns of the export, so not allowed as features of a processed table
 # Real files carry float noise (High below Close by ~1e-9 relative); such rows are accepted and clipped.
 OHLC_RTOL = 1e-7
-
-
-class DataError(ValueError):
-    """Input that cannot be used; the CLI prints it as one `error:` line and exits 2."""
 
 
 # -- reading ----------------------------------------------------------------------------------------
@@ -42,6 +40,8 @@ def embedded_path() -> Path:
 def read_table(path: str | Path) -> pd.DataFrame:
     """A CSV or parquet file as read, dates not yet interpreted."""
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path} is a directory: give a CSV or parquet file")
     if not path.is_file():
         raise DataError(f"data file not found: {path}")
     suffix = ".csv" if path.name.endswith(".csv.gz") else path.suffix.lower()

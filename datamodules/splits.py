@@ -12,21 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from datamodules.sources import DataError
+from datamodules.config import DataConfig
 
 STAGES = ("train", "val", "test")
 PURGED = "purged"
-FRACTION_TOL = 1e-6
-
-
-def check_fractions(train_frac: float, val_frac: float, test_frac: float) -> None:
-    fractions = {"train": train_frac, "val": val_frac, "test": test_frac}
-    for name, value in fractions.items():
-        if not 0 < value < 1:
-            raise DataError(f"{name} fraction must be in (0, 1), got {value!r}")
-    total = sum(fractions.values())
-    if abs(total - 1) > FRACTION_TOL:
-        raise DataError(f"split fractions must sum to 1, got {train_frac} + {val_frac} + {test_frac} = {total:g}")
 
 
 @dataclass(frozen=True)
@@ -48,15 +37,10 @@ class Splits:
         return self.n - sum(len(getattr(self, stage)) for stage in STAGES)
 
 
-def chronological_splits(
-    n: int, horizon: int, embargo: int = 5, train_frac: float = 0.70, val_frac: float = 0.15,
-    test_frac: float = 0.15,
-) -> Splits:
-    check_fractions(train_frac, val_frac, test_frac)
-    if embargo < 0:
-        raise DataError(f"embargo must be >= 0, got {embargo}")
-    gap = horizon + embargo
-    a, b = round(n * train_frac), round(n * (train_frac + val_frac))
+def chronological_splits(n: int, cfg: DataConfig) -> Splits:
+    """The splits of `n` labelled rows under `cfg`'s fractions, horizon and embargo (checked settings)."""
+    gap = cfg.horizon + cfg.embargo
+    a, b = round(n * cfg.train_frac), round(n * (cfg.train_frac + cfg.val_frac))
     return Splits(n, range(0, max(a - gap, 0)), range(a, max(b - gap, a)), range(b, n))
 
 

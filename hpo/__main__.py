@@ -7,16 +7,13 @@ from __future__ import annotations
 import argparse
 import signal
 
-import mlflow
-import optuna
-
-from hpo.budgets import DEFAULT_BUDGETS, parse_budgets
+from datamodules.errors import Parser, UserError, run_main
 from hpo.convergence import Convergence
 from hpo.dry_run import n_features_of, report
+from hpo.settings import StudySettings
 from hpo.storage import DEFAULT_STORAGE
-from hpo.study import StudySettings, run_study
-from training.cli import Parser, add_run_arguments, config_from_args, run_main
-from training.train import build_datamodule
+from models.budgets import DEFAULT_BUDGETS, parse_budgets
+from training.cli import add_run_arguments, config_from_args
 
 DEFAULT_TRIALS = 50
 # `--demo`: a small study on the embedded data that finishes in minutes on 2 CPU cores (flags given win)
@@ -78,10 +75,10 @@ def settings_from_args(args: argparse.Namespace) -> StudySettings:
                 setattr(args, key, value)
     cfg = config_from_args(args)
     if args.param_budget and args.budgets:
-        raise ValueError("give either --param-budget (one budget) or --budgets (several), not both")
+        raise UserError("give either --param-budget (one budget) or --budgets (several), not both")
     budgets = parse_budgets(args.param_budget or args.budgets or ",".join(DEFAULT_BUDGETS))
     if args.early_stop_threshold is not None and args.early_stop_patience is None:
-        raise ValueError("--early-stop-threshold needs --early-stop-patience")
+        raise UserError("--early-stop-threshold needs --early-stop-patience")
     convergence = (Convergence(args.early_stop_patience, args.early_stop_threshold or 0.0)
                    if args.early_stop_patience is not None else None)
     name = args.study_name or f"{cfg.model.name}-{cfg.data.tier}-L{cfg.data.input_size}" + (
@@ -105,6 +102,14 @@ def main(argv: list[str] | None = None) -> None:
     if args.dry_run:
         print(report(settings, n_features_of(settings.base)))
         return
+    import mlflow  # the dry run imports neither MLflow nor Optuna
+    import optuna
+    from training.threads import apply_default_threads
+
+    from hpo.study import run_study
+    from training.train import build_datamodule, evidence_line
+
+    apply_default_threads()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     n_features = build_datamodule(settings.base).n_features  # bad data fails here, before anything is written
     outcome = run_study(settings, n_features)
@@ -116,11 +121,8 @@ def main(argv: list[str] | None = None) -> None:
               f"params {b.params}")
         e = b.user_attrs.get("evidence")
         if e:
-            print(f"  95% CI [{e['best/val/auroc_ci_low']:.4f}, {e['best/val/auroc_ci_high']:.4f}]; "
-                  f"volatility-only baseline {e['baseline/volatility/val/auroc']:.4f}; best minus baseline: "
-                  f"95% CI [{e['best/val/auroc_vs_volatility_ci_low']:+.4f}, "
-                  f"{e['best/val/auroc_vs_volatility_ci_high']:+.4f}]. The best of many trials on one val "
-                  "split is optimistic: confirm on test before reading it as a finding.")
+            print(f"  {evidence_line(e)}. The best of many trials on one val split is optimistic: confirm "
+                  "on test before reading it as a finding.")
     print(f"MLflow: parent run {outcome.parent_run_id} (tag kind=study) in experiment "
           f"{mlflow.get_experiment(mlflow.get_run(outcome.parent_run_id).info.experiment_id).name!r}; "
           f"tracking URI {mlflow.get_tracking_uri()}")

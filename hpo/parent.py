@@ -6,19 +6,16 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections import Counter
 
-import mlflow
 import optuna
 from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global figure state
-from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from hpo.budgets import parse_budget
+from models.budgets import parse_budget
+from training import tracking
 from training.config import RunConfig
-from training.tracking import EXPERIMENT
 
 PARENT_ATTR = "mlflow_parent_run_id"
 
@@ -36,19 +33,18 @@ def experiment_of(run_id: str) -> str:
 def create_parent(name: str, tags: dict[str, str], params: dict[str, object], adopt: str | None = None) -> str:
     """A new run of kind `study`; `adopt`: make this run (`mlflow run`'s) the parent instead."""
     client = MlflowClient()
-    run_id = adopt or client.create_run(mlflow.set_experiment(EXPERIMENT).experiment_id).info.run_id
+    run_id = adopt or client.create_run(tracking.experiment_id()).info.run_id
     client.update_run(run_id, name=name)
-    client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()],
-                     tags=[RunTag(k, v) for k, v in {"kind": "study", **tags}.items()])
+    tracking.log_batch(run_id, params=params, tags={"kind": "study", **tags})
     return run_id
 
 
 def mark_session(run_id: str, parent_id: str, study_name: str) -> None:
     """`mlflow run`'s run of a session that resumed or joined a study: a pointer nested under its parent."""
-    MlflowClient().log_batch(run_id, tags=[RunTag(k, v) for k, v in {
+    tracking.log_batch(run_id, tags={
         "kind": "study-session", "study_name": study_name, "mlflow.parentRunId": parent_id,
         "mlflow.note.content": f"A session of study `{study_name}`: its trials are nested under run {parent_id}.",
-    }.items()])
+    })
 
 
 def reopen(run_id: str) -> None:
@@ -65,7 +61,7 @@ def summarise(run_id: str, study: optuna.Study) -> None:
     """Counts by state, the best value and params, the best per budget: one batched call, step = trials."""
     trials = study.get_trials(deepcopy=False)
     counts = Counter(t.state for t in trials)
-    step, now = sum(counts[s] for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)), int(time.time() * 1000)
+    step = sum(counts[s] for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL))
     metrics = {f"trials/{s.name.lower()}": counts[s] for s in
                (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING, TrialState.WAITING)}
     tags = {}
@@ -78,10 +74,7 @@ def summarise(run_id: str, study: optuna.Study) -> None:
         tags = {"best_trial": str(best.number), "best_run_id": best.user_attrs.get("mlflow_run_id", ""),
                 "best_params": json.dumps(best.params, sort_keys=True),
                 **{f"best.{k}": str(v) for k, v in best.params.items()}}
-    MlflowClient().log_batch(
-        run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()],
-        tags=[RunTag(k, v) for k, v in tags.items()],
-    )
+    tracking.log_batch(run_id, metrics, step=step, tags=tags)
 
 
 def best_by_budget(complete: list[optuna.trial.FrozenTrial]) -> dict[str, float]:

@@ -8,9 +8,10 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
-from hpo.budgets import parse_budget
+from datamodules.errors import UserError
 from hpo.parent import PARENT_ATTR, best_by_budget
 from hpo.storage import open_storage, study_exists
+from models.budgets import parse_budget
 
 SUFFIX = "-phase2"
 
@@ -34,7 +35,7 @@ def plan(storage_url: str | None, phase1_name: str) -> Phase2:
 
 def load_phase1(storage: BaseStorage, name: str, shown: str) -> optuna.Study:
     if not study_exists(storage, name):
-        raise ValueError(f"--supplementary: no phase-1 study {name!r} in {shown}; run phase 1 first "
+        raise UserError(f"--supplementary: no phase-1 study {name!r} in {shown}; run phase 1 first "
                          "(the same command without --supplementary), or name it with --study-name")
     return optuna.load_study(study_name=name, storage=storage)
 
@@ -51,7 +52,7 @@ def select_budgets(phase1: optuna.Study, k: int = 2) -> list[str]:
     best = best_by_budget(phase1.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     if len(best) < k:
         found = ", ".join(f"{b} ({v:.4f})" for b, v in best.items()) or "none"
-        raise ValueError(f"--supplementary needs completed trials in at least {k} budgets of phase-1 study "
+        raise UserError(f"--supplementary needs completed trials in at least {k} budgets of phase-1 study "
                          f"{phase1.study_name!r}; it has them in {len(best)}: {found}")
     top = sorted(best, key=lambda b: (-best[b], parse_budget(b)))[:k]
     return sorted(top, key=parse_budget)

@@ -10,10 +10,11 @@ from training.train import MONITOR
 
 class PruningCallback(pl.Callback):
     """Reports after validation; raises `optuna.TrialPruned` at the end of the epoch, so that the epoch's
-    metrics are logged first (train's EpochLogger runs before callbacks passed to `train`)."""
+    metrics are logged first (train's EpochLogger runs before callbacks passed to `train`). With
+    `prune=False` (forced configs) it only reports."""
 
-    def __init__(self, trial: optuna.Trial):
-        self.trial = trial
+    def __init__(self, trial: optuna.Trial, prune: bool = True):
+        self.trial, self.prune = trial, prune
         self.pruned_at: tuple[int, float] | None = None
 
     def on_validation_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
@@ -21,7 +22,7 @@ class PruningCallback(pl.Callback):
         if trainer.sanity_checking or value is None:
             return
         self.trial.report(float(value), trainer.current_epoch)
-        if self.trial.should_prune():
+        if self.prune and self.trial.should_prune():
             self.pruned_at = (trainer.current_epoch, float(value))
 
     def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:

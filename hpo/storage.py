@@ -11,6 +11,8 @@ from pathlib import Path
 from optuna.storages import BaseStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 
+from datamodules.errors import UserError
+
 DEFAULT_STORAGE = "optuna.journal"
 _PASSWORD = re.compile(r"(://[^:/@]+:)([^@]*)(@)")
 
@@ -21,24 +23,24 @@ def mask(url: str) -> str:
 
 
 def open_storage(url: str | None, must_exist: bool = False) -> tuple[BaseStorage, str]:
-    """The storage and its printable name; ValueError (password masked) when it cannot be opened.
+    """The storage and its printable name; UserError (password masked) when it cannot be opened.
     `must_exist`: a journal file that is not there is an error instead of being created."""
     url = url or DEFAULT_STORAGE
     shown = mask(url)
     if must_exist and "://" not in url and not Path(url).is_file():
-        raise ValueError(f"no study storage at {shown}: run phase 1 first, or pass its --storage")
+        raise UserError(f"no study storage at {shown}: run phase 1 first, or pass its --storage")
     try:
         if "://" in url:
             return RDBStorage(url, engine_kwargs=_engine_kwargs(url)), shown
         path = Path(url)
         if path.is_dir():
-            raise ValueError(f"{path} is a directory, not a journal file")
+            raise UserError(f"{path} is a directory, not a journal file")
         if not path.parent.is_dir():
-            raise ValueError(f"directory {path.parent} does not exist")
+            raise UserError(f"directory {path.parent} does not exist")
         return JournalStorage(JournalFileBackend(str(path))), shown
     except Exception as err:  # SQLAlchemy, driver and OS errors come in many classes
         reason = mask(str(err).splitlines()[0]) if str(err) else type(err).__name__
-        raise ValueError(f"cannot open storage {shown}: {reason}") from None
+        raise UserError(f"cannot open storage {shown}: {reason}") from None
 
 
 def _engine_kwargs(url: str) -> dict:

@@ -9,7 +9,7 @@ creates the MLflow parent; the others wait for the parent's id to appear in the 
 
 from __future__ import annotations
 
-import dataclasses
+import json
 import math
 import time
 from collections.abc import Callable
@@ -21,40 +21,22 @@ from optuna.exceptions import DuplicatedStudyError
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from datamodules.errors import UserError
 from hpo import parent, phase2
-from hpo.budgets import SHAPE_KEYS, STYLES, Shape, check_budgets, forced_configs, solve
-from hpo.convergence import Convergence
+from hpo.forced import EXTREMES, forced_configs
+from hpo.progress import EpochProgress, StudyProgress
 from hpo.pruning import PruningCallback
 from hpo.recovery import FAILED_REASON, Heartbeat, close_orphan_runs, fail_stale_trials
 from hpo.sampling import TrialSeededTPE
-from hpo.space import SearchSpace
+from hpo.settings import StudySettings
+from hpo.space import SearchSpace, depth_param
 from hpo.storage import open_storage
+from models.budgets import StyleGrid, solve
+from training import tracking
 from training.config import RunConfig
-from training.train import train
+from training.train import EVIDENCE, train
 
 PARENT_WAIT_S = 30.0
-# what a reader needs beside a trial's val AUROC: its interval, the volatility baseline, their difference
-EVIDENCE = ("best/val/auroc_ci_low", "best/val/auroc_ci_high", "baseline/volatility/val/auroc",
-            "best/val/auroc_vs_volatility_ci_low", "best/val/auroc_vs_volatility_ci_high")  # how long a worker waits for the study's creator to create the MLflow parent
-
-
-@dataclass
-class StudySettings:
-    base: RunConfig  # defaults < --use-best-from < flags < --set; searched fields are overridden per trial
-    study_name: str  # with `supplementary`: the phase-1 study (phase 2 is `<name>-phase2`)
-    trials: int  # the study's size: a rerun runs what is missing
-    budgets: list[str]
-    pinned: frozenset[str] = frozenset()  # config keys given with --set: not searched
-    forced_extremes: bool = False
-    transfer: str | None = None  # --use-best-from SRC: its config is enqueued as the study's first trial
-    convergence: Convergence | None = None
-    pruning: bool = True
-    storage: str | None = None
-    supplementary: bool = False
-
-    def __post_init__(self):
-        if self.trials < 1:
-            raise ValueError(f"--trials must be >= 1, got {self.trials}")
 
 
 @dataclass
@@ -68,15 +50,6 @@ class Outcome:
     counts: dict[str, int] = field(default_factory=dict)
 
 
-def fixed_hp(cfg: RunConfig) -> dict[str, object]:
-    """The model fields that a (budget, style) shape does not decide."""
-    return {k: v for k, v in dataclasses.asdict(cfg.model).items() if k not in ("name", *SHAPE_KEYS)}
-
-
-def shapes_of(cfg: RunConfig, budgets: list[str], n_features: int) -> dict[tuple[str, str], Shape | None]:
-    return check_budgets(cfg.model.name, budgets, STYLES, n_features, cfg.data.input_size, **fixed_hp(cfg))
-
-
 def run_study(
     settings: StudySettings, n_features: int, *, pruner: optuna.pruners.BasePruner | None = None,
     echo: Callable[[str], None] = print,
@@ -84,33 +57,33 @@ def run_study(
     session = _open(settings, n_features, pruner, echo)
     study, parent_id = session.study, session.parent_id
     parent.reopen(parent_id)
+    progress = StudyProgress(settings.trials, _count(study))
     objective = Objective(settings.base, session.space, n_features, study.study_name, parent_id,
-                          parent.experiment_of(parent_id))
-    ran, status, reason = 0, "FAILED", "error"
+                          parent.experiment_of(parent_id), echo)
+    ran, reason = 0, "error"
 
     def after_trial(study: optuna.Study, trial: FrozenTrial) -> None:
         parent.summarise(parent_id, study)
-        echo(_trial_line(trial))
+        echo(f"{_trial_line(trial)} {progress.status(_count(study))}")
 
-    try:
-        while True:
-            _recover(study, session.storage, parent_id, echo)
-            reason = settings.convergence.check(study) if settings.convergence else None
-            if reason is None and _count(study) >= settings.trials:
-                reason = f"done: the study holds {settings.trials} trials"
-            if reason is not None:
-                break
-            study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[after_trial])
-            ran += 1
-        status = "FINISHED"
-    except KeyboardInterrupt:
-        status, reason = "KILLED", "interrupted"
-        raise
-    finally:
-        parent.summarise(parent_id, study)
-        parent.log_report(parent_id, study)
-        mlflow.MlflowClient().set_tag(parent_id, "stop_reason", reason)
-        parent.close(parent_id, study, status)
+    with tracking.ending(parent_id, close=lambda status: parent.close(parent_id, study, status)):
+        try:
+            while True:
+                _recover(study, session.storage, parent_id, echo)
+                reason = settings.convergence.check(study) if settings.convergence else None
+                if reason is None and _count(study) >= settings.trials:
+                    reason = f"done: the study holds {settings.trials} trials"
+                if reason is not None:
+                    break
+                study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[after_trial])
+                ran += 1
+        except KeyboardInterrupt:
+            reason = "interrupted"
+            raise
+        finally:
+            parent.summarise(parent_id, study)
+            parent.log_report(parent_id, study)
+            tracking.log_batch(parent_id, tags={"stop_reason": reason})
     counts = {s.name: len(study.get_trials(deepcopy=False, states=(s,))) for s in TrialState}
     best = study.best_trial if counts[TrialState.COMPLETE.name] else None
     return Outcome(study.study_name, parent_id, session.shown, ran, reason, best,
@@ -134,12 +107,12 @@ def _open(settings: StudySettings, n_features: int, pruner: optuna.pruners.BaseP
         plan = phase2.plan(settings.storage, settings.study_name)
         storage, shown, name, budgets = plan.storage, plan.shown, plan.name, plan.budgets
         link = phase2.phase1_link(plan.phase1)
-        shapes = shapes_of(base, budgets, n_features)
     else:
-        shapes = shapes_of(base, settings.budgets, n_features)  # bad budgets fail before anything is written
         storage, shown = open_storage(settings.storage)
         name, budgets, link = settings.study_name, settings.budgets, {}
-    space = SearchSpace.build(base, budgets, STYLES, set(settings.pinned))
+    grid = settings.grid(budgets, n_features)  # bad budgets fail before anything is written
+    space = SearchSpace.build(base, budgets, set(settings.pinned), n_features)
+    settings.check_trials(len(grid.distinct()) * len(EXTREMES))
     definition = {"model": base.model.name, "tier": base.data.tier, "input_size": base.data.input_size,
                   "budgets": budgets, "phase": 2 if settings.supplementary else 1}
 
@@ -150,7 +123,7 @@ def _open(settings: StudySettings, n_features: int, pruner: optuna.pruners.BaseP
         _check_definition(study, definition)
     else:  # this worker created the study (or its creator died before creating the parent)
         study.set_user_attr("definition", definition)
-    _enqueue(study, settings, space, shapes)
+    _enqueue(study, settings, space, grid)
     if parent_id is None:
         parent_id = parent.create_parent(name, _parent_tags(base, budgets, shown, link), _parent_params(base, space),
                                          adopt=launcher)
@@ -168,65 +141,69 @@ class Objective:
     """One trial: a nested MLflow run (tags first), the config from the trial's params, `train` inside it.
 
     The run ends FINISHED with `trial_state=COMPLETE` or `PRUNED`, FAILED with `trial_state=FAIL` and an
-    `error` tag on any exception (the study goes on: Optuna marks the trial FAIL), KILLED on Ctrl-C."""
+    `error` tag on any exception (the study goes on: Optuna marks the trial FAIL), KILLED on Ctrl-C
+    (`tracking.ending`)."""
 
     base: RunConfig
     space: SearchSpace
     n_features: int
     study_name: str
     parent_run_id: str
-    experiment_id: str
+    experiment: str  # the parent's
+    echo: Callable[[str], None] = print
 
     def __call__(self, trial: optuna.Trial) -> float:
         forced = bool(trial.user_attrs.get("forced"))
-        tags = {"kind": "trial", "study_name": self.study_name, "trial_number": str(trial.number),
+        tags = {"study_name": self.study_name, "trial_number": str(trial.number),
                 "forced": str(forced).lower(), "trial_state": "RUNNING"}
         if "transferred" in trial.user_attrs:
             tags["transferred_from"] = trial.user_attrs["transferred"]
-        with Heartbeat(trial):
-            run = mlflow.start_run(experiment_id=self.experiment_id, run_name=f"{self.study_name}-{trial.number}",
-                                   parent_run_id=self.parent_run_id, tags=tags)
+        with Heartbeat(trial), tracking.run_context(
+                kind="trial", run_name=f"{self.study_name}-{trial.number}", parent_run_id=self.parent_run_id,
+                experiment=self.experiment, tags=tags, finished_on=(optuna.TrialPruned,)) as run:
             trial.set_user_attr("mlflow_run_id", run.info.run_id)
-            state, status = "FAIL", "FAILED"
-            pruning = PruningCallback(trial)
+            state = "FAIL"
+            pruning = PruningCallback(trial, prune=not forced)  # the forced grid is compared whole
             try:
                 cfg = self.config(trial)
-                result = train(cfg, callbacks=(pruning,), progress=False)
+                epochs = EpochProgress(f"trial {trial.number}", self.echo)
+                result = train(cfg, callbacks=(pruning, epochs), progress=False, plots=False, log_checkpoint=False)
                 if not math.isfinite(result.val_auroc):
                     raise ValueError(f"val AUROC is {result.val_auroc} (one class in the val split?)")
                 trial.set_user_attr("epochs", result.epochs)
                 trial.set_user_attr("evidence", {k: result.metrics[k] for k in EVIDENCE})
-                state, status = "COMPLETE", "FINISHED"
+                state = "COMPLETE"
                 return result.val_auroc
             except optuna.TrialPruned:
-                state, status = "PRUNED", "FINISHED"
+                state = "PRUNED"
                 trial.set_user_attr("epochs", pruning.pruned_at[0] + 1)
                 raise
             except Exception as err:
-                error = f"{type(err).__name__}: {err}"[:4000]
-                mlflow.set_tag("error", error)
-                trial.set_user_attr("error", error)
+                trial.set_user_attr("error", f"{type(err).__name__}: {err}"[:4000])
                 raise
-            except (KeyboardInterrupt, SystemExit) as err:  # Lightning turns Ctrl-C in `fit` into sys.exit(1)
-                status = "KILLED"
+            except (KeyboardInterrupt, SystemExit):
                 trial.set_user_attr(FAILED_REASON, "interrupted")  # not counted: a rerun runs it again
-                raise KeyboardInterrupt from err
+                raise
             finally:
                 mlflow.set_tag("trial_state", state)
-                mlflow.end_run(status)
 
     def config(self, trial: optuna.Trial) -> RunConfig:
-        """The trial's config; its budget and style are tagged before the shape is solved (which may fail)."""
+        """The trial's config; its budget and style are tagged before the shape is solved."""
         transferred = "transferred" in trial.user_attrs
         values = self.space.suggest(trial, shape=not transferred)
-        budget, style = ("none", "transferred") if transferred else (values["budget"], values["style"])
+        cfg = self.space.apply(self.base, values)
+        if transferred:
+            budget, style = "none", "transferred"
+        else:
+            budget, style = values["budget"], trial.user_attrs.get("style", "searched")
         mlflow.set_tags({"budget": budget, "style": style})
         trial.set_user_attr("budget", budget)
         trial.set_user_attr("style", style)
-        cfg = self.space.apply(self.base, values)
         if transferred:
             return cfg
-        shape = solve(cfg.model.name, budget, style, self.n_features, cfg.data.input_size, **fixed_hp(cfg))
+        shape = solve(cfg.model, budget, values["n_layers"], self.n_features, cfg.data.input_size)
+        if shape is None:  # the depth ranges are conservative (hpo/space.py): this is a bug
+            raise RuntimeError(f"no {values['n_layers']}-layer {cfg.model.name} fits {budget} at {cfg.model}")
         trial.set_user_attr("params_count", shape.count)
         return cfg.override(shape.hp)
 
@@ -238,11 +215,34 @@ def _median_pruner(max_epochs: int) -> optuna.pruners.MedianPruner:
 
 
 def _recover(study: optuna.Study, storage: BaseStorage, parent_id: str, echo: Callable[[str], None]) -> None:
-    """Fail the trials of dead workers and end their MLflow runs; before each trial (one query each)."""
+    """Fail the trials of dead workers and end their MLflow runs, enqueue their forced configs again;
+    before each trial (one query each)."""
     stale = fail_stale_trials(study, storage)
     if stale:
         echo(f"trials {', '.join(map(str, stale))} were left RUNNING by a dead worker: marked FAIL")
     close_orphan_runs(study, parent_id)
+    requeued = _requeue_forced(study)
+    if requeued:
+        echo(f"forced trials {', '.join(map(str, requeued))} did not finish: enqueued again")
+
+
+def _requeue_forced(study: optuna.Study) -> list[int]:
+    """Forced trials whose worker died or was interrupted (`FAILED_REASON`) are enqueued again, unless a
+    trial with their params is already waiting, running or done: the forced grid is compared whole."""
+    trials = study.get_trials(deepcopy=False)
+
+    def key(t: FrozenTrial) -> str:
+        return json.dumps(t.system_attrs.get("fixed_params"), sort_keys=True)
+
+    present = {key(t) for t in trials if t.user_attrs.get("forced") and FAILED_REASON not in t.user_attrs}
+    requeued = []
+    for t in trials:
+        if t.user_attrs.get("forced") and FAILED_REASON in t.user_attrs and key(t) not in present:
+            study.enqueue_trial(t.system_attrs["fixed_params"], user_attrs={
+                k: v for k, v in t.user_attrs.items() if k in ("forced", "style", "regularisation")})
+            present.add(key(t))
+            requeued.append(t.number)
+    return requeued
 
 
 def _create_or_load(storage: BaseStorage, name: str, sampler, pruner) -> tuple[optuna.Study, bool]:
@@ -252,7 +252,7 @@ def _create_or_load(storage: BaseStorage, name: str, sampler, pruner) -> tuple[o
     except DuplicatedStudyError:
         study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
         if study.direction != optuna.study.StudyDirection.MAXIMIZE:
-            raise ValueError(f"study {name!r} exists but does not maximise: not an HPO study of this project") from None
+            raise UserError(f"study {name!r} exists but does not maximise: not an HPO study of this project") from None
         return study, False
 
 
@@ -270,11 +270,11 @@ def _check_definition(study: optuna.Study, definition: dict) -> None:
     diff = {k: (stored.get(k), v) for k, v in definition.items() if stored.get(k) != v}
     if diff:
         what = "; ".join(f"{k}: {old} in the study, {new} now" for k, (old, new) in diff.items())
-        raise ValueError(f"study {study.study_name!r} was created with other settings ({what}); rerun it with "
+        raise UserError(f"study {study.study_name!r} was created with other settings ({what}); rerun it with "
                          "its own settings or choose another --study-name")
 
 
-def _enqueue(study: optuna.Study, settings: StudySettings, space: SearchSpace, shapes) -> None:
+def _enqueue(study: optuna.Study, settings: StudySettings, space: SearchSpace, grid: StyleGrid) -> None:
     """The transferred config first, then the forced configs; each set once per study (a study user
     attribute records it), so resuming never enqueues them twice."""
     done = set(study.user_attrs.get("enqueued", []))
@@ -284,9 +284,9 @@ def _enqueue(study: optuna.Study, settings: StudySettings, space: SearchSpace, s
         study.enqueue_trial(base_values, user_attrs={"transferred": settings.transfer}, skip_if_exists=True)
         new.append(f"transfer:{settings.transfer}")
     if settings.forced_extremes and "forced" not in done:
-        for forced in forced_configs(shapes, base_values):
-            study.enqueue_trial(forced.params, user_attrs={"forced": True, "regularisation": forced.regularisation.name},
-                                skip_if_exists=True)
+        for forced in forced_configs(grid, base_values, depth_param):
+            study.enqueue_trial(forced.params, skip_if_exists=True, user_attrs={
+                "forced": True, "style": forced.style, "regularisation": forced.regularisation.name})
         new.append("forced")
     if new:
         study.set_user_attr("enqueued", sorted(done | set(new)))
@@ -310,11 +310,14 @@ def _parent_tags(base: RunConfig, budgets: list[str], shown: str, link: dict[str
 
 def _parent_params(base: RunConfig, space: SearchSpace) -> dict[str, object]:
     return {"study.sampler": "TPE (multivariate, constant liar), reseeded per trial", "study.seed": base.train.seed,
-            "study.styles": ",".join(space.styles), "study.searched": ",".join(space.dims)}
+            "study.depths": ",".join(f"{b}:1-{d}" for b, d in space.depths.items()),
+            "study.searched": ",".join(space.dims)}
 
 
 def _trial_line(t: FrozenTrial) -> str:
-    what = f"budget {t.params.get('budget', '-')}, {t.params.get('style', 'transferred config')}"
+    budget = t.params.get("budget")
+    what = ("transferred config" if budget is None else
+            f"budget {budget}, {t.user_attrs.get('style', 'searched')}, {t.params.get(depth_param(budget))} layers")
     last = "last " if t.state == TrialState.PRUNED else ""
     value = (f"{last}val/auroc {t.value:.4f}" if t.value is not None
              else t.user_attrs.get("error") or t.user_attrs.get(FAILED_REASON, ""))

@@ -6,9 +6,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from datamodules.errors import UserError
 
-class NonFiniteLossError(RuntimeError):
-    """A training loss became NaN or infinite."""
+
+class NonFiniteLossError(UserError):
+    """A training loss became NaN or infinite: settings (learning rate, inputs) the user can change."""
 
 
 class FocalLoss(nn.Module):
@@ -21,7 +23,7 @@ class FocalLoss(nn.Module):
     def __init__(self, gamma: float = 2.0, alpha: float = 0.25):
         super().__init__()
         if gamma < 0 or not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"focal loss needs gamma >= 0 and 0 <= alpha <= 1, got gamma={gamma}, alpha={alpha}")
+            raise UserError(f"focal loss needs gamma >= 0 and 0 <= alpha <= 1, got gamma={gamma}, alpha={alpha}")
         self.gamma, self.alpha = gamma, alpha
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -50,4 +52,4 @@ def make_loss(loss: str, focal_gamma: float = 2.0, focal_alpha: float = 0.25) ->
         return FocalLoss(focal_gamma, focal_alpha)
     if loss == "bce":
         return BCEWithLogits()
-    raise ValueError(f"unknown loss {loss!r}; known: bce, focal")
+    raise UserError(f"unknown loss {loss!r}; known: bce, focal")

@@ -5,8 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from datamodules.errors import UserError
 from models.backbones import informer, itransformer, patchtst, timexer
-from models.backbones.spec import HP_NAMES, BackboneSpec
+from models.backbones.spec import BackboneSpec
+from models.config import HP_DEFAULTS, HP_NAMES, ModelConfig
 
 _SPECS: dict[str, BackboneSpec] = {m.SPEC.name: m.SPEC for m in (informer, itransformer, patchtst, timexer)}
 
@@ -17,22 +19,26 @@ def available() -> list[str]:
 
 def get_spec(name: str) -> BackboneSpec:
     if name not in _SPECS:
-        raise ValueError(f"unknown model {name!r}; known: {', '.join(available())}")
+        raise UserError(f"unknown model {name!r}; known: {', '.join(available())}")
     return _SPECS[name]
 
 
+def default_config(name: str) -> ModelConfig:
+    """ModelConfig's defaults with the backbone's own ones applied."""
+    return ModelConfig(name=name, **(get_spec(name).defaults or {}))
+
+
 def resolve_hp(name: str, **hp) -> dict[str, object]:
-    """The spec's defaults overridden by `hp`, restricted to what the backbone reads, plus `feature_proj`.
+    """The fields the backbone reads, from `hp` else its defaults, plus `feature_proj`.
 
     Any ModelConfig field is accepted (a backbone ignores those it does not read); other names raise.
     """
     unknown = sorted(set(hp) - set(HP_NAMES))
     if unknown:
-        raise ValueError(f"unknown hyper-parameter(s) {', '.join(unknown)}; known: {', '.join(HP_NAMES)}")
+        raise UserError(f"unknown hyper-parameter(s) {', '.join(unknown)}; known: {', '.join(HP_NAMES)}")
     spec = get_spec(name)
-    resolved = {k: hp.get(k, v) for k, v in spec.defaults.items()}
-    resolved["feature_proj"] = hp.get("feature_proj", 0)
-    return resolved
+    defaults = {**HP_DEFAULTS, **(spec.defaults or {})}
+    return {k: hp.get(k, defaults[k]) for k in (*spec.reads, "feature_proj")}
 
 
 class FeatureProjection(nn.Module):
@@ -54,9 +60,9 @@ def build_backbone(name: str, n_features: int, input_size: int, **hp) -> nn.Modu
     k = hp.pop("feature_proj")
     build = get_spec(name).build
     if k < 0:
-        raise ValueError(f"feature_proj must be >= 0, got {k}")
+        raise UserError(f"feature_proj must be >= 0, got {k}")
     if k == 0:
         return build(n_features, input_size, **hp)
     if n_features < 1:
-        raise ValueError(f"{name}: n_features must be >= 1, got {n_features}")
+        raise UserError(f"{name}: n_features must be >= 1, got {n_features}")
     return FeatureProjection(n_features, k, build(k, input_size, **hp))

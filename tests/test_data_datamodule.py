@@ -1,6 +1,5 @@
 """TierDataModule on the embedded data and on a processed feature table (tier `file`)."""
 
-import dataclasses
 
 import numpy as np
 import pandas as pd
@@ -8,10 +7,10 @@ import pytest
 import torch
 
 from datamodules.__main__ import main as cli
+from datamodules.config import DataConfig
 from datamodules.datamodule import TierDataModule
-from datamodules.sources import DataError
+from datamodules.errors import DataError
 from tests.test_data_support import embedded, synthetic_ohlcv
-from training.config import DataConfig
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +20,7 @@ def shared_cache(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def a20(tmp_path_factory):
-    dm = TierDataModule(**dataclasses.asdict(DataConfig()), cache_dir=str(tmp_path_factory.mktemp("a20")))
+    dm = TierDataModule(DataConfig(), cache_dir=str(tmp_path_factory.mktemp("a20")))
     dm.setup("fit")
     return dm
 
@@ -96,7 +95,7 @@ def test_window_context_may_reach_back_but_never_forward(a20):
 def test_contexts_60_to_220_on_every_tier(tier, shared_cache):
     dates = {}
     for input_size in (60, 220):
-        dm = TierDataModule(tier=tier, input_size=input_size, cache_dir=shared_cache)
+        dm = TierDataModule(DataConfig(tier=tier, input_size=input_size), cache_dir=shared_cache)
         dm.setup()
         xb, _ = next(iter(dm.val_dataloader()))
         assert xb.shape == (64, input_size, dm.n_features)
@@ -108,7 +107,7 @@ def test_contexts_60_to_220_on_every_tier(tier, shared_cache):
 
 def test_context_too_long_is_a_clear_error():
     with pytest.raises(DataError, match="too few rows for tier a20 with input size 5000"):
-        TierDataModule(input_size=5000).setup()
+        TierDataModule(DataConfig(input_size=5000)).setup()
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -122,7 +121,7 @@ def test_context_too_long_is_a_clear_error():
     ({"tier": "file"}, "tier 'file' needs"),
 ])
 def test_bad_settings_raise_in_setup(kwargs, message):
-    dm = TierDataModule(**kwargs)
+    dm = TierDataModule(DataConfig(**kwargs))
     with pytest.raises(DataError, match=message):
         dm.setup()
 
@@ -141,7 +140,7 @@ def _feature_table(tmp_path, rows=400):
 def test_file_tier(tmp_path, capsys):
     frame, table = _feature_table(tmp_path)
     table.to_parquet(tmp_path / "features.parquet")
-    dm = TierDataModule(tier="file", path=str(tmp_path / "features.parquet"), input_size=30)
+    dm = TierDataModule(DataConfig(tier="file", path=str(tmp_path / "features.parquet"), input_size=30))
     dm.setup()
     assert dm.feature_names == ["High", "close", "momentum_10", "range"]
     summary = dm.summary()
@@ -162,10 +161,10 @@ def test_file_tier_nan_after_warmup_and_missing_high(tmp_path):
     holed.iloc[150, holed.columns.get_loc("range")] = np.nan
     holed.to_csv(tmp_path / "holed.csv")
     with pytest.raises(DataError, match=f"feature 'range' is nan on {table.index[150].date()}"):
-        TierDataModule(tier="file", path=str(tmp_path / "holed.csv")).setup()
+        TierDataModule(DataConfig(tier="file", path=str(tmp_path / "holed.csv"))).setup()
     table.drop(columns="High").to_csv(tmp_path / "nohigh.csv")
     with pytest.raises(DataError, match="missing column 'High'"):
-        TierDataModule(tier="file", path=str(tmp_path / "nohigh.csv")).setup()
+        TierDataModule(DataConfig(tier="file", path=str(tmp_path / "nohigh.csv"))).setup()
     table.rename(columns={"range": "label"}).to_csv(tmp_path / "label.csv")
     with pytest.raises(DataError, match="'label' is reserved"):
-        TierDataModule(tier="file", path=str(tmp_path / "label.csv")).setup()
+        TierDataModule(DataConfig(tier="file", path=str(tmp_path / "label.csv"))).setup()

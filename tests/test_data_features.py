@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from datamodules import features, tiers
-from datamodules.sources import DataError, validate_ohlcv
+from datamodules.errors import DataError
+from datamodules.sources import validate_ohlcv
 from tests.test_data_support import embedded, embedded_features, synthetic_ohlcv, with_quirks
 
 TIERS = ("a20", "a50", "a200")

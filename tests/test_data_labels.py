@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
+from datamodules.config import DataConfig
+from datamodules.errors import DataError
 from datamodules.labels import make_labels
-from datamodules.sources import DataError
 from tests.test_data_support import synthetic_ohlcv
 
 
@@ -42,7 +43,7 @@ def test_label_boundary_and_window():
 ])
 def test_bad_target_settings(horizon, threshold, message):
     with pytest.raises(DataError, match=message):
-        make_labels(np.ones(10), np.ones(10), horizon, threshold)
+        DataConfig(horizon=horizon, threshold=threshold).check()
 
 
 def test_too_short_for_the_horizon():

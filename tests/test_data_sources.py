@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from datamodules.sources import DataError, embedded_path, fingerprint, load_ohlcv, validate_ohlcv
+from datamodules.errors import DataError
+from datamodules.sources import embedded_path, fingerprint, load_ohlcv, validate_ohlcv
 from tests.test_data_support import synthetic_ohlcv, with_quirks
 
 

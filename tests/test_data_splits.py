@@ -4,9 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from datamodules.config import DataConfig
+from datamodules.errors import DataError
 from datamodules.labels import make_labels
-from datamodules.prepared import DataSettings, prepare
-from datamodules.sources import DataError
+from datamodules.prepared import prepare
 from datamodules.splits import Scaler, chronological_splits
 from tests.test_data_support import synthetic_ohlcv
 
@@ -15,7 +16,7 @@ from tests.test_data_support import synthetic_ohlcv
 def test_no_label_window_reaches_into_the_next_split(n, horizon, embargo):
     frame = synthetic_ohlcv(n + horizon)
     labels = make_labels(frame["High"].to_numpy(), frame["Close"].to_numpy(), horizon, 0.01)
-    splits = chronological_splits(len(labels), horizon, embargo)
+    splits = chronological_splits(len(labels), DataConfig(horizon=horizon, embargo=embargo))
     train, val, test = splits.train, splits.val, splits.test
     assert len(train) and len(val) and len(test)
     assert labels.end[train].max() < val.start and labels.end[val].max() < test.start
@@ -27,7 +28,7 @@ def test_no_label_window_reaches_into_the_next_split(n, horizon, embargo):
 
 
 def test_fractions_are_respected():
-    splits = chronological_splits(1000, 1, 5, 0.6, 0.2, 0.2)
+    splits = chronological_splits(1000, DataConfig(horizon=1, embargo=5, train_frac=0.6, val_frac=0.2, test_frac=0.2))
     assert (splits.train.stop, splits.val.start, splits.val.stop, splits.test.start) == (594, 600, 794, 800)
 
 
@@ -37,12 +38,13 @@ def test_fractions_are_respected():
     ((1.0, 0.0, 0.0), "fraction must be in"),
 ])
 def test_bad_fractions(fractions, message):
+    train, val, test = fractions
     with pytest.raises(DataError, match=message):
-        chronological_splits(1000, 1, 5, *fractions)
+        DataConfig(train_frac=train, val_frac=val, test_frac=test).check()
 
 
 def test_fractions_within_tolerance_are_accepted():
-    chronological_splits(1000, 1, 5, 0.7, 0.15, 0.1500004)
+    DataConfig(train_frac=0.7, val_frac=0.15, test_frac=0.1500004).check()
 
 
 def test_scaler():
@@ -59,7 +61,7 @@ def test_scaler():
 def _prepared(tmp_path, frame, name, **settings):
     path = tmp_path / name
     frame.to_csv(path)
-    return prepare(DataSettings(path=str(path), **settings))
+    return prepare(DataConfig(path=str(path), **settings))
 
 
 def test_prepared_purge_by_date_and_train_only_scaling(tmp_path):

@@ -42,7 +42,9 @@ def hpo_process(tmp_path, args):
 
 BAD = {  # flags -> the error; each command runs in its own directory, all at once (each start costs ~10 s)
     ("--budgets", "20k,2X"): "unknown budget '2X'",
-    ("--param-budget", "1k"): "budget 1k is too small for any itransformer shape",
+    ("--param-budget", "500"): "budget 500 is too small for any itransformer shape",
+    ("--budgets", "20k,50k", "--forced-extremes"): "--trials 2 is smaller than the 12 configs that run first",
+    ("--max-epochs", "0"): "train.max_epochs must be >= 1",
     ("--trials", "0"): "--trials must be >= 1",
     ("--storage", "postgresql://me:secret@127.0.0.1:1/db"): "cannot open storage postgresql://me:***@127.0.0.1:1/db",
     ("--supplementary",): "no study storage at optuna.journal",
@@ -98,7 +100,7 @@ def check_runs_match_trials(study):
 
 
 def test_sigkill_mid_trial_then_rerun_resumes(run_cli, tmp_path):
-    args = [*TINY, "--budgets", "20k,50k", "--forced-extremes", "--trials", "2"]
+    args = [*TINY, "--budgets", "20k,50k", "--trials", "2"]
     proc = hpo_process(tmp_path, args)
     deadline = time.monotonic() + 300
     while True:  # kill once a trial has completed and the next one runs inside its MLflow run
@@ -124,9 +126,7 @@ def test_sigkill_mid_trial_then_rerun_resumes(run_cli, tmp_path):
     assert {n: trials[n].value for n in done_before} == done_before  # completed trials kept
     assert trials[killed.number].state == TrialState.FAIL
     assert "is gone" in trials[killed.number].user_attrs["failed_reason"]
-    assert len([t for t in trials if t.state == TrialState.COMPLETE]) == 2
-    forced = {str(sorted(t.system_attrs["fixed_params"].items())) for t in trials}
-    assert len(trials) == len(forced) == 12  # every forced config enqueued once, the killed one not again
+    assert len([t for t in trials if t.state == TrialState.COMPLETE]) == 2 == len(trials) - 1
     parent, runs = check_runs_match_trials(study)
     assert runs[killed.number].info.status == "FAILED"
     assert runs[killed.number].data.tags["trial_state"] == "FAIL"
@@ -134,7 +134,7 @@ def test_sigkill_mid_trial_then_rerun_resumes(run_cli, tmp_path):
 
 
 def test_two_workers_share_one_study(tmp_path):
-    args = [*TINY, "--budgets", "20k,50k", "--forced-extremes", "--trials", "3"]
+    args = [*TINY, "--budgets", "20k,50k", "--trials", "3"]
     workers = [hpo_process(tmp_path, args) for _ in range(2)]
     for w in workers:
         _, err = w.communicate(timeout=400)
@@ -143,9 +143,20 @@ def test_two_workers_share_one_study(tmp_path):
     started = [t for t in study.trials if t.state != TrialState.WAITING]
     # both check the study's size before each trial: at most one trial beyond it (a race, by design)
     assert 3 <= len(started) <= 4 and all(t.state == TrialState.COMPLETE for t in started)
-    assert len(study.trials) == 12  # the forced configs were enqueued once, by the worker that created the study
+    assert len(study.trials) == len(started)
     params = [str(sorted(t.params.items())) for t in started]
     assert len(set(params)) == len(params)
     parent, runs = check_runs_match_trials(study)
     assert parent.info.status == "FINISHED" and parent.data.metrics["trials/complete"] == len(started)
     assert all(runs[t.number].data.params["params.count"] == str(t.user_attrs["params_count"]) for t in started)
+
+
+def test_dry_run_imports_neither_mlflow_nor_optuna(tmp_path):
+    code = ("import runpy, sys\n"
+            "sys.argv = ['hpo', '--data-tier', 'a200', '--trials', '70', '--forced-extremes', '--dry-run']\n"
+            "runpy.run_module('hpo', run_name='__main__')\n"
+            "print('imported:', sorted(m for m in ('mlflow', 'optuna') if m in sys.modules))\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "forced configs (18" in proc.stdout and proc.stdout.strip().endswith("imported: []")

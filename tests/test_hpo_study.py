@@ -9,10 +9,12 @@ from mlflow.tracking import MlflowClient
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState, create_trial
 
+from datamodules.errors import UserError
 from hpo import parent
 from hpo.convergence import Convergence
+from hpo.settings import StudySettings
 from hpo.storage import open_storage, study_exists
-from hpo.study import StudySettings, run_study
+from hpo.study import run_study
 
 BUDGETS = ["20k", "50k"]
 F = 20  # features of tier a20
@@ -65,8 +67,9 @@ def test_trials_nest_under_one_parent_with_states_tags_and_the_best(tiny_config)
             assert (tags["budget"], tags["style"], tags["forced"]) == ("none", "transferred", "false")
             assert "non-finite" in tags["error"] and tags["transferred_from"] == "bad.json"
             continue
-        assert tags["budget"] == trial.params["budget"] and tags["style"] == trial.params["style"]
+        assert tags["budget"] == trial.params["budget"] and tags["style"] == trial.user_attrs["style"] == "searched"
         assert tags["forced"] == "false"
+        assert not client.list_artifacts(run.info.run_id, "checkpoints")  # trials keep no checkpoint
         # the params are the flattened RunConfig plus the exact count the budget solver promised
         assert run.data.params["params.count"] == str(trial.user_attrs["params_count"])
         assert int(run.data.params["params.count"]) <= 50_000
@@ -87,42 +90,60 @@ def test_trials_nest_under_one_parent_with_states_tags_and_the_best(tiny_config)
     assert any(a.path == "best_config.json" for a in client.list_artifacts(out.parent_run_id))
 
 
-def test_resume_keeps_trials_enqueues_forced_once_and_stops_on_convergence(tiny_config):
-    settings = StudySettings(base=tiny_config, study_name="r", trials=2, budgets=BUDGETS, forced_extremes=True)
-    first = run_study(settings, F)
+class InterruptAt:
+    """An `echo` that records the lines and raises Ctrl-C on the first one containing `needle`."""
+
+    def __init__(self, needle):
+        self.needle, self.lines = needle, []
+
+    def __call__(self, line):
+        self.lines.append(line)
+        if self.needle and self.needle in line:
+            raise KeyboardInterrupt
+
+
+def test_resume_requeues_an_interrupted_forced_trial_and_stops_on_convergence(tiny_config):
+    settings = StudySettings(base=tiny_config, study_name="r", trials=6, budgets=["20k"], forced_extremes=True)
+    with pytest.raises(KeyboardInterrupt):  # Ctrl-C during trial 2's first epoch
+        run_study(settings, F, pruner=PruneTrials(range(100)), echo=InterruptAt("trial 2 epoch 1/"))
     study = load("r")
-    assert [t.state for t in study.trials].count(TrialState.WAITING) == 10
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2 + [TrialState.FAIL] + [TrialState.WAITING] * 3
+    assert study.trials[2].user_attrs["failed_reason"] == "interrupted"
+    first_parent = study.user_attrs[parent.PARENT_ATTR]
+    assert MlflowClient().get_run(first_parent).info.status == "KILLED"
     kept = {t.number: t.value for t in study.trials if t.state == TrialState.COMPLETE}
-    assert sorted(kept) == [0, 1]
 
-    settings.trials = 3
-    second = run_study(settings, F)
-    assert second.parent_run_id == first.parent_run_id and second.ran == 1
+    echo = InterruptAt(None)
+    second = run_study(settings, F, pruner=PruneTrials(range(100)), echo=echo)  # forced trials: never pruned
+    assert second.parent_run_id == first_parent and second.ran == 4
+    assert "forced trials 2 did not finish: enqueued again" in echo.lines
+    assert any("[6/6 trials," in line for line in echo.lines)  # progress after each trial
     trials = load("r").trials
-    assert len(trials) == 12  # 12 forced configs, enqueued once
-    assert {t.number: t.value for t in trials if t.number in kept} == kept
-    assert [t.state for t in trials[:3]] == [TrialState.COMPLETE] * 3
-    assert all(t.user_attrs["forced"] for t in trials)
-    params = [tuple(sorted(t.params.items())) for t in trials[:3]]
-    assert len(set(params)) == 3
-    assert [(p["budget"], p["style"], p["dropout"]) for p in (t.params for t in trials[:3])] == [
-        ("20k", "shallow-wide", 0.5), ("20k", "shallow-wide", 0.0), ("20k", "balanced", 0.5)]
+    assert len(trials) == 7 and {t.number: t.value for t in trials if t.number in kept} == kept
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == 6 and all(t.user_attrs["forced"] for t in trials)
+    # the 6 forced configs (3 styles x 2 extremes), each completed exactly once
+    cells = sorted((t.user_attrs["style"], t.params["dropout"]) for t in complete)
+    assert cells == sorted((s, d) for s in ("shallow-wide", "balanced", "deep-narrow") for d in (0.5, 0.0))
     runs = all_runs()
-    forced_tags = sorted(r.data.tags["forced"] for r in runs if r.data.tags["kind"] == "trial")
-    assert forced_tags == ["true"] * 3 and len(runs) == 4
+    assert len([r for r in runs if r.data.tags["kind"] == "trial"]) == 7
+    assert {r.data.tags["trial_state"] for r in runs if r.data.tags["kind"] == "trial"} == {"COMPLETE", "FAIL"}
 
-    # 2 completed trials after the best, none better by 0.5: converged before running anything
+    with pytest.raises(UserError, match="--trials 5 is smaller than the 6 configs that run first"):
+        run_study(StudySettings(base=tiny_config, study_name="r", trials=5, budgets=["20k"], forced_extremes=True), F)
+
+    # finished trials gained less than 0.5 over the last 2: converged before running anything
     settings.trials, settings.convergence = 10, Convergence(patience=2, threshold=0.5)
     third = run_study(settings, F)
     assert third.ran == 0 and third.stop_reason.startswith("converged")
-    study_run = MlflowClient().get_run(first.parent_run_id)
+    study_run = MlflowClient().get_run(first_parent)
     assert study_run.data.tags["stop_reason"] == third.stop_reason and study_run.info.status == "FINISHED"
 
     # phase 2 needs completed trials in two budgets: this study has them in one; nothing is written
-    with pytest.raises(ValueError, match="at least 2 budgets"):
+    with pytest.raises(UserError, match="at least 2 budgets"):
         run_study(StudySettings(base=tiny_config, study_name="r", trials=2, budgets=BUDGETS, supplementary=True), F)
-    assert not study_exists(open_storage(None)[0], "r-phase2") and len(all_runs()) == 4
-    with pytest.raises(ValueError, match="no phase-1 study 'other'"):
+    assert not study_exists(open_storage(None)[0], "r-phase2") and len(all_runs()) == 8
+    with pytest.raises(UserError, match="no phase-1 study 'other'"):
         run_study(StudySettings(base=tiny_config, study_name="other", trials=2, budgets=BUDGETS, supplementary=True), F)
 
 

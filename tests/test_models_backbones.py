@@ -1,16 +1,15 @@
 """Every registered backbone: shapes, gradients, batch of one, exact counts, seeding, errors, declared data."""
 
-import dataclasses
 
 import pytest
 import torch
 
-from models.backbones.spec import HP_NAMES, STYLE_NAMES
+from datamodules.errors import UserError
+from models.budgets import count_params
 from models.classifier import build_classifier
-from models.params import count_params
-from models.registry import available, build_backbone, get_spec
+from models.config import HP_NAMES, ModelConfig
+from models.registry import available, build_backbone, default_config, get_spec, resolve_hp
 from models.space import Categorical, Float, Int
-from training.config import ModelConfig
 
 B, L, F = 4, 32, 6
 TINY = {"hidden_size": 16, "n_layers": 2, "n_heads": 2, "ff_mult": 1, "dropout": 0.1, "patch_len": 8, "stride": 4,
@@ -29,8 +28,13 @@ def test_unknown_model_names_the_known_ones():
         build_backbone("x", F, L)
 
 
-def test_hp_names_are_the_model_config_fields():
-    assert set(HP_NAMES) == {f.name for f in dataclasses.fields(ModelConfig)} - {"name"}
+def test_defaults_come_from_model_config_unless_the_backbone_declares_its_own():
+    assert default_config("itransformer") == ModelConfig(name="itransformer")
+    patchtst = default_config("patchtst")
+    assert (patchtst.n_layers, patchtst.dropout, patchtst.hidden_size) == (3, 0.2, ModelConfig().hidden_size)
+    # a backbone is built from exactly the fields it reads (plus the registry's feature projection)
+    assert set(resolve_hp("informer")) == {*get_spec("informer").reads, "feature_proj"}
+    assert resolve_hp("informer", patch_len=4) == resolve_hp("informer")  # a field it does not read
 
 
 @pytest.mark.parametrize("proj", [0, 3])
@@ -116,7 +120,7 @@ def test_counting_does_not_touch_the_rng():
 
 @pytest.mark.parametrize("name", NAMES)
 def test_bad_shapes_raise_one_clear_line(name):
-    with pytest.raises(ValueError, match="not divisible by n_heads"):
+    with pytest.raises(UserError, match="not divisible by n_heads"):
         build_backbone(name, F, L, **{**TINY, "hidden_size": 18, "n_heads": 4})
     with pytest.raises(ValueError, match="unknown hyper-parameter"):
         build_backbone(name, F, L, hidden=16)
@@ -139,7 +143,9 @@ def test_informer_needs_two_heads():
 def test_declared_data(name):
     spec = get_spec(name)
     assert spec.name == name
-    assert set(spec.defaults) <= set(HP_NAMES) and tuple(spec.styles) == STYLE_NAMES
+    assert set(spec.defaults or {}) | set(spec.search_space) <= set(spec.reads) <= set(HP_NAMES)
+    assert spec.uses_patches == ("patch_len" in spec.reads)
+    assert not {"hidden_size", "n_layers", "n_heads"} & set(spec.search_space)  # budgets decide the shape
     assert all(isinstance(d, Categorical | Int | Float) for d in spec.search_space.values())
     # every edge of the search space builds at the shortest context used (60) and a20
     for key, dim in spec.search_space.items():

@@ -1,10 +1,16 @@
 """`python -m training` as a user runs it: bad input is one line on stderr, exit 2, no run left RUNNING."""
 
+import os
+import stat
+import sys
+
 import pytest
 from mlflow.tracking import MlflowClient
 
+from datamodules.errors import run_main
+from tests.conftest import REPO
 from training.__main__ import main
-from training.cli import add_run_arguments, config_from_args, run_main
+from training.cli import add_run_arguments, config_from_args
 from training.config import ConfigError
 from training.train import train
 
@@ -33,6 +39,12 @@ def parse(*argv):
     (["--model", "patchtst", "--input-size", "8", "--set", "model.patch_len=16"], "patch"),
     (["--model", "patchtst", "--use-best-from", "missing/config.json"], "config file not found"),
     (["--model", "patchtst", "--input-size", "abc"], "data.input_size: cannot read 'abc' as int"),
+    (["--max-epochs", "0"], "train.max_epochs must be >= 1"),
+    (["--max-steps", "0"], "train.max_steps must be >= 1 (or -1: no limit)"),
+    (["--accelerator", "gpu"], "--accelerator gpu: this machine has no CUDA GPU"),
+    (["--accelerator", "tpu9"], "unknown accelerator 'tpu9'"),
+    (["--data", "."], "is a directory: give a CSV or parquet file"),
+    (["--set", "train.loss=hinge"], "unknown loss 'hinge'"),
 ])
 def test_bad_input_is_one_line_and_no_run(capsys, args, message):
     with pytest.raises(SystemExit) as exit_:
@@ -48,6 +60,50 @@ def test_bad_input_from_a_fresh_process_prints_only_one_line(run_cli):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         "error: unknown model 'transformerx'; known: informer, itransformer, patchtst, timexer"]
+
+
+@pytest.mark.parametrize("store", ["file", "unwritable"])
+def test_a_tracking_store_that_cannot_be_used_is_one_line(run_cli, tmp_path, monkeypatch, store):
+    if store == "file":
+        uri = (tmp_path / "mlruns").as_uri()
+    else:
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        locked.chmod(stat.S_IRUSR | stat.S_IXUSR)
+        uri = f"sqlite:///{locked / 'sub' / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    proc = run_cli("training", *TINY, "--model", "itransformer")
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "tracking" in lines[0], lines
+    assert not (tmp_path / "mlruns").exists()
+
+
+def test_a_bug_keeps_its_traceback_and_exits_1(run_cli, tmp_path):
+    """A `UserError` is one line and exit 2; anything else is a bug: traceback, exit 1."""
+    script = ("from datamodules.errors import run_main\n"
+              "def main():\n    raise ValueError('internal bug')\n"
+              "run_main(main)\n")
+    import subprocess
+
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 1
+    assert "Traceback" in proc.stderr and proc.stderr.strip().endswith("ValueError: internal bug")
+
+
+def test_help_lists_choices_and_defaults(run_cli):
+    out = run_cli("training", "--help").stdout
+    assert "one of informer, itransformer, patchtst, timexer" in out
+    assert "one of a20, a50, a200, file" in out and "default: 80" in out.replace("\n", " ")
+
+
+def test_max_steps_below_one_epoch_validates_at_the_end(run_cli):
+    proc = run_cli("training", *TINY, "--model", "itransformer", "--max-steps", "2")
+    assert proc.returncode == 0, proc.stderr
+    (run,) = [r for e in MlflowClient().search_experiments() for r in MlflowClient().search_runs([e.experiment_id])]
+    assert run.info.status == "FINISHED" and "best/val/auroc" in run.data.metrics
+    assert [m.step for m in MlflowClient().get_metric_history(run.info.run_id, "val/auroc")] == [0]
 
 
 def test_non_finite_loss_fails_the_run(run_cli):
@@ -81,7 +137,7 @@ def test_use_best_from_run_then_flags_override(tiny_config, tmp_path):
 
     client = MlflowClient()
     client.create_registered_model("itransformer-a20")
-    version = client.create_model_version("itransformer-a20", result.checkpoint, run_id=result.run_id)
+    version = client.create_model_version("itransformer-a20", f"runs:/{result.run_id}/checkpoints", run_id=result.run_id)
     client.set_registered_model_alias("itransformer-a20", "champion", version.version)
     assert parse("--use-best-from", "models:/itransformer-a20@champion") == tiny_config
     assert parse("--use-best-from", f"models:/itransformer-a20/{version.version}") == tiny_config

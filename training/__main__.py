@@ -2,8 +2,10 @@
 
 import mlflow
 
-from training.cli import Parser, add_run_arguments, config_from_args, run_main
-from training.train import train
+from datamodules.errors import Parser, run_main
+from training import tracking
+from training.cli import add_run_arguments, config_from_args
+from training.train import evidence_line, train
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -11,18 +13,16 @@ def main(argv: list[str] | None = None) -> None:
     add_run_arguments(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
-    result = train(config_from_args(args), progress=not args.quiet)
-    m = result.metrics
+    cfg = config_from_args(args)
+    from training.threads import apply_default_threads
+
+    apply_default_threads()
+    result = train(cfg, progress=not args.quiet)
     print(f"run {result.run_id}: best epoch {result.best_epoch} of {result.epochs}, "
           f"{result.params_count:,} parameters")
-    print(f"  best/val/auroc {m['best/val/auroc']:.4f}  "
-          f"[95% CI {m['best/val/auroc_ci_low']:.4f}, {m['best/val/auroc_ci_high']:.4f}]")
-    print(f"  volatility-only baseline {m['baseline/volatility/val/auroc']:.4f}  "
-          f"[95% CI {m['baseline/volatility/val/auroc_ci_low']:.4f}, "
-          f"{m['baseline/volatility/val/auroc_ci_high']:.4f}]")
-    print(f"  model - volatility baseline: 95% CI [{m['best/val/auroc_vs_volatility_ci_low']:+.4f}, "
-          f"{m['best/val/auroc_vs_volatility_ci_high']:+.4f}]")
-    print(f"tracking URI: {mlflow.get_tracking_uri()}  (browse with `mlflow ui`)")
+    print(f"  {evidence_line(result.metrics)}")
+    print(f"tracking URI: {mlflow.get_tracking_uri()}, experiment {tracking.EXPERIMENT!r} "
+          "(browse with `mlflow ui`)")
 
 
 if __name__ == "__main__":

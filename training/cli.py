@@ -1,79 +1,68 @@
 """Command-line flags shared by `python -m training` and `python -m hpo`, mapped onto `RunConfig`.
 
-Precedence: defaults < `--use-best-from SRC` < explicit flags < `--set section.field=value`.
+Precedence: the backbone's defaults < `--use-best-from SRC` < explicit flags < `--set section.field=value`.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
-from collections.abc import Callable
 
-from datamodules.sources import DataError
-from models.losses import NonFiniteLossError
-from training.config import ConfigError, RunConfig
-from training.registry import resolve_config
+from datamodules import tiers
+from datamodules.config import flag_of
+from models.registry import available
+from training.config import ACCELERATORS, ConfigError, RunConfig
 
-# flag -> config key. Values stay strings until RunConfig.override parses them by the field's type;
-# a flag not given (None) or given empty (MLproject's unset) leaves the field alone.
-FLAGS = {
-    "--model": "model.name",
-    "--data-tier": "data.tier",
-    "--data": "data.path",
-    "--input-size": "data.input_size",
-    "--horizon": "data.horizon",
-    "--threshold": "data.threshold",
-    "--batch-size": "data.batch_size",
-    "--seed": "train.seed",
-    "--max-steps": "train.max_steps",
-    "--max-epochs": "train.max_epochs",
-    "--patience": "train.patience",
-    "--accelerator": "train.accelerator",
+DEFAULTS = RunConfig()
+# flag -> (config key, choices). Values stay strings until RunConfig.override parses them by the field's
+# type; a flag not given (None) or given empty (MLproject's unset) leaves the field alone.
+FLAGS: dict[str, tuple[str, tuple | None]] = {
+    "--model": ("model.name", tuple(available())),
+    **{flag_of(f): (f"data.{f}", tiers.KNOWN_TIERS if f == "tier" else None)
+       for f in ("tier", "path", "input_size", "horizon", "threshold", "batch_size")},
+    "--seed": ("train.seed", None),
+    "--max-steps": ("train.max_steps", None),
+    "--max-epochs": ("train.max_epochs", None),
+    "--patience": ("train.patience", None),
+    "--accelerator": ("train.accelerator", ACCELERATORS),
 }
 
 
-class Parser(argparse.ArgumentParser):
-    """argparse that reports bad flags as one `error:` line (via `run_main`) instead of usage + message."""
-
-    def error(self, message: str) -> None:
-        raise ConfigError(message)
+def _default(key: str) -> object:
+    section, _, name = key.partition(".")
+    value = getattr(getattr(DEFAULTS, section), name)
+    return "the embedded S&P 500" if value is None else value
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    for flag, key in FLAGS.items():
-        parser.add_argument(flag, default=None, help=f"sets {key}")
-    parser.add_argument("--use-best-from", metavar="SRC", default=None,
-                        help="start from a config: models:/NAME@ALIAS, models:/NAME/VERSION, runs:/ID, or a "
-                             "config.json path; the flags above override it")
-    parser.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
-                        help="any config field, e.g. --set model.hidden_size=128 (repeatable)")
+    group = parser.add_argument_group("run config (flags given override --use-best-from)")
+    for flag, (key, choices) in FLAGS.items():
+        what = f"one of {', '.join(choices)}; " if choices else ""
+        group.add_argument(flag, default=None, metavar=key.split(".")[1].upper(),
+                           help=f"{what}sets {key} (default: {_default(key)}"
+                                + (", or the model's own" if key.startswith("model.") else "") + ")")
+    group.add_argument("--use-best-from", metavar="SRC", default=None,
+                       help="start from a config: models:/NAME@ALIAS, models:/NAME/VERSION, runs:/ID, or a "
+                            "config.json path; the flags above override it")
+    group.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
+                       help="any config field, e.g. --set model.hidden_size=128 (repeatable)")
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """The run's config from the flags, checked: a `UserError` for any mistake, before anything runs."""
     if args.use_best_from:
+        from training.registry import resolve_config  # MLflow: only when a source is given
+
         base = resolve_config(args.use_best_from)
     else:
-        base = RunConfig.for_model(args.model or RunConfig().model.name)
+        base = RunConfig.for_model(args.model or DEFAULTS.model.name)
     if args.use_best_from and args.model and args.model != base.model.name:
         raise ConfigError(f"--use-best-from {args.use_best_from} holds a config for {base.model.name}, "
                           f"not {args.model}")
-    overrides = {key: getattr(args, flag[2:].replace("-", "_")) for flag, key in FLAGS.items()}
+    overrides = {key: getattr(args, flag[2:].replace("-", "_")) for flag, (key, _) in FLAGS.items()}
     overrides = {k: v for k, v in overrides.items() if v not in (None, "")}
     for item in args.set:
         key, sep, value = item.partition("=")
         if not sep:
             raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
         overrides[key.strip()] = value.strip()
-    return base.override(overrides)
-
-
-def run_main(main: Callable[..., object], *args) -> None:
-    """Run a command: bad input is one `error:` line on stderr and exit status 2, no traceback."""
-    try:
-        main(*args)
-    except (DataError, ConfigError, ValueError, NonFiniteLossError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        sys.exit(130)
+    return base.override(overrides).check()

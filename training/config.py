@@ -1,5 +1,8 @@
 """One config object from the command line to MLflow params to the registry and back.
 
+`RunConfig` composes the sections each layer owns: `data` (`datamodules.config.DataConfig`), `model`
+(`models.config.ModelConfig`) and `train` (`TrainConfig`, here: how a network is fitted).
+
 `RunConfig.to_params()` flattens to `{"data.tier": "a20", "model.hidden_size": "64", ...}` (MLflow params
 are strings) and `RunConfig.from_params()` rebuilds the identical object from them.
 """
@@ -13,44 +16,24 @@ import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from models.registry import resolve_hp
+import torch
+
+from datamodules.config import DataConfig
+from datamodules.errors import UserError
+from models.budgets import count_params
+from models.config import ModelConfig
+from models.losses import make_loss
+from models.registry import default_config
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A config value or source that cannot be used; the CLI prints it as one line."""
 
 
-@dataclass
-class DataConfig:
-    tier: str = "a20"
-    path: str | None = None  # None: the embedded S&P 500 daily OHLCV shipped by `arch`
-    input_size: int = 80  # context length L in trading days
-    horizon: int = 1
-    threshold: float = 0.01
-    train_frac: float = 0.70
-    val_frac: float = 0.15
-    test_frac: float = 0.15
-    embargo: int = 5  # rows dropped after each purge gap, on top of `horizon`
-    batch_size: int = 64
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 
 
-@dataclass
-class ModelConfig:
-    """Union of the backbones' shape parameters; each backbone reads the ones it declares."""
-
-    name: str = "itransformer"
-    hidden_size: int = 64
-    n_layers: int = 2
-    n_heads: int = 4
-    ff_mult: int = 2  # feed-forward width = ff_mult * hidden_size
-    dropout: float = 0.1
-    patch_len: int = 16  # PatchTST, TimeXer
-    stride: int = 8  # PatchTST
-    factor: int = 3  # Informer ProbSparse sampling factor
-    feature_proj: int = 0  # >0: learned projection of the F features to this many channels first
-
-
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
     loss: str = "focal"  # focal | bce
     focal_gamma: float = 2.0
@@ -62,10 +45,31 @@ class TrainConfig:
     max_steps: int = -1  # -1: no step limit
     patience: int = 5  # early stopping on val/auroc, in epochs
     seed: int = 42
-    accelerator: str = "auto"
+    accelerator: str = "auto"  # auto | cpu | gpu | cuda | mps
+
+    def check(self) -> TrainConfig:
+        """Raise `ConfigError` naming the first unusable setting (an accelerator this machine lacks
+        included); return self."""
+        for name, low in (("max_epochs", 1), ("patience", 1)):
+            if getattr(self, name) < low:
+                raise ConfigError(f"train.{name} must be >= {low}, got {getattr(self, name)}")
+        if self.max_steps != -1 and self.max_steps < 1:
+            raise ConfigError(f"train.max_steps must be >= 1 (or -1: no limit), got {self.max_steps}")
+        if not self.lr > 0 or self.weight_decay < 0 or self.grad_clip < 0:
+            raise ConfigError(f"train.lr must be > 0 and weight_decay, grad_clip >= 0; got {self.lr}, "
+                              f"{self.weight_decay}, {self.grad_clip}")
+        if self.loss not in ("focal", "bce"):
+            raise ConfigError(f"unknown loss {self.loss!r}; known: bce, focal")
+        if self.accelerator not in ACCELERATORS:
+            raise ConfigError(f"unknown accelerator {self.accelerator!r}; known: {', '.join(ACCELERATORS)}")
+        if self.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+            raise ConfigError(f"--accelerator {self.accelerator}: this machine has no CUDA GPU; use cpu or auto")
+        if self.accelerator == "mps" and not torch.backends.mps.is_available():
+            raise ConfigError("--accelerator mps: MPS is not available on this machine; use cpu or auto")
+        return self
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -73,8 +77,17 @@ class RunConfig:
 
     @classmethod
     def for_model(cls, name: str) -> RunConfig:
-        """Default config with the backbone's own declared defaults for its shape."""
-        return cls(model=ModelConfig(**{**asdict(ModelConfig()), **resolve_hp(name), "name": name}))
+        """Default config with the backbone's own declared defaults."""
+        return cls(model=default_config(name))
+
+    def check(self) -> RunConfig:
+        """Every user mistake in the config, before anything is built or written: data settings, training
+        settings, and a model shape the backbone cannot take. Returns self."""
+        self.data.check()
+        self.train.check()
+        make_loss(self.train.loss, self.train.focal_gamma, self.train.focal_alpha)
+        count_params(self.model.name, 1, self.data.input_size, **self.model.hp)
+        return self
 
     # -- flat params -------------------------------------------------------------------------------
     def to_params(self) -> dict[str, str]:

@@ -1,64 +1,145 @@
-"""MLflow side of a run: the run context, batched per-epoch metrics, the dataset input, artifacts."""
+"""MLflow side of every command: the store check, the project's one experiment, the one run lifecycle
+(`ending`, `run_context`), batched metrics, the dataset input, artifacts.
+
+One experiment whatever the launch path: `MLFLOW_EXPERIMENT_ID` or `MLFLOW_EXPERIMENT_NAME` when set
+(`mlflow run --experiment-name` sets the first; it honours the second), else MLflow's default experiment (id 0, where `mlflow run` puts its runs), renamed `direction` on
+first use. It is tagged so that the MLflow UI opens it as model training, not in its GenAI mode.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import mlflow
 import pytorch_lightning as pl
 from mlflow.data.meta_dataset import MetaDataset
 from mlflow.data.sources import LocalArtifactDatasetSource
-from mlflow.entities import Metric
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from datamodules.errors import UserError
 from training.config import RunConfig
 
-EXPERIMENT = os.environ.get("MLFLOW_EXPERIMENT_NAME", "direction")
+EXPERIMENT = "direction"
+DEFAULT_EXPERIMENT_ID = "0"
+KIND_TAG = "mlflow.experimentKind"
+KIND = "custom_model_development"  # the MLflow UI's "model training" mode
 
 
-def set_experiment() -> None:
-    """Our experiment, unless `mlflow run` handed this process its run (MLFLOW_RUN_ID): the first
-    `start_run` then resumes that run, in the experiment `mlflow run` chose."""
-    if "MLFLOW_RUN_ID" not in os.environ:
-        mlflow.set_experiment(EXPERIMENT)
+def experiment_id() -> str:
+    """Check the tracking store (a `UserError` when it cannot be used) and return the experiment every
+    run of this project goes to, creating, naming and tagging it on first use."""
+    uri = mlflow.get_tracking_uri()
+    if uri.startswith("file:") or "://" not in uri and not uri.startswith(("databricks", "sqlite")):
+        raise UserError(f"tracking URI {uri}: MLflow's file store is not supported; use a database "
+                        "(sqlite:///mlflow.db, the default) or a server (http://host:5000)")
+    client = MlflowClient()
+    try:
+        name = os.environ.get("MLFLOW_EXPERIMENT_NAME")
+        if os.environ.get("MLFLOW_EXPERIMENT_ID"):
+            exp_id = client.get_experiment(os.environ["MLFLOW_EXPERIMENT_ID"]).experiment_id
+        elif name:
+            experiment = client.get_experiment_by_name(name)
+            exp_id = experiment.experiment_id if experiment else client.create_experiment(name)
+        else:
+            experiment = client.get_experiment_by_name(EXPERIMENT)
+            if experiment is None:
+                default = client.get_experiment(DEFAULT_EXPERIMENT_ID)
+                if default.name == "Default":
+                    client.rename_experiment(DEFAULT_EXPERIMENT_ID, EXPERIMENT)
+                    exp_id = DEFAULT_EXPERIMENT_ID
+                else:
+                    exp_id = client.create_experiment(EXPERIMENT)
+            else:
+                exp_id = experiment.experiment_id
+        if client.get_experiment(exp_id).tags.get(KIND_TAG) != KIND:
+            client.set_experiment_tag(exp_id, KIND_TAG, KIND)
+    except MlflowException as err:
+        raise UserError(f"cannot use the MLflow tracking store {uri}: {_first_line(err)}") from None
+    except Exception as err:  # the store's own errors (SQLAlchemy, OS, HTTP) come in many classes
+        if isinstance(err, UserError):
+            raise
+        raise UserError(f"cannot use the MLflow tracking store {uri}: {_first_line(err)}") from None
+    return exp_id
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(getattr(err, "message", "") or err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+@contextlib.contextmanager
+def ending(run_id: str, close: Callable[[str], None] | None = None,
+           finished_on: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
+    """End a run by how the block ends: FINISHED (also on an exception in `finished_on`, e.g. a pruned
+    trial), FAILED with an `error` tag on an exception, KILLED on Ctrl-C (Lightning turns Ctrl-C in `fit`
+    into SystemExit; it is re-raised as KeyboardInterrupt). Never left RUNNING. `close(status)` ends it
+    (default: `set_terminated`)."""
+    client = MlflowClient()
+    status = "FAILED"
+    try:
+        yield
+        status = "FINISHED"
+    except finished_on:
+        status = "FINISHED"
+        raise
+    except (KeyboardInterrupt, SystemExit) as err:
+        status = "KILLED"
+        raise KeyboardInterrupt from err
+    except Exception as err:
+        client.set_tag(run_id, "error", f"{type(err).__name__}: {err}"[:4000])
+        raise
+    finally:
+        if mlflow.active_run() is not None and mlflow.active_run().info.run_id == run_id:
+            mlflow.end_run(status)
+        elif close is not None:
+            close(status)
+        else:
+            client.set_terminated(run_id, status)
 
 
 @contextlib.contextmanager
 def run_context(
     *, kind: str, run_name: str | None = None, tags: dict | None = None, parent_run_id: str | None = None,
+    experiment: str | None = None, finished_on: tuple[type[BaseException], ...] = (),
 ) -> Iterator[mlflow.ActiveRun]:
     """Log into the active run when the caller owns one (an HPO trial, tagged by its owner); otherwise
-    open a run of this `kind` and own it.
+    start a run of this `kind` (nested under `parent_run_id` when given, in `experiment` when given, else
+    in the project's) and end it as `ending` says.
 
-    An owned run ends FINISHED, FAILED on an exception, KILLED on Ctrl-C: never left RUNNING.
-    """
+    Under `mlflow run`, the first run started resumes the launcher's run (MLFLOW_RUN_ID)."""
     active = mlflow.active_run()
     if active is not None and parent_run_id is None:
         mlflow.set_tags(tags or {})
         yield active
         return
-    set_experiment()
+    exp_id = experiment or experiment_id()
     run = mlflow.start_run(
         run_name=run_name, nested=parent_run_id is not None or active is not None,
         parent_run_id=parent_run_id, tags={"kind": kind, **(tags or {})},
+        experiment_id=None if "MLFLOW_RUN_ID" in os.environ else exp_id,
     )
-    status = "FAILED"
-    try:
+    with ending(run.info.run_id, finished_on=finished_on):
         yield run
-        status = "FINISHED"
-    except (KeyboardInterrupt, SystemExit) as err:  # Lightning turns Ctrl-C in `fit` into sys.exit(1)
-        status = "KILLED"
-        raise KeyboardInterrupt from err
-    finally:
-        mlflow.end_run(status)
+
+
+def log_batch(run_id: str, metrics: dict[str, float] | None = None, step: int = 0,
+              params: dict[str, object] | None = None, tags: dict[str, str] | None = None) -> None:
+    """Many metrics, params and tags in one call (each separate call costs ~6 ms on sqlite)."""
+    now = int(time.time() * 1000)
+    MlflowClient().log_batch(
+        run_id, metrics=[Metric(k, float(v), now, step) for k, v in (metrics or {}).items()],
+        params=[Param(k, str(v)) for k, v in (params or {}).items()],
+        tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()],
+    )
 
 
 def log_config(cfg: RunConfig, extra: dict[str, object] | None = None) -> None:
-    params = {**cfg.to_params(), **{k: str(v) for k, v in (extra or {}).items()}}
-    mlflow.log_params(params)
+    log_batch(mlflow.active_run().info.run_id, params={**cfg.to_params(), **(extra or {})})
     mlflow.log_text(cfg.to_json(), "config.json")
 
 
@@ -68,31 +149,16 @@ def log_dataset(*, source_path: str, name: str, digest: str, tags: dict[str, str
     mlflow.log_input(dataset, context="training", tags=tags)
 
 
-def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
-    """One batched call for many metrics (each separate call costs ~6 ms on sqlite)."""
-    run = mlflow.active_run()
-    now = int(time.time() * 1000)
-    MlflowClient().log_batch(
-        run.info.run_id, metrics=[Metric(k, float(v), now, step or 0) for k, v in metrics.items()]
-    )
-
-
 class EpochLogger(pl.Callback):
     """Logs every `train/` and `val/` metric once per epoch, in one batched MLflow call."""
 
     def __init__(self, run_id: str):
         self.run_id = run_id
-        self.client = MlflowClient()
         self.seconds = 0.0  # time spent in MLflow, for the logging-share benchmark
 
     def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         start = time.perf_counter()
-        now = int(time.time() * 1000)
-        metrics = [
-            Metric(k, float(v), now, trainer.current_epoch)
-            for k, v in trainer.callback_metrics.items()
-            if k.startswith(("train/", "val/"))
-        ]
+        metrics = {k: v for k, v in trainer.callback_metrics.items() if k.startswith(("train/", "val/"))}
         if metrics:
-            self.client.log_batch(self.run_id, metrics=metrics)
+            log_batch(self.run_id, metrics, step=trainer.current_epoch)
         self.seconds += time.perf_counter() - start

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
+import math
 import tempfile
 import time
 import warnings
@@ -22,6 +22,17 @@ from training.config import RunConfig
 from training.evaluate import calibration_figure, evaluate_split, predict_probs, roc_figure
 
 MONITOR = "val/auroc"
+# what a reader needs beside a run's val AUROC: its interval, the baseline, their paired difference
+EVIDENCE = ("best/val/auroc", "best/val/auroc_ci_low", "best/val/auroc_ci_high", "baseline/volatility/val/auroc",
+            "best/val/auroc_vs_volatility_ci_low", "best/val/auroc_vs_volatility_ci_high")
+
+
+def evidence_line(m: dict[str, float]) -> str:
+    """The evidence of `EVIDENCE` in one line."""
+    return (f"val/auroc {m['best/val/auroc']:.4f} [95% CI {m['best/val/auroc_ci_low']:.4f}, "
+            f"{m['best/val/auroc_ci_high']:.4f}]; volatility-only baseline {m['baseline/volatility/val/auroc']:.4f}; "
+            f"model minus baseline: 95% CI [{m['best/val/auroc_vs_volatility_ci_low']:+.4f}, "
+            f"{m['best/val/auroc_vs_volatility_ci_high']:+.4f}]")
 # emitted by Lightning's own internals once per fit under torch 2.13; nothing a user can act on
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 
@@ -34,7 +45,7 @@ class RunResult:
     best_epoch: int
     epochs: int
     params_count: int
-    checkpoint: str  # artifact URI of the best checkpoint
+    checkpoint: str | None  # artifact URI of the best checkpoint (None: not logged)
     mlflow_seconds: float  # time spent in per-epoch MLflow logging
     fit_seconds: float
 
@@ -44,37 +55,42 @@ class RunResult:
 
 
 def build_datamodule(cfg: RunConfig) -> TierDataModule:
-    dm = TierDataModule(**dataclasses.asdict(cfg.data))
+    dm = TierDataModule(cfg.data)
     dm.setup("fit")
     return dm
 
 
 def build_model(cfg: RunConfig, n_features: int) -> DirectionClassifier:
-    hp = {k: v for k, v in dataclasses.asdict(cfg.model).items() if k != "name"}
     t = cfg.train
     return build_classifier(cfg.model.name, n_features, cfg.data.input_size, loss=t.loss,
                             focal_gamma=t.focal_gamma, focal_alpha=t.focal_alpha, lr=t.lr,
-                            weight_decay=t.weight_decay, **hp)
+                            weight_decay=t.weight_decay, **cfg.model.hp)
 
 
 def train(
     cfg: RunConfig, *, callbacks: tuple[pl.Callback, ...] = (), tags: dict[str, str] | None = None,
-    parent_run_id: str | None = None, progress: bool = True,
+    parent_run_id: str | None = None, progress: bool = True, plots: bool = True, log_checkpoint: bool = True,
 ) -> RunResult:
     """Fit with early stopping on val AUROC, keep the best checkpoint, evaluate it on val beside the
     baselines, and log everything to MLflow. The test split is not touched.
 
     Logs into the active MLflow run when the caller owns one (an HPO trial); otherwise opens a run of
-    kind `train` (nested under `parent_run_id` when given). Bad data or model settings raise before any
-    run is opened.
+    kind `train` (nested under `parent_run_id` when given). Every user mistake (config, data, tracking
+    store) raises `UserError` before any run is opened. `plots` and `log_checkpoint`: HPO trials leave them
+    out (the study's parent holds the plots; promotion retrains from the config).
     """
     if not progress:
         logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
+    cfg.check()
+    tracking.experiment_id()
     pl.seed_everything(cfg.train.seed, workers=True, verbose=False)
     dm = build_datamodule(cfg)
     model = build_model(cfg, dm.n_features)
     n_params = sum(p.numel() for p in model.parameters())
     name = f"{cfg.model.name}-{cfg.data.tier}-L{cfg.data.input_size}"
+    # fewer steps than one epoch: the epoch is cut to them, so that it still ends with a validation
+    train_batches = math.ceil(len(dm.dataset("train")) / cfg.data.batch_size)
+    limit = cfg.train.max_steps if 0 < cfg.train.max_steps < train_batches else None
 
     with tracking.run_context(kind="train", run_name=name, tags=tags, parent_run_id=parent_run_id) as run, \
             tempfile.TemporaryDirectory(prefix="ckpt-") as ckpt_dir:
@@ -95,37 +111,37 @@ def train(
             max_steps=cfg.train.max_steps, gradient_clip_val=cfg.train.grad_clip or None,
             callbacks=[checkpoint, EarlyStopping(MONITOR, mode="max", patience=cfg.train.patience),
                        epoch_logger, *callbacks],
-            logger=False, default_root_dir=ckpt_dir, num_sanity_val_steps=0,
+            limit_train_batches=limit, logger=False, default_root_dir=ckpt_dir, num_sanity_val_steps=0,
             enable_progress_bar=progress, enable_model_summary=progress,
         )
         start = time.perf_counter()
         trainer.fit(model, datamodule=dm)
         fit_seconds = time.perf_counter() - start
-        if not checkpoint.best_model_path:
-            raise RuntimeError("training ended before the first validation: raise --max-steps/--max-epochs")
 
         best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
         model.load_state_dict(best["state_dict"])
         best_epoch = int(best["epoch"])
-        metrics = _evaluate_val(model, dm, cfg.train.seed)
+        metrics = _evaluate_val(model, dm, cfg.train.seed, plots)
         metrics["best/epoch"] = best_epoch
-        tracking.log_metrics(metrics)
-        mlflow.log_artifact(checkpoint.best_model_path, "checkpoints")
+        tracking.log_batch(run_id, metrics)
+        if log_checkpoint:
+            mlflow.log_artifact(checkpoint.best_model_path, "checkpoints")
         return RunResult(
             run_id=run_id, config=cfg, metrics=metrics, best_epoch=best_epoch,
             epochs=trainer.current_epoch, params_count=n_params,
-            checkpoint=mlflow.get_artifact_uri("checkpoints/best.ckpt"),
+            checkpoint=mlflow.get_artifact_uri("checkpoints/best.ckpt") if log_checkpoint else None,
             mlflow_seconds=epoch_logger.seconds, fit_seconds=fit_seconds,
         )
 
 
-def _evaluate_val(model: DirectionClassifier, dm: TierDataModule, seed: int) -> dict[str, float]:
+def _evaluate_val(model: DirectionClassifier, dm: TierDataModule, seed: int, plots: bool) -> dict[str, float]:
     labels = dm.labels("val")
     probs = predict_probs(model, dm.val_dataloader())
     metrics, scores = evaluate_split(
         "val", labels, probs, train_labels=dm.labels("train"),
         train_volatility=dm.volatility("train"), volatility=dm.volatility("val"), seed=seed,
     )
-    mlflow.log_figure(roc_figure(labels, scores, "validation ROC"), "plots/val_roc.png")
-    mlflow.log_figure(calibration_figure(labels, probs, "validation calibration"), "plots/val_calibration.png")
+    if plots:
+        mlflow.log_figure(roc_figure(labels, scores, "validation ROC"), "plots/val_roc.png")
+        mlflow.log_figure(calibration_figure(labels, probs, "validation calibration"), "plots/val_calibration.png")
     return {(f"best/{k}" if k.startswith("val/") else k): v for k, v in metrics.items()}

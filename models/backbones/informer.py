@@ -23,7 +23,8 @@ from neuralforecast.common._modules import AttentionLayer, DataEmbedding, TransE
 from neuralforecast.models.informer import ConvLayer, ProbAttention
 from torch import nn
 
-from models.backbones.spec import ENCODER_SPACE, STYLES, BackboneSpec, check_common, check_even
+from datamodules.errors import UserError
+from models.backbones.spec import ENCODER_READS, ENCODER_SPACE, BackboneSpec, check_common, check_even
 from models.space import Int
 
 EVAL_SEED = 20210202  # layer i samples with EVAL_SEED + i in eval mode
@@ -57,11 +58,11 @@ class InformerEncoder(nn.Module):
         check_common("informer", n_features, input_size, hidden_size, n_layers, n_heads, ff_mult, dropout)
         check_even("informer", hidden_size)
         if n_heads < 2:
-            raise ValueError(f"informer: n_heads must be >= 2 (ProbAttention squeezes a head axis of 1), got {n_heads}")
+            raise UserError(f"informer: n_heads must be >= 2 (ProbAttention squeezes a head axis of 1), got {n_heads}")
         if input_size < 3:
-            raise ValueError(f"informer: input_size must be >= 3, got {input_size}")
+            raise UserError(f"informer: input_size must be >= 3, got {input_size}")
         if factor < 1:
-            raise ValueError(f"informer: factor must be >= 1, got {factor}")
+            raise UserError(f"informer: factor must be >= 1, got {factor}")
         self.embedding = DataEmbedding(n_features, exog_input_size=0, hidden_size=hidden_size, dropout=dropout)
         self.encoder = TransEncoder(
             [
@@ -84,12 +85,9 @@ class InformerEncoder(nn.Module):
 SPEC = BackboneSpec(
     name="informer",
     build=InformerEncoder,
-    defaults={"hidden_size": 64, "n_layers": 2, "n_heads": 4, "ff_mult": 2, "dropout": 0.1, "factor": 3},
+    reads=(*ENCODER_READS, "factor"),
     search_space={
         **ENCODER_SPACE,
         "factor": Int(1, 5),
     },
-    styles=STYLES,
-    sampled_attention=True,
-    batch_norm=True,
 )

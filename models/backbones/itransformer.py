@@ -18,7 +18,7 @@ from neuralforecast.common._modules import (
 )
 from torch import nn
 
-from models.backbones.spec import ENCODER_SPACE, STYLES, BackboneSpec, check_common
+from models.backbones.spec import ENCODER_READS, ENCODER_SPACE, BackboneSpec, check_common
 
 
 class ITransformerEncoder(nn.Module):
@@ -49,8 +49,7 @@ class ITransformerEncoder(nn.Module):
 SPEC = BackboneSpec(
     name="itransformer",
     build=ITransformerEncoder,
-    defaults={"hidden_size": 64, "n_layers": 2, "n_heads": 4, "ff_mult": 2, "dropout": 0.1},
+    reads=ENCODER_READS,
     search_space=ENCODER_SPACE,
-    styles=STYLES,
-    variate_tokens=True,
+    tokens_per_feature=True,  # each feature's window is a token
 )

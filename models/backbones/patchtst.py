@@ -17,7 +17,7 @@ import torch
 from neuralforecast.models.patchtst import TSTiEncoder
 from torch import nn
 
-from models.backbones.spec import ENCODER_SPACE, STYLES, BackboneSpec, check_common, check_patch
+from models.backbones.spec import ENCODER_READS, ENCODER_SPACE, BackboneSpec, check_common, check_patch
 from models.space import Categorical
 
 
@@ -49,14 +49,13 @@ class PatchTSTEncoder(nn.Module):
 SPEC = BackboneSpec(
     name="patchtst",
     build=PatchTSTEncoder,
-    defaults={"hidden_size": 64, "n_layers": 3, "n_heads": 4, "ff_mult": 2, "dropout": 0.2,
-              "patch_len": 16, "stride": 8},
+    reads=(*ENCODER_READS, "patch_len", "stride"),
+    defaults={"n_layers": 3, "dropout": 0.2},
     search_space={
         **ENCODER_SPACE,
         "patch_len": Categorical((8, 12, 16, 24)),
         "stride": Categorical((4, 8)),
     },
-    styles=STYLES,
-    channel_independent=True,
+    tokens_per_feature=True,  # channel-independent: every feature's patches go through the encoder
     uses_patches=True,
 )

@@ -22,7 +22,14 @@ from neuralforecast.common._modules import AttentionLayer, DataEmbedding_inverte
 from neuralforecast.models.timexer import Encoder, EncoderLayer, EnEmbedding
 from torch import nn
 
-from models.backbones.spec import ENCODER_SPACE, STYLES, BackboneSpec, check_common, check_even, check_patch
+from models.backbones.spec import (
+    ENCODER_READS,
+    ENCODER_SPACE,
+    BackboneSpec,
+    check_common,
+    check_even,
+    check_patch,
+)
 from models.space import Categorical
 
 
@@ -66,12 +73,11 @@ class TimeXerEncoder(nn.Module):
 SPEC = BackboneSpec(
     name="timexer",
     build=TimeXerEncoder,
-    defaults={"hidden_size": 64, "n_layers": 2, "n_heads": 4, "ff_mult": 2, "dropout": 0.1, "patch_len": 16},
+    reads=(*ENCODER_READS, "patch_len"),
     search_space={
         **ENCODER_SPACE,
         "patch_len": Categorical((5, 10, 16, 20)),
     },
-    styles=STYLES,
-    variate_tokens=True,
+    tokens_per_feature=True,  # every feature is an exogenous variate token
     uses_patches=True,
 )

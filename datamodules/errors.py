@@ -1,0 +1,39 @@
+"""User mistakes, as one exception family: every command prints a `UserError` as one `error:` line on stderr
+and exits 2; anything else is a bug and keeps its traceback (exit 1). It lives in the lowest layer so that
+every package can raise it."""
+
+import argparse
+import sys
+from collections.abc import Callable
+
+
+class UserError(ValueError):
+    """Input, settings or an environment that the user can fix; the message says what to change."""
+
+
+class DataError(UserError):
+    """Data or data settings that cannot be used."""
+
+
+def run_main(main: Callable[..., object], *args) -> None:
+    """Run a command's `main`: a `UserError` is one `error:` line on stderr and exit status 2, Ctrl-C is
+    `error: interrupted` and 130; any other exception is a bug and keeps its traceback (exit 1)."""
+    try:
+        main(*args)
+    except UserError as err:
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that raises `UserError` (one `error:` line via `run_main`) instead of printing the usage
+    and exiting 2, and shows each flag's default in `--help`."""
+
+    def __init__(self, **kwargs):
+        super().__init__(formatter_class=argparse.ArgumentDefaultsHelpFormatter, **kwargs)
+
+    def error(self, message: str) -> None:
+        raise UserError(message)
