@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -74,6 +75,7 @@ def main() -> None:
     from training.evaluate import calibration_figure, evaluate_split, predict_probs, roc_figure
     from training.train import build_datamodule, build_model, train
     imports = time.perf_counter() - start
+    cwd = os.getcwd()
     os.chdir(work)  # ./mlruns artifacts land in the temp dir (after the imports: the repo may be sys.path's '')
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
     logging.getLogger("mlflow").setLevel(logging.ERROR)
@@ -83,7 +85,7 @@ def main() -> None:
 
     cfg = tiny_config(args.epochs)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, mlflow {mlflow.__version__}; "
-          f"work dir {work}; imports of torch/mlflow/training took {imports:.2f} s (not counted below)")
+          f"temp dir {work}; imports of torch/mlflow/training took {imports:.2f} s (not counted below)")
     print(f"load average {os.getloadavg()[0]:.2f} (1 min) at the start; other work may run beside")
 
     # 1. three runs
@@ -161,6 +163,8 @@ def main() -> None:
     print(f"{'  build_datamodule cold (empty feature cache)':<58} {cold:8.3f}   (cache hit: {warm:.3f})")
     print(f"{'  first call on a fresh sqlite tracking store (schema)':<58} {store:8.3f}")
     print(f"{'  rest (first use of sklearn/matplotlib/MLflow modules ...)':<58} {extra - cold - store:8.3f}")
+    os.chdir(cwd)
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
