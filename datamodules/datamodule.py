@@ -2,6 +2,12 @@
 
 It takes the run's `DataConfig` whole. The train loader shuffles with a generator seeded from `torch.initial_seed()`, i.e. from the run's
 `seed_everything(seed)`; val and test keep date order.
+
+Loaders are `WindowBatches` built on the device the batches are for (`device`, else the attached
+Trainer's root device, else the CPU): on an accelerator the scaled features and labels are put there once
+and each batch is an index gather there; on the CPU they are gathered from the prepared array itself. With
+`num_workers > 0` they are per-sample `DataLoader`s (pinned when the batches go to CUDA). Every path gives
+the same batches in the same order for a seed.
 """
 
 from __future__ import annotations
@@ -15,15 +21,20 @@ from torch.utils.data import DataLoader
 from datamodules.config import DataConfig
 from datamodules.prepared import Prepared, prepare
 from datamodules.splits import STAGES
-from datamodules.windows import WindowDataset
+from datamodules.windows import WindowBatches, WindowDataset, Windows
+
+Loader = DataLoader | WindowBatches
 
 
 class TierDataModule(pl.LightningDataModule):
-    def __init__(self, config: DataConfig, *, cache_dir: str | None = None, num_workers: int = 0):
+    def __init__(self, config: DataConfig, *, cache_dir: str | None = None, num_workers: int = 0,
+                 device: torch.device | str | None = None):
         super().__init__()
         self.config = config
         self.cache_dir = None if cache_dir is None else str(cache_dir)
         self.num_workers = num_workers
+        self.device = device  # where batches are built; None: the attached Trainer's root device, else the CPU
+        self._on_device: dict[tuple[str, str], Windows] = {}
         self._prepared: Prepared | None = None
         self._datasets: dict[str, WindowDataset] = {}
 
@@ -52,18 +63,41 @@ class TierDataModule(pl.LightningDataModule):
 
     # -- loaders ------------------------------------------------------------------------------------------
 
-    def _loader(self, stage: str, shuffle: bool) -> DataLoader:
-        generator = torch.Generator().manual_seed(torch.initial_seed()) if shuffle else None
-        return DataLoader(self.dataset(stage), batch_size=self.config.batch_size, shuffle=shuffle, drop_last=False,
-                          generator=generator, num_workers=self.num_workers)
+    def batch_device(self) -> torch.device:
+        """The device batches are built on: `device`, else the attached Trainer's root device, else the CPU."""
+        if self.device is not None:
+            return torch.device(self.device)
+        if self.trainer is not None:
+            return self.trainer.strategy.root_device
+        return torch.device("cpu")
 
-    def train_dataloader(self) -> DataLoader:
+    def windows(self, stage: str, device: torch.device | str) -> Windows:
+        """The stage's windows on `device`; every stage windows the same prepared array, put on a device
+        once."""
+        device = torch.device(device)
+        key = (stage, str(device))
+        if key not in self._on_device:
+            shared = next((w.base for (_, d), w in self._on_device.items() if d == str(device)), None)
+            self._on_device[key] = self.dataset(stage).on(device, shared)
+        return self._on_device[key]
+
+    def _loader(self, stage: str, shuffle: bool) -> Loader:
+        generator = torch.Generator().manual_seed(torch.initial_seed()) if shuffle else None
+        device = self.batch_device()
+        if self.num_workers > 0:
+            return DataLoader(self.dataset(stage), batch_size=self.config.batch_size, shuffle=shuffle,
+                              drop_last=False, generator=generator, num_workers=self.num_workers,
+                              pin_memory=device.type == "cuda")
+        return WindowBatches(self.windows(stage, device), self.config.batch_size, shuffle=shuffle,
+                             generator=generator)
+
+    def train_dataloader(self) -> Loader:
         return self._loader("train", shuffle=True)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> Loader:
         return self._loader("val", shuffle=False)
 
-    def test_dataloader(self) -> DataLoader:
+    def test_dataloader(self) -> Loader:
         return self._loader("test", shuffle=False)
 
     # -- what the training code reads -------------------------------------------------------------------

@@ -10,7 +10,7 @@ import argparse
 from datamodules import tiers
 from datamodules.config import flag_of
 from models.registry import available
-from training.config import ACCELERATORS, ConfigError, RunConfig
+from training.config import ACCELERATORS, PRECISIONS, ConfigError, RunConfig
 
 DEFAULTS = RunConfig()
 # flag -> (config key, choices). Values stay strings until RunConfig.override parses them by the field's
@@ -24,6 +24,7 @@ FLAGS: dict[str, tuple[str, tuple | None]] = {
     "--max-epochs": ("train.max_epochs", None),
     "--patience": ("train.patience", None),
     "--accelerator": ("train.accelerator", ACCELERATORS),
+    "--precision": ("train.precision", PRECISIONS),
 }
 
 

@@ -31,6 +31,8 @@ class ConfigError(UserError):
 
 
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+PRECISIONS = ("32-true", "bf16-mixed", "16-mixed")
+MATMUL_PRECISIONS = ("highest", "high")
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,12 @@ class TrainConfig:
     patience: int = 5  # early stopping on val/auroc, in epochs
     seed: int = 42
     accelerator: str = "auto"  # auto | cpu | gpu | cuda | mps
+    # Lightning's Trainer(precision=...): 32-true | bf16-mixed (autocast to bfloat16; CPU or a GPU with
+    # bf16) | 16-mixed (float16 with a gradient scaler; a GPU only). Loss and metrics stay in float32.
+    precision: str = "32-true"
+    # torch.set_float32_matmul_precision for the run's float32 matmuls: highest (bit-exact float32) | high
+    # (TF32 on GPUs that have it: faster, about 10 mantissa bits)
+    matmul_precision: str = "highest"
 
     def check(self) -> TrainConfig:
         """Raise `ConfigError` naming the first unusable setting (an accelerator this machine lacks
@@ -66,6 +74,19 @@ class TrainConfig:
             raise ConfigError(f"--accelerator {self.accelerator}: this machine has no CUDA GPU; use cpu or auto")
         if self.accelerator == "mps" and not torch.backends.mps.is_available():
             raise ConfigError("--accelerator mps: MPS is not available on this machine; use cpu or auto")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"unknown precision {self.precision!r}; known: {', '.join(PRECISIONS)}")
+        if self.matmul_precision not in MATMUL_PRECISIONS:
+            raise ConfigError(f"unknown train.matmul_precision {self.matmul_precision!r}; known: "
+                              f"{', '.join(MATMUL_PRECISIONS)}")
+        auto = self.accelerator == "auto"
+        cuda = self.accelerator in ("gpu", "cuda") or (auto and torch.cuda.is_available())
+        gpu = cuda or self.accelerator == "mps" or (auto and torch.backends.mps.is_available())
+        if self.precision == "16-mixed" and not gpu:
+            raise ConfigError(f"--precision 16-mixed needs a GPU (float16 mixed precision is not supported on "
+                              f"the CPU; accelerator {self.accelerator}); use bf16-mixed or 32-true")
+        if self.precision == "bf16-mixed" and cuda and not torch.cuda.is_bf16_supported():
+            raise ConfigError("--precision bf16-mixed: this GPU has no bfloat16 support; use 16-mixed or 32-true")
         return self
 
 

@@ -13,14 +13,25 @@ from models.metrics import binary_metrics
 
 
 @torch.no_grad()
-def predict_probs(module: torch.nn.Module, loader) -> np.ndarray:
-    """Probabilities of the positive class for every sample of `loader`, in order."""
+def predict_probs(module: torch.nn.Module, loader, device: torch.device | str | None = None) -> np.ndarray:
+    """Probabilities of the positive class for every sample of `loader`, in order, computed on `device`
+    (default: where the module's parameters are) in the loader's batches.
+
+    The module is moved to `device` for the call and back after; batches not there already are copied
+    there (without waiting when the loader pinned them). Probabilities stay on the device until the end:
+    one device-to-host copy, no sync per batch.
+    """
+    home = next(module.parameters()).device
+    device = home if device is None else torch.device(device)
     was_training = module.training
-    module.eval()
-    device = next(module.parameters()).device
-    out = [torch.sigmoid(module(x.to(device))).reshape(-1).cpu() for x, _ in loader]
-    module.train(was_training)
-    return torch.cat(out).numpy()
+    module.eval().to(device)
+    try:
+        to_gpu = device.type == "cuda"  # host to device: asynchronous (from pinned memory)
+        out = [torch.sigmoid(module(x.to(device, non_blocking=to_gpu)).float()).reshape(-1) for x, _ in loader]
+        probs = torch.cat(out).cpu() if out else torch.zeros(0)
+    finally:
+        module.to(home).train(was_training)
+    return probs.numpy()
 
 
 def rank_auroc(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:

@@ -78,6 +78,12 @@ def train(
     kind `train` (nested under `parent_run_id` when given). Every user mistake (config, data, tracking
     store) raises `UserError` before any run is opened. `plots` and `log_checkpoint`: HPO trials leave them
     out (the study's parent holds the plots; promotion retrains from the config).
+
+    Speed over bit-exactness is the user's choice: `train.precision` (`--precision bf16-mixed` or
+    `16-mixed`: Lightning's autocast) and `train.matmul_precision=high` (`--set`; TF32 float32 matmuls on
+    GPUs that have it, via `torch.set_float32_matmul_precision`, set for each run); both are logged params.
+    On an accelerator the data stay on the device (`TierDataModule.device`) and the best checkpoint is
+    evaluated there.
     """
     if not progress:
         logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
@@ -106,20 +112,24 @@ def train(
         checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=MONITOR, mode="max",
                                      save_top_k=1, save_weights_only=True)
         epoch_logger = tracking.EpochLogger(run_id)
+        torch.set_float32_matmul_precision(cfg.train.matmul_precision)  # every run sets its own
         trainer = pl.Trainer(
-            accelerator=cfg.train.accelerator, devices=1, max_epochs=cfg.train.max_epochs,
+            accelerator=cfg.train.accelerator, devices=1, precision=cfg.train.precision,
+            max_epochs=cfg.train.max_epochs,
             max_steps=cfg.train.max_steps, gradient_clip_val=cfg.train.grad_clip or None,
             callbacks=[checkpoint, EarlyStopping(MONITOR, mode="max", patience=cfg.train.patience),
                        epoch_logger, *callbacks],
             limit_train_batches=limit, logger=False, default_root_dir=ckpt_dir, num_sanity_val_steps=0,
             enable_progress_bar=progress, enable_model_summary=progress,
         )
+        dm.device = trainer.strategy.root_device  # batches are gathered there (device-resident on a GPU)
         start = time.perf_counter()
         trainer.fit(model, datamodule=dm)
         fit_seconds = time.perf_counter() - start
 
         best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
         model.load_state_dict(best["state_dict"])
+        model.to(trainer.strategy.root_device)  # evaluated where it trained (fit's teardown moved it to the CPU)
         best_epoch = int(best["epoch"])
         metrics = _evaluate_val(model, dm, cfg.train.seed, plots)
         metrics["best/epoch"] = best_epoch
