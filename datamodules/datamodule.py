@@ -45,7 +45,7 @@ class TierDataModule(pl.LightningDataModule):
         prepared = prepare(self.config, self.cache_dir)
         self._datasets = {
             name: WindowDataset(prepared.x, prepared.y, prepared.ends[name], self.config.input_size)
-            for name in STAGES
+            for name in prepared.ends
         }
         self._prepared = prepared
 
@@ -58,7 +58,7 @@ class TierDataModule(pl.LightningDataModule):
     def dataset(self, stage: str) -> WindowDataset:
         self.setup()
         if stage not in self._datasets:
-            raise ValueError(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
+            raise ValueError(f"unknown stage {stage!r}; stages: {', '.join(self._datasets)}")
         return self._datasets[stage]
 
     # -- loaders ------------------------------------------------------------------------------------------
@@ -95,7 +95,12 @@ class TierDataModule(pl.LightningDataModule):
         return self._loader("train", shuffle=True)
 
     def val_dataloader(self) -> Loader:
-        return self._loader("val", shuffle=False)
+        """The selection part of val (`prepared.VAL_PARTS`): the epoch is chosen on it."""
+        return self._loader("val_select", shuffle=False)
+
+    def eval_loader(self, stage: str) -> Loader:
+        """Any stage or val part (`prepared.ends`), in date order."""
+        return self._loader(stage, shuffle=False)
 
     def test_dataloader(self) -> Loader:
         return self._loader("test", shuffle=False)

@@ -10,7 +10,7 @@ ends there) come out of the start of train.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,7 @@ from datamodules.labels import make_labels
 from datamodules.splits import PURGED, STAGES, Scaler, chronological_splits
 
 VOLATILITY_WINDOWS = (5, 20)
+VAL_PARTS = ("val_select", "val_report")
 
 
 @dataclass
@@ -45,6 +46,7 @@ class Prepared:
     data_fingerprint: str
     fingerprint: str
     cache: str  # 'hit', 'miss' or 'none' (tier file)
+    memo: dict = field(default_factory=dict)  # what callers derive from these arrays once (e.g. baselines)
 
     def date_range(self, stage: str) -> tuple[str, str]:
         dates = self.dates(stage)
@@ -65,7 +67,7 @@ class Prepared:
 
     def _ends(self, stage: str) -> np.ndarray:
         if stage not in self.ends:
-            raise ValueError(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
+            raise ValueError(f"unknown stage {stage!r}; stages: {', '.join(self.ends)}")
         return self.ends[stage]
 
     def summary(self) -> dict[str, object]:
@@ -147,12 +149,14 @@ def _prepare(s: DataConfig, cache_dir: str | None) -> Prepared:
     split = splits.assignment()[warmup:]
     rows = np.arange(max(n, 0))
     ends = {stage: rows[(split == stage) & (rows >= s.input_size - 1)] for stage in STAGES}
+    half = len(ends["val"]) // 2
+    ends |= dict(zip(VAL_PARTS, (ends["val"][:half], ends["val"][half + s.horizon + s.embargo:]), strict=True))
     if any(len(e) == 0 for e in ends.values()):
         raise DataError(
             f"too few rows for tier {s.tier} with input size {s.input_size}: {len(close)} rows leave "
             f"{', '.join(f'{len(e)} {stage}' for stage, e in ends.items())} samples; needed: warm-up "
             f"({warmup}) + context ({s.input_size}) + horizon ({s.horizon}) + 2 purge gaps "
-            f"({s.horizon + s.embargo} each) + three non-empty splits"
+            f"({s.horizon + s.embargo} each) + three non-empty splits (val in two parts)"
         )
 
     values = feature_frame.to_numpy(dtype=np.float64)[:n]
@@ -170,7 +174,7 @@ def _prepare(s: DataConfig, cache_dir: str | None) -> Prepared:
         feature_names=[str(c) for c in feature_frame.columns],
         index=feature_frame.index[:n],
         features=values,
-        x=scaler.transform(values),
+        x=np.ascontiguousarray(scaler.transform(values)),  # row-major: windows are row slices
         y=labels.y[warmup:].astype(np.float32),
         split=split,
         ends=ends,

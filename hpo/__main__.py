@@ -10,8 +10,7 @@ import signal
 from datamodules.errors import Parser, UserError, run_main
 from hpo.convergence import Convergence
 from hpo.dry_run import n_features_of, report
-from hpo.settings import StudySettings
-from hpo.storage import DEFAULT_STORAGE
+from hpo.settings import DEFAULT_STORAGE, StudySettings
 from models.budgets import DEFAULT_BUDGETS, parse_budgets
 from training.cli import add_run_arguments, config_from_args
 
@@ -59,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--supplementary", **flag,
                        help="phase 2: TPE on the two best budgets of the phase-1 study (--study-name names phase 1)")
     study.add_argument("--no-pruning", **flag, help="run every trial to its end (median pruning by default)")
+    study.add_argument("--log-checkpoints", **flag,
+                       help="trials upload their best checkpoint (off: promotion retrains from the config)")
     study.add_argument("--storage", type=_optional(str), default=None,
                        help=f"Optuna storage: a journal file path (default ./{DEFAULT_STORAGE}) or an RDB URL")
     study.add_argument("--study-name", type=_optional(str), default=None,
@@ -88,6 +89,7 @@ def settings_from_args(args: argparse.Namespace) -> StudySettings:
         pinned=frozenset(item.partition("=")[0].strip() for item in args.set),
         forced_extremes=args.forced_extremes, transfer=args.use_best_from or None, convergence=convergence,
         pruning=not args.no_pruning, storage=args.storage, supplementary=args.supplementary,
+        log_checkpoints=args.log_checkpoints,
     )
 
 
@@ -104,15 +106,18 @@ def main(argv: list[str] | None = None) -> None:
         return
     import mlflow  # the dry run imports neither MLflow nor Optuna
     import optuna
-    from training.threads import apply_default_threads
 
+    from datamodules.prepared import prepare
     from hpo.study import run_study
-    from training.train import build_datamodule, evidence_line
+    from training import tracking
+    from training.threads import apply_default_threads
+    from training.train import evidence_line
 
     apply_default_threads()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    n_features = build_datamodule(settings.base).n_features  # bad data fails here, before anything is written
-    outcome = run_study(settings, n_features)
+    data = prepare(settings.base.data)  # bad data fails here, before anything is written
+    tracking.experiment_id()  # so does a tracking store that cannot be used
+    outcome = run_study(settings, data)
     print(f"study {outcome.study_name!r}: {outcome.stop_reason}; {outcome.ran} trials run now; "
           + ", ".join(f"{n} {s}" for s, n in outcome.counts.items()))
     if outcome.best is not None:
@@ -121,13 +126,16 @@ def main(argv: list[str] | None = None) -> None:
               f"params {b.params}")
         e = b.user_attrs.get("evidence")
         if e:
-            print(f"  {evidence_line(e)}. The best of many trials on one val split is optimistic: confirm "
-                  "on test before reading it as a finding.")
+            print(f"  {evidence_line(e, b.user_attrs['best_baseline'])}")
+        print("  selection: the best of as many random scorers as completed trials, on these val labels, "
+              f"reaches {outcome.null_p95:.4f} (95th percentile, selection/null_auroc_p95); the best trial's "
+              f"{b.value:.4f} {'exceeds' if b.value > outcome.null_p95 else 'does not exceed'} it. The held-out "
+              "number comes from `python -m training.promote --study ...`, the only command that reads test.")
+    experiment = mlflow.get_run(outcome.parent_run_id).info.experiment_id
     print(f"MLflow: parent run {outcome.parent_run_id} (tag kind=study) in experiment "
-          f"{mlflow.get_experiment(mlflow.get_run(outcome.parent_run_id).info.experiment_id).name!r}; "
-          f"tracking URI {mlflow.get_tracking_uri()}")
-    print(f"browse with `mlflow ui --backend-store-uri {mlflow.get_tracking_uri()}`; "
-          f"the study is in {outcome.storage} (rerun the command to resume it)")
+          f"{mlflow.get_experiment(experiment).name!r}; the study is in {outcome.storage} (rerun the command "
+          "to resume it)")
+    print(tracking.browse_hint(experiment))
 
 
 if __name__ == "__main__":

@@ -8,12 +8,14 @@ import json
 import os
 from collections import Counter
 
+import numpy as np
 import optuna
 from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global figure state
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from models.budgets import parse_budget
+from models.intervals import selection_null
 from training import tracking
 from training.config import RunConfig
 
@@ -65,42 +67,68 @@ def summarise(run_id: str, study: optuna.Study) -> None:
     metrics = {f"trials/{s.name.lower()}": counts[s] for s in
                (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING, TrialState.WAITING)}
     tags = {}
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    if complete:
-        best = study.best_trial
+    best = best_trial(trials)
+    if best is not None:
         metrics["best/val/auroc"] = best.value
         metrics |= best.user_attrs.get("evidence", {})
-        metrics |= {f"best_by_budget/{b}": v for b, v in best_by_budget(complete).items()}
+        metrics |= {f"best_by_budget/{b}": v for b, v in best_by_budget(trials).items()}
         tags = {"best_trial": str(best.number), "best_run_id": best.user_attrs.get("mlflow_run_id", ""),
+                "best_baseline": best.user_attrs.get("best_baseline", ""),
                 "best_params": json.dumps(best.params, sort_keys=True),
                 **{f"best.{k}": str(v) for k, v in best.params.items()}}
     tracking.log_batch(run_id, metrics, step=step, tags=tags)
 
 
-def best_by_budget(complete: list[optuna.trial.FrozenTrial]) -> dict[str, float]:
+OUTSIDE_BUDGETS = "outside_budgets"  # a transferred config larger than every budget: shown, never the best
+
+
+def counted(trials: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
+    """The completed trials that can be the study's best (a transferred config only within a budget)."""
+    return [t for t in trials if t.state == TrialState.COMPLETE and not t.user_attrs.get(OUTSIDE_BUDGETS)]
+
+
+def best_trial(trials: list[optuna.trial.FrozenTrial]) -> optuna.trial.FrozenTrial | None:
+    """The counted trial with the highest val AUROC (the earliest on ties), or None."""
+    return max(counted(trials), key=lambda t: (t.value, -t.number), default=None)
+
+
+def budget_of(t: optuna.trial.FrozenTrial) -> str | None:
+    """The budget a trial is labelled with: its sampled one, or the one a transferred config fits."""
+    budget = t.user_attrs.get("budget", t.params.get("budget"))
+    return None if budget in (None, "none") else budget
+
+
+def best_by_budget(trials: list[optuna.trial.FrozenTrial]) -> dict[str, float]:
     best: dict[str, float] = {}
-    for t in complete:
-        budget = t.params.get("budget")
+    for t in counted(trials):
+        budget = budget_of(t)
         if budget is not None:
             best[budget] = max(best.get(budget, float("-inf")), t.value)
     return best
 
 
-def log_report(run_id: str, study: optuna.Study) -> None:
-    """Plots (optimisation history, parameter importances, best val AUROC per budget) and the best trial's
-    config as `best_config.json` (usable with `--use-best-from`)."""
+def log_report(run_id: str, study: optuna.Study, val_labels: np.ndarray, horizon: int) -> float | None:
+    """Plots (optimisation history, parameter importances, best val AUROC per budget), the best trial's
+    config as `best_config.json` (usable with `--use-best-from`) and the selection null: the 95th
+    percentile of the best val AUROC that as many random scorers as there are completed trials reach on
+    the study's own val labels (`selection/null_auroc_p95`, returned)."""
     client = MlflowClient()
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if not complete:
-        return
+    trials = study.get_trials(deepcopy=False)
+    best = best_trial(trials)
+    if best is None:
+        return None
+    complete = counted(trials)
+    null = selection_null(val_labels, len(complete), horizon=horizon, seed=len(complete))
+    tracking.log_batch(run_id, {"selection/null_auroc_p95": null}, step=len(complete))
     for name, figure in (("optimization_history", _history(study)), ("param_importances", _importances(study, len(complete))),
                          ("best_val_auroc_per_budget", _per_budget(complete))):
         if figure is not None:
             client.log_figure(run_id, figure, f"plots/{name}.png")
-    best_run = study.best_trial.user_attrs.get("mlflow_run_id")
+    best_run = best.user_attrs.get("mlflow_run_id")
     if best_run:
         config = RunConfig.from_params(client.get_run(best_run).data.params)
         client.log_text(run_id, config.to_json(), "best_config.json")
+    return null
 
 
 def _history(study: optuna.Study):

@@ -44,7 +44,8 @@ def existing_budgets(storage: BaseStorage, name: str) -> list[str] | None:
     """The budgets a phase-2 study was created with (a rerun resumes it as it was)."""
     if not study_exists(storage, name):
         return None
-    return optuna.load_study(study_name=name, storage=storage).user_attrs.get("definition", {}).get("budgets")
+    budgets = optuna.load_study(study_name=name, storage=storage).user_attrs.get("definition", {}).get("budgets")
+    return budgets.split(",") if budgets else None
 
 
 def select_budgets(phase1: optuna.Study, k: int = 2) -> list[str]:

@@ -10,6 +10,8 @@ from hpo.convergence import Convergence
 from models.budgets import StyleGrid, style_grid
 from training.config import RunConfig
 
+DEFAULT_STORAGE = "optuna.journal"  # a journal file in the working directory (hpo/storage.py)
+
 
 @dataclass
 class StudySettings:
@@ -24,6 +26,7 @@ class StudySettings:
     pruning: bool = True
     storage: str | None = None
     supplementary: bool = False
+    log_checkpoints: bool = False  # trials upload their best checkpoint (promotion retrains from the config)
 
     def __post_init__(self):
         if self.trials < 1:

@@ -46,11 +46,15 @@ def test_loaders(a20):
     xb, yb = next(iter(a20.train_dataloader()))
     assert xb.shape == (64, 80, 20) and xb.dtype == torch.float32
     assert yb.shape == (64,) and yb.dtype == torch.float32
-    val = list(a20.val_dataloader())
+    val = list(a20.val_dataloader())  # Lightning validates on the selection part of val
     labels = torch.cat([y for _, y in val]).numpy()
-    np.testing.assert_array_equal(labels, a20.labels("val"))
-    assert sum(len(y) for _, y in val) == len(a20.labels("val"))  # drop_last is off
+    np.testing.assert_array_equal(labels, a20.labels("val_select"))
+    assert sum(len(y) for _, y in val) == len(a20.labels("val_select"))  # drop_last is off
     assert a20.labels("val").dtype == np.float32
+    # the two parts of val: in date order, apart by the purge gap (horizon + embargo), covering val between them
+    select, report, whole = a20.prepared.ends["val_select"], a20.prepared.ends["val_report"], a20.prepared.ends["val"]
+    assert select[-1] + 1 + 1 + 5 == report[0] and len(select) == len(whole) // 2
+    np.testing.assert_array_equal(np.concatenate([select, whole[len(select):len(select) + 6], report]), whole)
 
 
 def test_train_shuffle_follows_the_torch_seed(a20):
@@ -61,7 +65,7 @@ def test_train_shuffle_follows_the_torch_seed(a20):
     assert torch.equal(first_batch_labels(7), first_batch_labels(7))
     assert not torch.equal(first_batch_labels(7), first_batch_labels(8))
     val_x = next(iter(a20.val_dataloader()))[0]
-    assert torch.equal(val_x[0], a20.dataset("val")[0][0])  # val keeps date order
+    assert torch.equal(val_x[0], a20.dataset("val_select")[0][0])  # val keeps date order
 
 
 def test_dates_labels_volatility_align(a20):

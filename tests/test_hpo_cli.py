@@ -63,6 +63,7 @@ def test_bad_input_is_one_line_and_writes_nothing_and_dry_run_writes_nothing(tmp
     phase1.add_trial(create_trial(state=TrialState.FAIL, params={"budget": "50k"}, distributions=dist))
     dry = tmp_path / "dry"
     dry.mkdir()
+    MlflowClient().search_experiments()  # the store exists before the processes start (no schema race)
     procs = {args: hpo_process(d, [*TINY, "--trials", "2", *args]) for args, d in dirs.items()}
     dry_run = hpo_process(dry, ["--model", "itransformer", "--data-tier", "a200", "--trials", "70",
                                 "--forced-extremes", "--dry-run"])

@@ -1,7 +1,6 @@
 """`python -m training` as a user runs it: bad input is one line on stderr, exit 2, no run left RUNNING."""
 
 import os
-import stat
 import sys
 
 import pytest
@@ -66,11 +65,10 @@ def test_bad_input_from_a_fresh_process_prints_only_one_line(run_cli):
 def test_a_tracking_store_that_cannot_be_used_is_one_line(run_cli, tmp_path, monkeypatch, store):
     if store == "file":
         uri = (tmp_path / "mlruns").as_uri()
-    else:
-        locked = tmp_path / "locked"
-        locked.mkdir()
-        locked.chmod(stat.S_IRUSR | stat.S_IXUSR)
-        uri = f"sqlite:///{locked / 'sub' / 'mlflow.db'}"
+    else:  # a path below a regular file: not writable, even for root
+        blocker = tmp_path / "blocker"
+        blocker.write_text("")
+        uri = f"sqlite:///{blocker / 'sub' / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     proc = run_cli("training", *TINY, "--model", "itransformer")
     assert proc.returncode == 2, proc.stderr
@@ -121,12 +119,17 @@ def test_cli_run_prints_summary(run_cli):
     assert runs_by_status() == ["FINISHED"]
 
 
-def test_use_best_from_run_then_flags_override(tiny_config, tmp_path):
+def test_use_best_from_run_then_flags_override(tiny_config, tmp_path, capsys):
     result = train(tiny_config, progress=False)
     cfg = parse("--use-best-from", f"runs:/{result.run_id}")
     assert cfg == tiny_config
     cfg = parse("--use-best-from", f"runs:/{result.run_id}", "--input-size", "24", "--seed", "3")
     assert cfg == tiny_config.override({"data.input_size": 24, "train.seed": 3})
+    # which fields came from the flags and which from the source
+    report = capsys.readouterr().out.strip().splitlines()[-1]
+    assert report.startswith(f"--use-best-from runs:/{result.run_id}: from flags: data.input_size=24, train.seed=3; "
+                             "from the source: data.{tier=a20, path=None")
+    assert "model.{name=itransformer, hidden_size=16" in report and "input_size=24" not in report.split(";")[1]
     with pytest.raises(ConfigError, match="holds a config for itransformer, not patchtst"):
         parse("--use-best-from", f"runs:/{result.run_id}", "--model", "patchtst")
     path = tmp_path / "best.json"
@@ -143,3 +146,6 @@ def test_use_best_from_run_then_flags_override(tiny_config, tmp_path):
     assert parse("--use-best-from", f"models:/itransformer-a20/{version.version}") == tiny_config
     with pytest.raises(ConfigError, match="models:/itransformer-a20@nope"):
         parse("--use-best-from", "models:/itransformer-a20@nope")
+    with pytest.raises(ConfigError, match="registered without a run"):
+        client.create_model_version("itransformer-a20", f"runs:/{result.run_id}/checkpoints")
+        parse("--use-best-from", "models:/itransformer-a20/2")

@@ -4,9 +4,11 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
+from sklearn.metrics import roc_auc_score
 
 from training.config import RunConfig
 from training.train import train
@@ -27,23 +29,43 @@ def test_run_records_params_metrics_tags_and_artifacts(trained, tiny_config):
     assert run.data.tags["kind"] == "train"
 
     params = run.data.params
-    assert params == {**tiny_config.to_params(), "params.count": str(trained.params_count)}
+    assert {k: v for k, v in params.items() if not k.startswith("ci.")} == {
+        **tiny_config.to_params(), "params.count": str(trained.params_count)}
     assert RunConfig.from_params(params) == tiny_config
 
     for key in PER_EPOCH:
         history = client.get_metric_history(trained.run_id, key)
         assert [m.step for m in history] == list(range(trained.epochs)), key
-    for name in ("majority", "volatility"):
-        for metric in ("auroc", "ap", "brier", "direction_accuracy", "balanced_accuracy"):
-            assert f"baseline/{name}/val/{metric}" in run.data.metrics
-    assert run.data.metrics["baseline/majority/val/auroc"] == 0.5
+    m = run.data.metrics
+    for name in ("majority", "volatility", "logistic", "boosting"):
+        for metric in ("auroc", "ap", "brier", "direction_accuracy", "balanced_accuracy", "brier_calibrated",
+                       "auroc_ci_low", "auroc_ci_high"):
+            assert f"baseline/{name}/val/{metric}" in m
+        assert m[f"best/val/auroc_vs_{name}_ci_low"] < m[f"best/val/auroc_vs_{name}_ci_high"] or name == "majority"
+    assert m["baseline/majority/val/auroc"] == 0.5
+    best_baseline = run.data.tags["best_baseline"]
+    assert m["baseline/best/val/auroc"] == max(m[f"baseline/{n}/val/auroc"] for n in ("majority", "volatility",
+                                                                                      "logistic", "boosting"))
+    assert m["baseline/best/val/auroc"] == m[f"baseline/{best_baseline}/val/auroc"]
+    assert (m["best/val/auroc_vs_best_baseline_ci_low"], m["best/val/auroc_vs_best_baseline_ci_high"]) == (
+        m[f"best/val/auroc_vs_{best_baseline}_ci_low"], m[f"best/val/auroc_vs_{best_baseline}_ci_high"])
+    assert run.data.params["ci.method"] == "stationary-block" and int(run.data.params["ci.block_length"]) >= 1
 
-    # the kept checkpoint is the best epoch: re-evaluating it reproduces that epoch's logged val AUROC
-    aurocs = [m.value for m in client.get_metric_history(trained.run_id, "val/auroc")]
+    # the epoch is chosen on the selection part of val; the run's val numbers come from the report part,
+    # and the predictions artifact reproduces them
+    aurocs = [x.value for x in client.get_metric_history(trained.run_id, "val/auroc")]
     assert trained.best_epoch == int(np.argmax(aurocs))
-    assert run.data.metrics["best/val/auroc"] == pytest.approx(max(aurocs), abs=1e-6)
-    lo, hi = run.data.metrics["best/val/auroc_ci_low"], run.data.metrics["best/val/auroc_ci_high"]
-    assert lo < run.data.metrics["best/val/auroc"] < hi
+    table = pd.read_parquet(client.download_artifacts(trained.run_id, "predictions/val.parquet"))
+    assert list(table.columns) == ["date", "label", "probability", "probability_calibrated", "part"]
+    select, report = table[table.part == "select"], table[table.part == "report"]
+    assert select.date.max() < report.date.min() and select.probability_calibrated.isna().all()
+    assert m["best/val/auroc"] == pytest.approx(roc_auc_score(report.label, report.probability), abs=1e-6)
+    assert m["best/val/auroc"] != pytest.approx(max(aurocs), abs=1e-6)  # not the number that chose the epoch
+    assert m["best/val/brier"] == pytest.approx(((report.probability - report.label) ** 2).mean(), abs=1e-6)
+    assert m["best/val/brier_calibrated"] == pytest.approx(
+        ((report.probability_calibrated - report.label) ** 2).mean(), abs=1e-6)
+    lo, hi = m["best/val/auroc_ci_low"], m["best/val/auroc_ci_high"]
+    assert lo < m["best/val/auroc"] < hi
 
     artifacts = {a.path for a in client.list_artifacts(trained.run_id)}
     artifacts |= {a.path for d in ("plots", "checkpoints") for a in client.list_artifacts(trained.run_id, d)}

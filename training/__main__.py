@@ -20,9 +20,8 @@ def main(argv: list[str] | None = None) -> None:
     result = train(cfg, progress=not args.quiet)
     print(f"run {result.run_id}: best epoch {result.best_epoch} of {result.epochs}, "
           f"{result.params_count:,} parameters")
-    print(f"  {evidence_line(result.metrics)}")
-    print(f"tracking URI: {mlflow.get_tracking_uri()}, experiment {tracking.EXPERIMENT!r} "
-          "(browse with `mlflow ui`)")
+    print(f"  {evidence_line(result.metrics, result.best_baseline)}")
+    print(tracking.browse_hint(mlflow.get_run(result.run_id).info.experiment_id))
 
 
 if __name__ == "__main__":

@@ -1,15 +1,34 @@
-"""Evaluation of a trained classifier on one split: metrics, a paired bootstrap interval for AUROC,
-the majority and volatility-only baselines on the same samples, ROC and calibration plots."""
+"""Evaluation of a trained classifier on one part of the data, beside every baseline on the same samples.
+
+- Baselines (`models.baselines.BASELINES`: majority, volatility, logistic, boosting) are fit on train rows
+  only and score the same samples as the model.
+- Intervals are stationary block-bootstrap percentile intervals (`models.intervals`): the block length
+  comes from the horizon and the labels' autocorrelation, never below the horizon, so overlapping labels
+  do not make them too narrow. The model's AUROC is compared, paired, with each baseline and with the best
+  of them on these samples (`best_baseline`).
+- Brier score and the accuracies at p >= 0.5 are given on raw probabilities (`brier`, ...) and on
+  calibrated ones (`brier_calibrated`, ...): Platt scaling cross-fitted in time order, so no sample is
+  scored by a calibrator fit on it. AUROC stays on raw scores (calibration keeps the ranking).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+import pandas as pd
 import torch
 from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global figure state
-from scipy.stats import rankdata
 
-from models import baselines
+from datamodules.prepared import Prepared
+from models.baselines import BASELINES, BaselineInputs
+from models.calibration import cross_fitted_calibration
+from models.intervals import Intervals, bootstrap_auroc, rank_auroc
 from models.metrics import binary_metrics
+
+MODEL = "model"
+CALIBRATED = ("brier", "direction_accuracy", "balanced_accuracy")  # the metrics that read probability levels
+N_BOOT = 1000
 
 
 @torch.no_grad()
@@ -34,63 +53,80 @@ def predict_probs(module: torch.nn.Module, loader, device: torch.device | str | 
     return probs.numpy()
 
 
-def rank_auroc(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
-    """AUROC along the last axis by the Mann-Whitney rank statistic (ties averaged); NaN for one class."""
-    ranks = rankdata(probs, axis=-1)
-    pos = labels.sum(-1)
-    neg = labels.shape[-1] - pos
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return ((ranks * labels).sum(-1) - pos * (pos + 1) / 2) / (pos * neg)
+def baseline_scores(prepared: Prepared, stage: str, seed: int) -> dict[str, np.ndarray]:
+    """Every baseline's probabilities for the samples of `stage`, fit on train; kept with the prepared
+    data, so a study's trials fit them once."""
+    key = ("baselines", stage, seed)
+    if key not in prepared.memo:
+        inputs = BaselineInputs(
+            train_y=prepared.labels("train"), train_x=prepared.last_features("train"),
+            eval_x=prepared.last_features(stage), train_vol=prepared.volatility("train"),
+            eval_vol=prepared.volatility(stage), seed=seed,
+        )
+        prepared.memo[key] = {name: run(inputs) for name, run in BASELINES.items()}
+    return prepared.memo[key]
 
 
-def bootstrap_auroc(
-    labels: np.ndarray, probs: dict[str, np.ndarray], n_boot: int = 1000, seed: int = 0, level: float = 0.95
-) -> dict[str, tuple[float, float]]:
-    """Percentile intervals of each scorer's AUROC and of each scorer's AUROC minus the first one's,
-    from one set of paired resamples of the samples."""
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(labels), size=(n_boot, len(labels)))
-    y = labels[idx]
-    aucs = {name: rank_auroc(y, p[idx]) for name, p in probs.items()}
-    tail = (1 - level) / 2 * 100
-    first = next(iter(probs))
+@dataclass
+class Evaluation:
+    stage: str  # the metric prefix: `val` or `test`
+    dates: pd.DatetimeIndex
+    labels: np.ndarray
+    scores: dict[str, np.ndarray]  # `model` first, then each baseline: raw probabilities
+    calibrated: dict[str, np.ndarray]
+    intervals: Intervals
+    best_baseline: str
+    metrics: dict[str, float]  # MLflow names: `val/auroc`, `baseline/logistic/val/auroc`, ...
 
-    def interval(values: np.ndarray) -> tuple[float, float]:
-        low, high = np.nanpercentile(values, [tail, 100 - tail])
-        return float(low), float(high)
+    @property
+    def ci_params(self) -> dict[str, object]:
+        return {"ci.method": self.intervals.method, "ci.block_length": self.intervals.block,
+                "ci.level": self.intervals.level, "ci.n_boot": self.intervals.n_boot}
 
-    out = {name: interval(a) for name, a in aucs.items()}
-    out.update({f"{name}-{first}": interval(a - aucs[first]) for name, a in aucs.items() if name != first})
-    return out
+    def predictions(self) -> pd.DataFrame:
+        """date, label, probability (raw), probability_calibrated: enough to recompute every number."""
+        return pd.DataFrame({"date": self.dates, "label": self.labels.astype(np.int8),
+                             "probability": self.scores[MODEL], "probability_calibrated": self.calibrated[MODEL]})
+
+    def verdict(self) -> str:
+        """Whether the model beat the best baseline: the paired interval of the difference excludes 0."""
+        low, high = self.intervals.diff[MODEL, self.best_baseline]
+        if low > 0:
+            return f"beats the {self.best_baseline} baseline"
+        if high < 0:
+            return f"is worse than the {self.best_baseline} baseline"
+        return f"is not distinguishable from the {self.best_baseline} baseline"
 
 
-def evaluate_split(
-    stage: str, labels: np.ndarray, probs: np.ndarray, *, train_labels: np.ndarray,
-    train_volatility: np.ndarray, volatility: np.ndarray, seed: int = 0,
-) -> tuple[dict[str, float], dict[str, np.ndarray]]:
-    """Metrics of the model and both baselines on one split.
+def evaluate(
+    stage: str, labels: np.ndarray, dates: pd.DatetimeIndex, model_probs: np.ndarray,
+    baselines: dict[str, np.ndarray], *, horizon: int, seed: int = 0,
+) -> Evaluation:
+    """The model and the baselines on one set of samples (in date order)."""
+    labels = np.asarray(labels, dtype=np.float64)
+    scores = {MODEL: np.asarray(model_probs, dtype=np.float64), **baselines}
+    calibrated = {name: cross_fitted_calibration(p, labels, gap=horizon - 1) for name, p in scores.items()}
+    intervals = bootstrap_auroc(labels, scores, horizon=horizon, n_boot=N_BOOT, seed=seed)
+    best = intervals.best_of(list(baselines))
+    metrics: dict[str, float] = {}
+    for name in scores:
+        prefix = stage if name == MODEL else f"baseline/{name}/{stage}"
+        metrics |= {f"{prefix}/{k}": v for k, v in binary_metrics(scores[name], labels).items()}
+        metrics |= {f"{prefix}/{k}_calibrated": v for k, v in binary_metrics(calibrated[name], labels).items()
+                    if k in CALIBRATED}
+        metrics[f"{prefix}/auroc_ci_low"], metrics[f"{prefix}/auroc_ci_high"] = intervals.ci[name]
+    for name in [*baselines, "best_baseline"]:
+        low, high = intervals.diff[MODEL, best if name == "best_baseline" else name]
+        metrics[f"{stage}/auroc_vs_{name}_ci_low"], metrics[f"{stage}/auroc_vs_{name}_ci_high"] = low, high
+    metrics[f"baseline/best/{stage}/auroc"] = metrics[f"baseline/{best}/{stage}/auroc"]
+    return Evaluation(stage, dates, labels, scores, calibrated, intervals, best, metrics)
 
-    Returns flat metrics (`val/auroc`, `val/auroc_ci_low`, `baseline/volatility/val/auroc`,
-    `val/auroc_vs_volatility_ci_low`, ...) and the probabilities of each scorer (for the plots).
-    """
-    scores = {
-        "model": probs,
-        "volatility": baselines.volatility_logistic(train_volatility, train_labels, volatility),
-        "majority": baselines.majority(train_labels, len(labels)),
-    }
-    metrics = {f"{stage}/{k}": v for k, v in binary_metrics(probs, labels).items()}
-    for name in ("majority", "volatility"):
-        base = binary_metrics(scores[name], labels)
-        metrics.update({f"baseline/{name}/{stage}/{k}": v for k, v in base.items()})
-    ci = bootstrap_auroc(labels, {"volatility": scores["volatility"], "model": probs}, seed=seed)
-    metrics[f"{stage}/auroc_ci_low"], metrics[f"{stage}/auroc_ci_high"] = ci["model"]
-    lo, hi = ci["volatility"]
-    metrics[f"baseline/volatility/{stage}/auroc_ci_low"] = lo
-    metrics[f"baseline/volatility/{stage}/auroc_ci_high"] = hi
-    lo, hi = ci["model-volatility"]
-    metrics[f"{stage}/auroc_vs_volatility_ci_low"] = lo
-    metrics[f"{stage}/auroc_vs_volatility_ci_high"] = hi
-    return metrics, scores
+
+def figures(ev: Evaluation, title: str) -> dict[str, Figure]:
+    """`plots/<stage>_roc.png` and `plots/<stage>_calibration.png`."""
+    return {f"plots/{ev.stage}_roc.png": roc_figure(ev.labels, ev.scores, f"{title} ROC"),
+            f"plots/{ev.stage}_calibration.png": calibration_figure(
+                ev.labels, {"raw": ev.scores[MODEL], "calibrated": ev.calibrated[MODEL]}, f"{title} calibration")}
 
 
 def roc_figure(labels: np.ndarray, scores: dict[str, np.ndarray], title: str) -> Figure:
@@ -108,18 +144,18 @@ def roc_figure(labels: np.ndarray, scores: dict[str, np.ndarray], title: str) ->
     return fig
 
 
-def calibration_figure(labels: np.ndarray, probs: np.ndarray, title: str, bins: int = 10) -> Figure:
-    """Reliability diagram on equal-count bins, with the base rate as reference."""
-    order = np.argsort(probs, kind="stable")
-    groups = [g for g in np.array_split(order, bins) if len(g)]
-    mean_p = [probs[g].mean() for g in groups]
-    freq = [labels[g].mean() for g in groups]
+def calibration_figure(labels: np.ndarray, probs: dict[str, np.ndarray], title: str, bins: int = 10) -> Figure:
+    """Reliability diagram on equal-count bins of each probability series, with the base rate as reference."""
     fig = Figure(figsize=(5, 5))
     ax = fig.subplots()
-    top = max(max(mean_p), max(freq)) * 1.05
-    ax.plot([0, top], [0, top], color="grey", linestyle=":", label="perfect calibration")
+    top = 0.0
+    for name, p in probs.items():
+        groups = [g for g in np.array_split(np.argsort(p, kind="stable"), bins) if len(g)]
+        mean_p, freq = [p[g].mean() for g in groups], [labels[g].mean() for g in groups]
+        top = max(top, *mean_p, *freq)
+        ax.plot(mean_p, freq, marker="o", label=name)
+    ax.plot([0, top * 1.05], [0, top * 1.05], color="grey", linestyle=":", label="perfect calibration")
     ax.axhline(labels.mean(), color="tab:orange", linestyle="--", label="base rate")
-    ax.plot(mean_p, freq, marker="o", label="model")
     ax.set(xlabel="mean predicted probability", ylabel="observed frequency", title=title)
     ax.legend(loc="upper left")
     fig.tight_layout()

@@ -9,11 +9,15 @@ first use. It is tagged so that the MLflow UI opens it as model training, not in
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import tempfile
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import mlflow
+import pandas as pd
 import pytorch_lightning as pl
 from mlflow.data.meta_dataset import MetaDataset
 from mlflow.data.sources import LocalArtifactDatasetSource
@@ -23,6 +27,9 @@ from mlflow.tracking import MlflowClient
 
 from datamodules.errors import UserError
 from training.config import RunConfig
+
+# "Creating initial MLflow database tables..." on a new store: noise beside a one-line error
+logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
 
 EXPERIMENT = "direction"
 DEFAULT_EXPERIMENT_ID = "0"
@@ -37,8 +44,8 @@ def experiment_id() -> str:
     if uri.startswith("file:") or "://" not in uri and not uri.startswith(("databricks", "sqlite")):
         raise UserError(f"tracking URI {uri}: MLflow's file store is not supported; use a database "
                         "(sqlite:///mlflow.db, the default) or a server (http://host:5000)")
-    client = MlflowClient()
     try:
+        client = MlflowClient()
         name = os.environ.get("MLFLOW_EXPERIMENT_NAME")
         if os.environ.get("MLFLOW_EXPERIMENT_ID"):
             exp_id = client.get_experiment(os.environ["MLFLOW_EXPERIMENT_ID"]).experiment_id
@@ -65,6 +72,13 @@ def experiment_id() -> str:
             raise
         raise UserError(f"cannot use the MLflow tracking store {uri}: {_first_line(err)}") from None
     return exp_id
+
+
+def browse_hint(experiment: str) -> str:
+    """How to look at the runs: the UI command and the experiment's page in the model-training view (MLflow
+    3.17's UI opens experiments in its GenAI view unless the URL asks otherwise)."""
+    return (f"browse with `mlflow ui --backend-store-uri {mlflow.get_tracking_uri()}`, then open "
+            f"http://127.0.0.1:5000/#/experiments/{experiment}?workflowType=machine_learning")
 
 
 def _first_line(err: BaseException) -> str:
@@ -141,6 +155,14 @@ def log_batch(run_id: str, metrics: dict[str, float] | None = None, step: int = 
 def log_config(cfg: RunConfig, extra: dict[str, object] | None = None) -> None:
     log_batch(mlflow.active_run().info.run_id, params={**cfg.to_params(), **(extra or {})})
     mlflow.log_text(cfg.to_json(), "config.json")
+
+
+def log_frame(frame: pd.DataFrame, artifact_path: str) -> None:
+    """A table as a parquet artifact of the active run."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / Path(artifact_path).name
+        frame.to_parquet(path, index=False)
+        mlflow.log_artifact(str(path), str(Path(artifact_path).parent))
 
 
 def log_dataset(*, source_path: str, name: str, digest: str, tags: dict[str, str]) -> None:

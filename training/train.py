@@ -11,30 +11,36 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
+import numpy as np
+import pandas as pd
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 
 from datamodules.datamodule import TierDataModule
+from datamodules.prepared import Prepared
 from models.classifier import DirectionClassifier, build_classifier
+from models.intervals import rank_auroc
 from training import tracking
 from training.config import RunConfig
-from training.evaluate import calibration_figure, evaluate_split, predict_probs, roc_figure
+from training.evaluate import Evaluation, baseline_scores, evaluate, figures, predict_probs
 
-MONITOR = "val/auroc"
-# what a reader needs beside a run's val AUROC: its interval, the baseline, their paired difference
-EVIDENCE = ("best/val/auroc", "best/val/auroc_ci_low", "best/val/auroc_ci_high", "baseline/volatility/val/auroc",
-            "best/val/auroc_vs_volatility_ci_low", "best/val/auroc_vs_volatility_ci_high")
-
-
-def evidence_line(m: dict[str, float]) -> str:
-    """The evidence of `EVIDENCE` in one line."""
-    return (f"val/auroc {m['best/val/auroc']:.4f} [95% CI {m['best/val/auroc_ci_low']:.4f}, "
-            f"{m['best/val/auroc_ci_high']:.4f}]; volatility-only baseline {m['baseline/volatility/val/auroc']:.4f}; "
-            f"model minus baseline: 95% CI [{m['best/val/auroc_vs_volatility_ci_low']:+.4f}, "
-            f"{m['best/val/auroc_vs_volatility_ci_high']:+.4f}]")
+MONITOR = "val/auroc"  # per epoch on the selection part of val (datamodules.prepared.VAL_PARTS)
+REPORT = "val_report"  # the part of val a run's `best/val/*` metrics are measured on
+# what a reader needs beside a run's val AUROC: its interval, the best baseline, their paired difference
+EVIDENCE = ("best/val/auroc", "best/val/auroc_ci_low", "best/val/auroc_ci_high", "baseline/best/val/auroc",
+            "best/val/auroc_vs_best_baseline_ci_low", "best/val/auroc_vs_best_baseline_ci_high")
 # emitted by Lightning's own internals once per fit under torch 2.13; nothing a user can act on
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+
+
+def evidence_line(m: dict[str, float], best_baseline: str) -> str:
+    """`EVIDENCE` in one line, with whether the model beat the best baseline."""
+    low, high = m["best/val/auroc_vs_best_baseline_ci_low"], m["best/val/auroc_vs_best_baseline_ci_high"]
+    verdict = "beats it" if low > 0 else "is worse" if high < 0 else "is not distinguishable from it"
+    return (f"val/auroc {m['best/val/auroc']:.4f} [95% CI {m['best/val/auroc_ci_low']:.4f}, "
+            f"{m['best/val/auroc_ci_high']:.4f}]; best baseline {best_baseline} {m['baseline/best/val/auroc']:.4f}; "
+            f"model minus it [{low:+.4f}, {high:+.4f}]: the model {verdict}")
 
 
 @dataclass
@@ -46,6 +52,9 @@ class RunResult:
     epochs: int
     params_count: int
     checkpoint: str | None  # artifact URI of the best checkpoint (None: not logged)
+    best_baseline: str  # the baseline with the highest val AUROC on the same samples
+    model: DirectionClassifier  # at its best checkpoint, in eval mode, on the device it trained on
+    data: Prepared  # what it trained on
     mlflow_seconds: float  # time spent in per-epoch MLflow logging
     fit_seconds: float
 
@@ -88,9 +97,9 @@ def train(
     if not progress:
         logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
     cfg.check()
-    tracking.experiment_id()
     pl.seed_everything(cfg.train.seed, workers=True, verbose=False)
     dm = build_datamodule(cfg)
+    tracking.experiment_id()  # a store that cannot be used fails here, before a run is opened
     model = build_model(cfg, dm.n_features)
     n_params = sum(p.numel() for p in model.parameters())
     name = f"{cfg.model.name}-{cfg.data.tier}-L{cfg.data.input_size}"
@@ -129,29 +138,38 @@ def train(
 
         best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
         model.load_state_dict(best["state_dict"])
+        model.eval()
         model.to(trainer.strategy.root_device)  # evaluated where it trained (fit's teardown moved it to the CPU)
         best_epoch = int(best["epoch"])
-        metrics = _evaluate_val(model, dm, cfg.train.seed, plots)
+        ev = _evaluate_val(model, dm, cfg, plots)
+        metrics = {(f"best/{k}" if k.startswith("val/") else k): v for k, v in ev.metrics.items()}
         metrics["best/epoch"] = best_epoch
-        tracking.log_batch(run_id, metrics)
+        # the same checkpoint on its own training samples: the audit's overfitting gap
+        metrics["best/train/auroc"] = rank_auroc(dm.labels("train"), predict_probs(model, dm.eval_loader("train")))
+        tracking.log_batch(run_id, metrics, params=ev.ci_params, tags={"best_baseline": ev.best_baseline})
         if log_checkpoint:
             mlflow.log_artifact(checkpoint.best_model_path, "checkpoints")
         return RunResult(
             run_id=run_id, config=cfg, metrics=metrics, best_epoch=best_epoch,
             epochs=trainer.current_epoch, params_count=n_params,
             checkpoint=mlflow.get_artifact_uri("checkpoints/best.ckpt") if log_checkpoint else None,
-            mlflow_seconds=epoch_logger.seconds, fit_seconds=fit_seconds,
+            best_baseline=ev.best_baseline, mlflow_seconds=epoch_logger.seconds, fit_seconds=fit_seconds,
+            model=model, data=dm.prepared,
         )
 
 
-def _evaluate_val(model: DirectionClassifier, dm: TierDataModule, seed: int, plots: bool) -> dict[str, float]:
-    labels = dm.labels("val")
-    probs = predict_probs(model, dm.val_dataloader())
-    metrics, scores = evaluate_split(
-        "val", labels, probs, train_labels=dm.labels("train"),
-        train_volatility=dm.volatility("train"), volatility=dm.volatility("val"), seed=seed,
-    )
+def _evaluate_val(model: DirectionClassifier, dm: TierDataModule, cfg: RunConfig, plots: bool) -> Evaluation:
+    """The best checkpoint on the report part of val beside the baselines; `predictions/val.parquet` holds
+    both parts of val (`part`: select | report), the plots only where `plots`."""
+    probs = predict_probs(model, dm.eval_loader(REPORT))
+    ev = evaluate("val", dm.labels(REPORT), dm.dates(REPORT), probs,
+                  baseline_scores(dm.prepared, REPORT, cfg.train.seed), horizon=cfg.data.horizon, seed=cfg.train.seed)
+    select = pd.DataFrame({"date": dm.dates("val_select"), "label": dm.labels("val_select").astype(np.int8),
+                           "probability": predict_probs(model, dm.eval_loader("val_select")),
+                           "probability_calibrated": np.nan, "part": "select"})
+    tracking.log_frame(pd.concat([select, ev.predictions().assign(part="report")], ignore_index=True),
+                       "predictions/val.parquet")
     if plots:
-        mlflow.log_figure(roc_figure(labels, scores, "validation ROC"), "plots/val_roc.png")
-        mlflow.log_figure(calibration_figure(labels, probs, "validation calibration"), "plots/val_calibration.png")
-    return {(f"best/{k}" if k.startswith("val/") else k): v for k, v in metrics.items()}
+        for path, figure in figures(ev, "validation").items():
+            mlflow.log_figure(figure, path)
+    return ev
