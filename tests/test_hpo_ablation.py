@@ -1,0 +1,103 @@
+"""`python -m hpo.ablation` on the embedded a20 data with a tiny network: real Lightning, real MLflow (the temp
+sqlite store of conftest); 2 input sizes x 2 seeds, one epoch each."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from datamodules.errors import UserError
+from hpo.ablation import COLUMNS, build_parser, plan_from_args, run_ablation
+
+TINY = ["--data-tier", "a20", "--batch-size", "256", "--max-epochs", "1", "--accelerator", "cpu",
+        "--set", "model.hidden_size=16", "--set", "model.n_layers=1", "--set", "model.n_heads=2"]
+
+
+def plan(*args):
+    return plan_from_args(build_parser().parse_args([*TINY, *args]))
+
+
+def runs_of(kind):
+    client = MlflowClient()
+    return [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])
+            if r.data.tags.get("kind") == kind]
+
+
+def test_cells_table_plot_and_resume(tmp_path):
+    p = plan("--model", "itransformer", "--input-sizes", "24,16", "--seeds", "2", "--seed", "7")
+    assert [(c.input_size, c.seed) for c in p.cells] == [(16, 7), (16, 8), (24, 7), (24, 8)]
+    lines = []
+    out = run_ablation(p, echo=lines.append)
+    assert (out.ran, out.reused, out.failed) == (4, 0, [])
+
+    (parent,) = runs_of("ablation")
+    cells = runs_of("ablation-cell")
+    assert parent.info.run_id == out.parent_run_id and parent.info.status == "FINISHED"
+    assert parent.info.run_name == p.name and p.name.startswith("ablation-a20-itransformer-")
+    assert len(cells) == 4
+    client = MlflowClient()
+    for run in cells:
+        tags = run.data.tags
+        assert tags["mlflow.parentRunId"] == parent.info.run_id and run.info.status == "FINISHED"
+        assert (tags["model"], run.data.params["data.input_size"], run.data.params["train.seed"]) == (
+            "itransformer", tags["input_size"], tags["seed"])
+        assert {a.path for a in client.list_artifacts(run.info.run_id, "predictions")} == {"predictions/val.parquet"}
+        assert "baseline/best/val/auroc" in run.data.metrics  # a normal training run, baselines and all
+
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "ablation")}
+    assert {"ablation/table.csv", "ablation/table.md", "ablation/plot.png"} <= artifacts
+    table = pd.read_csv(client.download_artifacts(parent.info.run_id, "ablation/table.csv", str(tmp_path)))
+    assert list(table.columns) == COLUMNS
+    assert table[["model", "input_size", "seeds"]].values.tolist() == [["itransformer", 16, 2], ["itransformer", 24, 2]]
+    for _, row in table.iterrows():
+        mine = [r for r in cells if r.data.tags["input_size"] == str(row["input_size"])]
+        # val and report dates are the same for every input size: the table's mean over seeds is the mean of
+        # the runs' own val AUROCs, and its baseline is the runs' best baseline on the same samples
+        assert row["val_auroc"] == pytest.approx(np.mean([r.data.metrics["best/val/auroc"] for r in mine]), abs=1e-6)
+        assert row["baseline_auroc"] == pytest.approx(
+            np.mean([r.data.metrics[f"baseline/{row['best_baseline']}/val/auroc"] for r in mine]), abs=1e-6)
+        assert row["val_auroc_ci_low"] < row["val_auroc"] < row["val_auroc_ci_high"]
+        assert row["diff_ci_low"] < row["diff_ci_high"]
+        assert sorted(row["run_ids"].split()) == sorted(r.info.run_id for r in mine)
+        assert len(row["seed_aurocs"].split()) == 2
+    markdown = Path(client.download_artifacts(parent.info.run_id, "ablation/table.md", str(tmp_path))).read_text()
+    assert "## Summary" in markdown and "| itransformer | 0." in markdown and "| best baseline |" in markdown
+    best = table.loc[table["val_auroc"].idxmax(), "input_size"]
+    assert f"itransformer: best at {best}d" in markdown
+    assert "distinguishable" in markdown
+    assert parent.data.tags["best_input_size.itransformer"] == str(best)
+    assert Path(client.download_artifacts(parent.info.run_id, "ablation/plot.png", str(tmp_path))).stat().st_size > 0
+
+    # the same command again: the same parent, nothing run, the same table
+    again = run_ablation(plan("--model", "itransformer", "--input-sizes", "16,24", "--seeds", "2", "--seed", "7"))
+    assert (again.parent_run_id, again.ran, again.reused) == (out.parent_run_id, 0, 4)
+    assert len(runs_of("ablation-cell")) == 4 and len(runs_of("ablation")) == 1
+    pd.testing.assert_frame_equal(again.summary.table.reset_index(drop=True), out.summary.table.reset_index(drop=True))
+
+
+def test_bad_input_is_one_user_error():
+    with pytest.raises(UserError, match="itransformer more than once"):
+        plan("--model", "itransformer,patchtst,itransformer", "--input-sizes", "16")
+    with pytest.raises(UserError, match="16 more than once"):
+        plan("--model", "itransformer", "--input-sizes", "16,24,16")
+    with pytest.raises(UserError, match="below 2"):
+        plan("--model", "itransformer", "--input-sizes", "1,16")
+    with pytest.raises(UserError, match="--input-sizes"):
+        plan("--model", "itransformer", "--input-size", "16")
+    with pytest.raises(UserError, match="2 sources for 3 models"):
+        plan("--model", "itransformer,patchtst,informer", "--input-sizes", "16", "--use-best-from", "a.json,b.json")
+    with pytest.raises(UserError, match="unknown model"):
+        plan("--model", "itransformer,lstm", "--input-sizes", "16")
+    with pytest.raises(UserError) as err:
+        plan("--model", "itransformer", "--input-sizes", "16,9000")
+    message = str(err.value)
+    assert "9000" in message and "rows are missing" in message and "the longest input size this data allows" in message
+    assert not runs_of("ablation")  # nothing was written
+
+
+def test_cli_error_line(run_cli):
+    done = run_cli("hpo.ablation", "--model", "itransformer", "--input-sizes", "60,80,60")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == ["error: --input-sizes lists 60 more than once"]

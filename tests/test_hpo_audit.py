@@ -1,0 +1,209 @@
+"""`python -m hpo.audit` on a constructed study: real Optuna journal storage (trials made with `create_trial`)
+and real MLflow runs (the temp sqlite store of conftest) holding the metrics the audit reads. Every finding
+is planted; the audit must find exactly those."""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+from mlflow.entities import Metric
+from mlflow.tracking import MlflowClient
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState, create_trial
+
+from datamodules.errors import UserError, run_main
+from hpo.audit import SECTIONS, main
+from hpo.parent import PARENT_ATTR
+from hpo.storage import open_storage
+from training import tracking
+
+BUDGETS = ("20k", "50k", "100k")
+SPACE = {"budget": CategoricalDistribution(BUDGETS), "lr": FloatDistribution(1e-5, 1e-2, log=True),
+         "dropout": FloatDistribution(0.0, 0.5), "ff_mult": CategoricalDistribution((1, 2, 4))}
+BASELINE = 0.62
+# number: (val AUROC, budget, lr, dropout, ff_mult). Trials 0-3 (in the top five) sit at the top of lr's range
+TRIALS = {
+    0: (0.62, "20k", 9e-3, 0.25, 2), 1: (0.63, "50k", 8e-3, 0.20, 2), 2: (0.64, "100k", 1e-2, 0.30, 2),
+    3: (0.61, "20k", 7e-3, 0.22, 2), 4: (0.60, "50k", 1e-4, 0.28, 2), 5: (0.58, "100k", 2e-4, 0.15, 4),
+    6: (0.57, "20k", 3e-4, 0.35, 1), 7: (0.56, "50k", 1e-4, 0.30, 4), 8: (0.55, "100k", 2e-4, 0.20, 1),
+    9: (0.54, "20k", 1e-4, 0.25, 4), 10: (0.53, "50k", 3e-4, 0.18, 2), 11: (0.52, "100k", 1e-4, 0.32, 1),
+    12: (0.90, "50k", 1e-4, 0.25, 2),  # planted: implausibly high against the best baseline
+    13: (0.40, "20k", 2e-4, 0.25, 2),  # planted: interval entirely below 0.5
+    14: (0.55, "100k", 2e-4, 0.25, 4),  # planted: a NaN training loss
+    15: (0.57, "20k", 1e-4, 0.25, 1),  # planted: val loss rises with val AUROC every epoch
+    16: (0.53, "50k", 2e-4, 0.25, 2),  # planted: one-class training split (train AUROC NaN)
+}
+PLANTED = {("implausibly_high", 12), ("below_chance", 13), ("non_finite_loss", 14), ("loss_metric_mismatch", 15),
+           ("one_class", 16)}
+OVERFIT = 1  # planted: train AUROC 0.95 at the best epoch
+
+
+def predictions(signal: np.ndarray, labels: np.ndarray, dates: pd.DatetimeIndex) -> pd.DataFrame:
+    return pd.DataFrame({"date": dates, "label": labels.astype(np.int8), "probability": signal,
+                         "probability_calibrated": np.nan, "part": "report"})
+
+
+def make_run(client, experiment, parent_id, number, histories, metrics, frame=None, status="FINISHED"):
+    run = client.create_run(experiment, run_name=f"planted-{number}",
+                            tags={"kind": "trial", "mlflow.parentRunId": parent_id, "trial_number": str(number)})
+    run_id = run.info.run_id
+    points = [Metric(k, float(v), 0, step) for k, values in histories.items() for step, v in enumerate(values)]
+    points += [Metric(k, float(v), 0, 0) for k, v in metrics.items()]
+    client.log_batch(run_id, metrics=points, params=[])
+    client.log_param(run_id, "data.horizon", "1")
+    if frame is not None:
+        path = Path(f"predictions-{number}") / "val.parquet"
+        path.parent.mkdir()
+        frame.to_parquet(path, index=False)
+        client.log_artifact(run_id, str(path), "predictions")
+    client.set_terminated(run_id, status)
+    return run_id
+
+
+@pytest.fixture
+def planted():
+    """Study `planted` in ./optuna.journal with its parent run and one MLflow run per trial."""
+    client = MlflowClient()
+    experiment = tracking.experiment_id()
+    parent_id = client.create_run(experiment, run_name="planted", tags={"kind": "study"}).info.run_id
+    client.set_terminated(parent_id, "FINISHED")
+    storage, _ = open_storage(None)
+    study = optuna.create_study(study_name="planted", storage=storage, direction="maximize")
+    study.set_user_attr(PARENT_ATTR, parent_id)
+
+    rng = np.random.default_rng(0)
+    n = 300
+    dates = pd.bdate_range("2015-01-01", periods=n)
+    labels = (rng.random(n) < 0.4).astype(float)
+    weak = labels * 0.3 + rng.random(n)  # AUROC ~0.65
+    # the best of 20k and 100k score the same (not distinguishable), the best of 50k separates the classes
+    frames = {0: predictions(weak, labels, dates), 2: predictions(weak, labels, dates),
+              12: predictions(labels * 2.0 + rng.random(n), labels, dates)}
+
+    for number, (value, budget, lr, dropout, ff_mult) in TRIALS.items():
+        evidence = {"best/val/auroc": value, "best/val/auroc_ci_low": value - 0.07,
+                    "best/val/auroc_ci_high": value + 0.07, "baseline/best/val/auroc": BASELINE,
+                    "best/val/auroc_vs_best_baseline_ci_low": value - BASELINE - 0.05,
+                    "best/val/auroc_vs_best_baseline_ci_high": value - BASELINE + 0.05}
+        train_auroc = {OVERFIT: 0.95, 16: math.nan}.get(number, value + 0.03)
+        histories = {"train/loss": [0.70, 0.66, 0.63, 0.61], "val/loss": [0.70, 0.69, 0.685, 0.68],
+                     "val/auroc": [0.45, 0.47, 0.49, value]}
+        if number == 14:
+            histories["train/loss"] = [0.70, math.nan, 0.63, 0.61]
+        if number == 15:
+            histories["val/loss"] = [0.70, 0.71, 0.72, 0.73, 0.74]
+            histories["val/auroc"] = [0.50, 0.52, 0.54, 0.56, value]
+        run_id = make_run(client, experiment, parent_id, number, histories,
+                          {**evidence, "best/train/auroc": train_auroc, "best/epoch": 2}, frames.get(number))
+        layers = f"n_layers_{budget}"
+        study.add_trial(create_trial(
+            state=TrialState.COMPLETE, value=value,
+            params={"budget": budget, layers: 2 + number % 2, "lr": lr, "dropout": dropout, "ff_mult": ff_mult},
+            distributions={**SPACE, layers: IntDistribution(1, 4)},
+            user_attrs={"mlflow_run_id": run_id, "evidence": evidence, "best_baseline": "logistic",
+                        "budget": budget, "style": "searched", "epochs": 4, "params_count": 1000}))
+
+    run_id = make_run(client, experiment, parent_id, 17, {"val/loss": [0.7, 0.71], "val/auroc": [0.5, 0.49]}, {})
+    study.add_trial(create_trial(
+        state=TrialState.PRUNED, params={"budget": "20k", "n_layers_20k": 1, "lr": 1e-3, "dropout": 0.1, "ff_mult": 1},
+        distributions={**SPACE, "n_layers_20k": IntDistribution(1, 4)}, intermediate_values={0: 0.5, 1: 0.49},
+        user_attrs={"mlflow_run_id": run_id, "budget": "20k", "style": "searched"}))
+    run_id = make_run(client, experiment, parent_id, 18, {}, {}, status="FAILED")
+    study.add_trial(create_trial(
+        state=TrialState.FAIL, params={"budget": "50k", "n_layers_50k": 1, "lr": 1e-3, "dropout": 0.1, "ff_mult": 1},
+        distributions={**SPACE, "n_layers_50k": IntDistribution(1, 4)},
+        user_attrs={"mlflow_run_id": run_id, "error": "RuntimeError: planted failure"}))
+    return parent_id
+
+
+def audit_run(parent_id=None):
+    client = MlflowClient()
+    runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])
+            if r.data.tags.get("kind") == "audit"]
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.info.status == "FINISHED"
+    assert run.data.tags.get("mlflow.parentRunId") == parent_id
+    report = json.loads(Path(client.download_artifacts(run.info.run_id, "audit/report.json")).read_text())
+    return run, report
+
+
+def test_audit_finds_exactly_what_was_planted(planted, capsys):
+    assert main(["--study", "planted"]) == 0
+    run, report = audit_run(planted)
+    assert list(report) == list(SECTIONS)
+
+    states = report["states"]
+    assert states["counts"] == {"COMPLETE": 17, "FAIL": 1, "PRUNED": 1}
+    assert states["failures"] == [{"trial": 18, "run_id": states["failures"][0]["run_id"],
+                                   "reason": "RuntimeError: planted failure"}]
+
+    (hit,) = report["boundary_hits"]
+    assert (hit["param"], hit["edge"], sorted(hit["trials"]), hit["top"]) == ("lr", "high", [0, 1, 2, 3], 5)
+
+    gap = report["overfit_gap"]
+    assert [r["trial"] for r in gap["trials"]] == [12, 2, 1, 0, 3]  # the top five by val AUROC
+    assert gap["large"] == [OVERFIT]
+    assert gap["max_gap"] == pytest.approx(0.95 - 0.63)
+
+    importances = report["importances"]
+    assert set(importances["values"]) <= {"budget", "lr", "dropout", "ff_mult"} and importances["values"]
+    assert sum(importances["values"].values()) == pytest.approx(1.0)
+    assert [h["trial"] for h in importances["history"]] == list(range(17))
+    assert importances["history"][-1]["best_so_far"] == 0.90
+
+    assert {(f["check"], f["trial"]) for f in report["suspicious"]} == PLANTED
+    assert len(report["suspicious"]) == len(PLANTED)
+
+    by_budget = report["by_budget"]
+    assert [(r["budget"], r["best_trial"]) for r in by_budget["best"]] == [("20k", 0), ("50k", 12), ("100k", 2)]
+    assert by_budget["best"][0]["ci_low"] == pytest.approx(0.55)
+    verdicts = {(p["a"], p["b"]): p["distinguishable"] for p in by_budget["pairs"]}
+    assert verdicts == {("20k", "50k"): True, ("20k", "100k"): False, ("50k", "100k"): True}
+
+    selection = report["selection"]
+    assert (selection["best_trial"], selection["k"], selection["exceeds"]) == (12, 17, True)
+    assert 0.5 < selection["null_p95"] < 0.9
+
+    client = MlflowClient()
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "audit")}
+    assert {"audit/report.md", "audit/report.json", "audit/plots"} <= artifacts
+    plots = {a.path for a in client.list_artifacts(run.info.run_id, "audit/plots")}
+    assert {"audit/plots/optimization_history.png", "audit/plots/importances.png", "audit/plots/overfit_gap.png",
+            "audit/plots/by_budget.png", "audit/plots/boundary_hits.png"} == plots
+    markdown = Path(client.download_artifacts(run.info.run_id, "audit/report.md")).read_text()
+    for section in SECTIONS:
+        assert f"## {section}" in markdown
+    assert run.data.metrics["audit/suspicious"] == len(PLANTED)
+
+    printed = capsys.readouterr().out
+    assert "suspicious: 5" in printed and "lr: 4 of the top 5 trials at the high edge" in printed
+    assert main(["--study", "planted", "--fail-on-findings"]) == 1
+
+
+def test_a_study_without_finished_trials_still_reports_states():
+    storage, _ = open_storage(None)
+    study = optuna.create_study(study_name="failed", storage=storage, direction="maximize")
+    study.add_trial(create_trial(state=TrialState.FAIL, user_attrs={"error": "ValueError: bad"}))
+    assert main(["--study", "failed", "--fail-on-findings"]) == 0  # nothing suspicious
+    _, report = audit_run(None)  # the study has no parent run: the audit run is top-level
+    assert report["states"]["counts"] == {"FAIL": 1}
+    assert report["states"]["reasons"] == {"ValueError: bad": 1}
+    assert report["boundary_hits"] == [] and report["suspicious"] == [] and report["overfit_gap"]["trials"] == []
+    assert report["by_budget"] == {"best": [], "pairs": [], "distinguishable": []}
+    assert report["selection"] == {"note": "no completed trial"}
+
+
+def test_unknown_study_and_storage(capsys):
+    with pytest.raises(UserError, match="no study storage"):
+        main(["--study", "x"])
+    storage, _ = open_storage(None)
+    optuna.create_study(study_name="other", storage=storage, direction="maximize")
+    with pytest.raises(SystemExit) as exit_:
+        run_main(main, ["--study", "x"])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.strip() == "error: no study 'x' in optuna.journal; studies there: other"
