@@ -66,4 +66,20 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         if not sep:
             raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
         overrides[key.strip()] = value.strip()
-    return base.override(overrides).check()
+    cfg = base.override(overrides).check()
+    if args.use_best_from:
+        print(transfer_report(args.use_best_from, cfg, overrides))
+    return cfg
+
+
+def transfer_report(source: str, cfg: RunConfig, overrides: dict[str, object]) -> str:
+    """Which fields of a transferred config came from flags (`--set` included) and which from the source."""
+    params = cfg.to_params()
+    sections: dict[str, list[str]] = {}
+    for key, value in params.items():
+        if key not in overrides:
+            section, _, name = key.partition(".")
+            sections.setdefault(section, []).append(f"{name}={value}")
+    flags = ", ".join(f"{k}={params[k]}" for k in overrides) or "none"
+    kept = ", ".join(f"{s}.{{{', '.join(v)}}}" for s, v in sections.items()) or "none"
+    return f"--use-best-from {source}: from flags: {flags}; from the source: {kept}"

@@ -1,0 +1,145 @@
+"""`python -m training.predict` and `mlflow models serve` on a promoted tiny model: the same numbers as the
+pyfunc, labels where the future is known, one-line errors for bad input. Real MLflow (temp sqlite store),
+a real server on 127.0.0.1."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from datamodules import sources
+from datamodules.errors import run_main
+from datamodules.labels import make_labels
+from tests.servers import _stop_group, free_port
+from training import predict, promote
+from training.train import train
+
+NAME = "tiny-direction"
+URI = f"models:/{NAME}@champion"
+L, WARMUP = 16, 59  # the tiny config's input size; tier a20's warm-up on the embedded data
+
+
+@pytest.fixture
+def promoted(tiny_config, capsys):
+    run = train(tiny_config.override({"train.max_epochs": 1}), progress=False, plots=False, log_checkpoint=False)
+    run_main(promote.main, ["--run", run.run_id, "--name", NAME, "--seeds", "2", "--quiet"])
+    capsys.readouterr()
+    return run
+
+
+def cli(capsys, *args):
+    code = 0
+    try:
+        run_main(predict.main, [str(a) for a in args])
+    except SystemExit as exit_:
+        code = exit_.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def frame(rows: pd.DataFrame) -> pd.DataFrame:
+    return rows.reset_index().rename(columns={"date": "Date"})
+
+
+def test_predict_gives_the_pyfunc_numbers_and_the_known_labels(promoted, capsys, tmp_path):
+    ohlcv = sources.load_ohlcv(None).iloc[-400:]
+    frame(ohlcv).rename(columns=str.lower).to_csv(tmp_path / "latest.csv", index=False)  # any column case
+    code, out, err = cli(capsys, "--model-uri", URI, "--data", tmp_path / "latest.csv", "--out", tmp_path / "p.csv")
+    assert code == 0 and err == "", err
+    table = pd.read_csv(tmp_path / "p.csv")
+    assert list(table.columns) == ["date", "probability", "probability_raw", "label"]
+    assert len(table) == 400 - WARMUP - L + 1 and table["date"].iloc[-1] == str(ohlcv.index[-1].date())
+    expected = mlflow.pyfunc.load_model(URI).predict(frame(ohlcv))
+    np.testing.assert_allclose(table[["probability", "probability_raw"]], expected[["probability", "probability_raw"]])
+    y = make_labels(ohlcv["High"].to_numpy(), ohlcv["Close"].to_numpy(), 1, 0.01).y[WARMUP + L - 1:]
+    assert table["label"].isna().tolist() == [False] * (len(table) - 1) + [True]  # tomorrow is not known yet
+    np.testing.assert_array_equal(table["label"].iloc[:-1].astype(int), y)
+    assert "written to" in out and str(ohlcv.index[-1].date()) in out
+
+    # runs:/ URIs and stdout
+    version = MlflowClient().get_model_version_by_alias(NAME, "champion")
+    code, out, err = cli(capsys, "--model-uri", f"runs:/{version.run_id}/model", "--data", tmp_path / "latest.csv")
+    assert code == 0, err
+    assert out.strip().splitlines()[-1].split()[0] == str(ohlcv.index[-1].date())
+
+
+def test_bad_prediction_input_is_one_line(promoted, capsys, tmp_path):
+    ohlcv = frame(sources.load_ohlcv(None).iloc[-300:])
+    unsorted = ohlcv.copy()
+    unsorted.iloc[[10, 11]] = unsorted.iloc[[11, 10]].to_numpy()
+    duplicated = ohlcv.copy()
+    duplicated.loc[11, "Date"] = duplicated.loc[10, "Date"]
+    files = {"short.csv": ohlcv.iloc[-(WARMUP + L - 1):], "warmup.csv": ohlcv.iloc[:30],
+             "novolume.csv": ohlcv.drop(columns="Volume"), "unsorted.csv": unsorted, "dup.csv": duplicated}
+    for name, rows in files.items():
+        rows.to_csv(tmp_path / name, index=False)
+    with mlflow.start_run():  # a pyfunc model that is not one of this project's
+        other = mlflow.pyfunc.log_model(name="model", python_model=Echo(), registered_model_name="other",
+                                        pip_requirements=[]).model_uri
+    capsys.readouterr()
+    cases = [
+        (["--data", "short.csv"], f"too few rows for one window: {WARMUP + L - 1} rows"),
+        (["--data", "warmup.csv"], "within the features' warm-up"),
+        (["--data", "novolume.csv"], "missing column 'Volume'"),
+        (["--data", "unsorted.csv"], "dates are not in increasing order"),
+        (["--data", "dup.csv"], f"duplicate date {ohlcv.loc[10, 'Date'].date()}"),
+        (["--data", "missing.csv"], "data file not found"),
+        (["--data", "short.csv", "--out", "p.txt"], "unsupported format '.txt'"),
+        (["--model-uri", "models:/nope@champion"], "models:/nope@champion"),
+        (["--model-uri", f"models:/{NAME}/7"], f"models:/{NAME}/7"),
+        (["--model-uri", "models:/other/1"], "is not a direction model of this project"),
+        (["--model-uri", other], "is not a direction model of this project"),
+    ]
+    for args, message in cases:
+        argv = ["--model-uri", URI, *[str(tmp_path / a) if a.endswith((".csv", ".txt")) else a for a in args]]
+        code, out, err = cli(capsys, *argv)
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], (args, lines)
+    assert not (tmp_path / "p.txt").exists()
+
+
+class Echo(mlflow.pyfunc.PythonModel):
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        return model_input
+
+
+def test_mlflow_models_serve_answers_with_the_pyfunc_numbers(promoted, tmp_path):
+    port = free_port()
+    # no PYTHONPATH: the server imports the project from the code the model carries, nothing else
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    cmd = [sys.executable, "-m", "mlflow", "models", "serve", "-m", URI, "--env-manager", "local",
+           "--host", "127.0.0.1", "-p", str(port), "-w", "1"]
+    with open(tmp_path / "serve.log", "w") as log:
+        server = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert server.poll() is None and time.monotonic() < deadline, (tmp_path / "serve.log").read_text()[-3000:]
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.5)
+        rows = frame(sources.load_ohlcv(None).iloc[-200:])
+        body = {"dataframe_split": json.loads(rows.assign(Date=rows["Date"].dt.strftime("%Y-%m-%d"))
+                                              .to_json(orient="split", index=False))}
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as r:
+            served = pd.DataFrame(json.load(r)["predictions"])
+    finally:
+        _stop_group(server)
+    expected = mlflow.pyfunc.load_model(URI).predict(rows)
+    assert served["date"].tolist() == expected["date"].tolist() and served["date"].iloc[-1] == "2018-12-31"
+    np.testing.assert_allclose(served[["probability", "probability_raw"]], expected[["probability", "probability_raw"]],
+                               rtol=1e-6)

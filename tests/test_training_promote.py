@@ -1,0 +1,173 @@
+"""`python -m training.promote` end to end on a tiny study: real Optuna journal, real Lightning, real MLflow
+(the temp sqlite store of conftest), the real registry and pyfunc loading."""
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+
+from datamodules import sources
+from datamodules.datamodule import TierDataModule
+from datamodules.errors import run_main
+from datamodules.prepared import prepare
+from hpo.settings import StudySettings
+from hpo.study import run_study
+from tests.test_training_cli import parse
+from training import tracking
+from training.config import RunConfig
+from training.evaluate import predict_probs
+from training.promote import main
+from training.train import build_model
+
+NAME = "spy-direction"
+
+
+def all_runs():
+    client = MlflowClient()
+    return [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
+
+
+def promote(capsys, *args):
+    """`python -m training.promote ARGS` in-process: (exit code, stdout, stderr)."""
+    code = 0
+    try:
+        run_main(main, [*args, "--quiet"])
+    except SystemExit as exit_:
+        code = exit_.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def versions(name=NAME):
+    try:
+        return MlflowClient().search_model_versions(f"name = '{name}'")
+    except Exception:
+        return []
+
+
+@pytest.fixture
+def study(tiny_config):
+    cfg = tiny_config.override({"train.max_epochs": 1})
+    out = run_study(StudySettings(base=cfg, study_name="tiny", trials=2, budgets=["20k"]), prepare(cfg.data),
+                    echo=lambda line: None)
+    return out
+
+
+def test_promote_a_study_registers_one_evaluated_ensemble(study, capsys, tmp_path):
+    code, out, err = promote(capsys, "--study", "tiny", "--name", NAME, "--seeds", "2")
+    assert code == 0, err
+    assert "warning" not in err
+    client = MlflowClient()
+    (version,) = versions()
+    assert client.get_model_version_by_alias(NAME, "champion").version == version.version
+    runs = all_runs()
+    (promotion,) = [r for r in runs if r.data.tags["kind"] == "promotion"]
+    assert promotion.info.status == "FINISHED" and version.run_id == promotion.info.run_id
+    assert {r.info.status for r in runs} == {"FINISHED"}
+
+    # the promotion run: per seed val and test, the ensemble with its interval beside every baseline
+    m = promotion.data.metrics
+    for k in range(2):
+        assert f"seed/{k}/val/auroc" in m and f"seed/{k}/test/auroc" in m
+    for key in ("test/auroc", "test/auroc_ci_low", "test/auroc_ci_high", "test/auroc_seed_mean", "test/auroc_seed_sd",
+                "test/auroc_vs_best_baseline_ci_low", "test/auroc_vs_best_baseline_ci_high", "test/brier_calibrated",
+                "test/brier_val_calibrated", "val/auroc", "val/auroc_ci_low", "val/auroc_ci_high"):
+        assert np.isfinite(m[key]), key
+    for name in ("majority", "volatility", "logistic", "boosting"):
+        assert f"baseline/{name}/test/auroc" in m
+    assert m["test/auroc_ci_low"] <= m["test/auroc"] <= m["test/auroc_ci_high"]
+    assert m["test/auroc_seed_mean"] == pytest.approx(np.mean([m["seed/0/test/auroc"], m["seed/1/test/auroc"]]))
+    artifacts = {a.path for d in ("", "plots", "predictions") for a in client.list_artifacts(promotion.info.run_id, d)}
+    assert {"plots/test_roc.png", "plots/test_calibration.png", "predictions/test.parquet"} <= artifacts
+    assert "test/auroc" in out and "boosting" in out and f"registered {NAME} version 1" in out
+
+    # seeds are nested train runs with checkpoints; no run but the promotion holds a test metric
+    seeds = [r for r in runs if r.data.tags.get("promotion_run_id") == promotion.info.run_id]
+    assert len(seeds) == 2 and {r.data.tags["kind"] for r in seeds} == {"train"}
+    assert {r.data.tags["mlflow.parentRunId"] for r in seeds} == {promotion.info.run_id}
+    for run in runs:
+        if run.info.run_id != promotion.info.run_id:
+            assert not [k for k in run.data.metrics if k.startswith("test/")], run.data.tags["kind"]
+    for run in seeds:
+        assert [a.path for a in client.list_artifacts(run.info.run_id, "checkpoints")] == ["checkpoints/best.ckpt"]
+
+    # version tags
+    tags = version.tags
+    assert tags["study"] == "tiny" and tags["trial"] == client.get_run(study.parent_run_id).data.tags["best_trial"]
+    assert (tags["model"], tags["tier"], tags["input_size"], tags["horizon"]) == ("itransformer", "a20", "16", "1")
+    for key in ("threshold", "data_fingerprint", "val_auroc_ci_low", "test_auroc", "test_auroc_ci_high",
+                "best_baseline", "best_baseline_test_auroc"):
+        assert tags[key], key
+
+    # the pyfunc: the seeds' own checkpoints give its raw probabilities; the last input date is scored
+    cfg = RunConfig.from_params(promotion.data.params)
+    model = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
+    ohlcv = sources.load_ohlcv(None)
+    scored = model.predict(ohlcv.reset_index().rename(columns={"date": "Date"})).set_index("date")
+    assert scored.index[-1] == str(ohlcv.index[-1].date())
+    dm = TierDataModule(cfg.data)
+    own = []
+    for run in sorted(seeds, key=lambda r: r.data.tags["promotion_seed"]):
+        net = build_model(cfg, dm.n_features)
+        state = torch.load(client.download_artifacts(run.info.run_id, "checkpoints/best.ckpt", str(tmp_path)),
+                           map_location="cpu", weights_only=True)["state_dict"]
+        net.load_state_dict(state)
+        own.append(predict_probs(net, dm.eval_loader("test")))
+    test_dates = dm.dates("test").strftime("%Y-%m-%d")
+    np.testing.assert_allclose(scored.loc[test_dates, "probability_raw"], np.mean(own, axis=0), atol=1e-6)
+    table = pd.read_parquet(client.download_artifacts(promotion.info.run_id, "predictions/test.parquet"))
+    np.testing.assert_allclose(scored.loc[test_dates, "probability"], table["probability_deployed"], atol=1e-6)
+    np.testing.assert_allclose(table["probability"], np.mean(own, axis=0), atol=1e-6)
+    short = model.predict(ohlcv.iloc[-120:])  # the date as the index, a short history: still up to the last day
+    assert short["date"].iloc[-1] == str(ohlcv.index[-1].date()) and len(short) < 120
+
+    # transfer: the champion's model fields, data settings from flags
+    champion = parse("--use-best-from", f"models:/{NAME}@champion", "--data-tier", "a50", "--input-size", "24")
+    assert champion.model == cfg.model and champion.train == cfg.train
+    assert (champion.data.tier, champion.data.input_size) == ("a50", 24)
+    assert parse("--use-best-from", f"models:/{NAME}/1") == cfg
+    report = capsys.readouterr().out
+    assert "from flags: data.tier=a50, data.input_size=24" in report and "model.{name=itransformer" in report
+
+    # a second look at the same study's test split: warned, counted, compared with the alias's holder
+    code, out, err = promote(capsys, "--study", "tiny", "--name", NAME, "--seeds", "1", "--alias", "champion")
+    assert code == 0, err
+    assert "warning: the test split of study 'tiny' has been read 1 time(s) before" in err
+    assert "previous holder of the alias: version 1" in out and "new minus previous" in out
+    assert sorted(int(v.version) for v in versions()) == [1, 2]
+    assert str(client.get_model_version_by_alias(NAME, "champion").version) == "2"
+    parent = client.get_run(study.parent_run_id)
+    promotions = [r.info.run_id for r in all_runs() if r.data.tags["kind"] == "promotion"]
+    assert parent.data.tags["test_evaluations"] == "2" and parent.data.metrics["test_evaluations"] == 2
+    assert sorted(parent.data.tags["test_promotion_runs"].split(",")) == sorted(promotions)
+
+
+BAD = [
+    (["--study", "nope"], "unknown study 'nope'"),
+    (["--study", "empty"], "study 'empty' has no completed trial"),
+    (["--run", "0123456789abcdef"], "unknown run '0123456789abcdef'"),
+    (["--study", "empty", "--seeds", "0"], "--seeds must be >= 1, got 0"),
+    (["--study", "empty", "--name", "a/b"], "is not a valid MLflow model name"),
+    (["--study", "empty", "--alias", "latest"], "reserved"),
+    (["--use-best-from", "models:/nope@champion"], "models:/nope@champion"),
+    (["--use-best-from", "cfg.json", "--model", "patchtst"], "holds a config for itransformer, not patchtst"),
+    (["--study", "empty", "--run", "x"], "give exactly one of"),
+    (["--study", "empty", "--storage", "other.journal"], "unknown study 'empty' with storage other.journal"),
+    (["--run", "x", "--storage", "x"], "--storage picks a study"),
+]
+
+
+def test_bad_input_is_one_line_and_leaves_nothing(capsys, tmp_path, tiny_config):
+    """One store for all cases (a fresh sqlite store costs seconds): after each, no version, no new run."""
+    (tmp_path / "cfg.json").write_text(tiny_config.to_json())
+    client = MlflowClient()
+    run = client.create_run(tracking.experiment_id(), run_name="empty", tags={"kind": "study", "storage": "x"})
+    client.set_terminated(run.info.run_id)
+    for args, message in BAD:
+        code, _, err = promote(capsys, "--name", NAME, *args)
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], (args, lines)
+        assert not versions() and [r.data.tags["kind"] for r in all_runs()] == ["study"], args
+        assert [r.info.status for r in all_runs()] == ["FINISHED"]

@@ -1,0 +1,118 @@
+"""`python -m training.predict --model-uri models:/NAME@ALIAS [--data OHLCV.csv] [--out preds.csv]`: a promoted
+model's probabilities for every date of the data that has a full window, the most recent one included.
+
+`--model-uri`: any `models:/NAME@ALIAS`, `models:/NAME/VERSION` or `runs:/RUN_ID/model` URI of a model
+registered by `python -m training.promote`. `--data`: a CSV or parquet of daily OHLCV (Date column or index,
+any column case, dates increasing and unique; default: the embedded S&P 500). Output columns: `date`,
+`probability` (calibrated), `probability_raw` (the seeds' mean before calibration) and `label` (1/0 where
+the next `horizon` days are already in the data, else empty), to `--out` (.csv or .parquet) or as a table
+on stdout.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from datamodules import sources
+from datamodules.errors import Parser, UserError, run_main
+from datamodules.labels import make_labels
+
+OUT_SUFFIXES = (".csv", ".parquet", ".pq")
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="python -m training.predict", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model-uri", required=True, help="models:/NAME@ALIAS, models:/NAME/VERSION or runs:/ID/model")
+    parser.add_argument("--data", default=None, help="CSV or parquet of daily OHLCV (default: the embedded S&P 500)")
+    parser.add_argument("--out", default=None, help="write .csv or .parquet here (default: a table on stdout)")
+    return parser
+
+
+def model_info(uri: str) -> dict[str, object]:
+    """The model's `direction_research` metadata; `UserError` when the URI names no model or one not made by
+    `python -m training.promote`."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from training.pyfunc import MARKER
+
+    if not uri.strip():
+        raise UserError("--model-uri is empty: give models:/NAME@ALIAS, models:/NAME/VERSION or runs:/RUN_ID/model")
+    try:
+        info = mlflow.models.get_model_info(uri)
+    except (MlflowException, OSError) as err:
+        text = str(getattr(err, "message", "") or err).strip()
+        raise UserError(f"model {uri}: {text.splitlines()[0] if text else type(err).__name__}") from None
+    meta = (info.metadata or {}).get(MARKER)
+    if not isinstance(meta, dict) or "python_function" not in info.flavors:
+        raise UserError(f"{uri} is not a direction model of this project (no {MARKER!r} metadata); register one "
+                        "with `python -m training.promote`")
+    return meta
+
+
+def load(uri: str):
+    import mlflow
+
+    return mlflow.pyfunc.load_model(uri)
+
+
+def predict_frame(model, meta: dict[str, object], data: pd.DataFrame) -> pd.DataFrame:
+    """The model's output on validated OHLCV (`sources.validate_ohlcv`'s frame), with the labels known so far."""
+    out = model.predict(data.reset_index().rename(columns={"date": "Date"}))
+    horizon, threshold = int(meta["horizon"]), float(meta["threshold"])
+    labels = pd.Series(pd.NA, index=data.index.strftime("%Y-%m-%d"), dtype="Int8")
+    if len(data) > horizon:
+        y = make_labels(data["High"].to_numpy(), data["Close"].to_numpy(), horizon, threshold).y
+        labels.iloc[:len(y)] = y
+    return out.assign(label=labels.reindex(out["date"]).to_numpy())
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    _quiet_mlflow()
+    out = Path(args.out) if args.out else None  # "" (MLproject's "not given") as absent
+    if out is not None:
+        if out.suffix.lower() not in OUT_SUFFIXES:
+            raise UserError(f"--out {out}: unsupported format {out.suffix or '(none)'!r}; use .csv or .parquet")
+        if not out.parent.is_dir():
+            raise UserError(f"--out {out}: directory {out.parent} does not exist")
+    meta = model_info(args.model_uri)
+    from training.pyfunc import ohlcv
+
+    path = Path(args.data) if args.data else sources.embedded_path()
+    data = ohlcv(sources.read_table(path), path)
+    table = predict_frame(load(args.model_uri), meta, data)
+    if os.environ.get("MLFLOW_RUN_ID"):  # under `mlflow run -e predict`: its run says what it did
+        from training import tracking
+
+        tracking.log_batch(os.environ["MLFLOW_RUN_ID"], tags={
+            "kind": "predict", "model_uri": args.model_uri, "data": str(path), "out": str(out or "stdout"),
+            "dates": f"{table['date'].iloc[0]} .. {table['date'].iloc[-1]}"})
+    if out is None:
+        with pd.option_context("display.max_rows", None, "display.width", 200):
+            print(table.to_string(index=False))
+        return
+    if out.suffix.lower() == ".csv":
+        table.to_csv(out, index=False)
+    else:
+        table.to_parquet(out, index=False)
+    last = table.iloc[-1]
+    print(f"{len(table)} dates ({table['date'].iloc[0]} .. {last['date']}) written to {out}; {last['date']}: "
+          f"probability {last['probability']:.4f} of rising >= {float(meta['threshold']):g} within "
+          f"{meta['horizon']} day(s) ({meta['model']} {meta['tier']} L{meta['input_size']}, "
+          f"{meta['seeds']} seeds)")
+
+
+def _quiet_mlflow() -> None:
+    """A prediction's stderr carries errors only: no download bars, no MLflow notices."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+
+
+if __name__ == "__main__":
+    run_main(main)
+

@@ -1,0 +1,452 @@
+"""`python -m training.promote (--study NAME [--storage URL] | --run RUN_ID | --use-best-from SRC) --name NAME
+[--alias champion] [--seeds 5] [run flags]`: the one command that reads the test split.
+
+It retrains the chosen config (a study's best trial by val AUROC, a run, or any `--use-best-from` source;
+flags given beside it override its data and training settings) with `--seeds` seeds (seed, seed+1, ...),
+each exactly as a trial trains (early stopping on val), as `train` runs nested under one run of kind
+`promotion`. Then, once, it scores each seed's best checkpoint and their mean-probability ensemble on test
+beside every baseline with block-bootstrap intervals, fits a Platt calibrator on the ensemble's val
+predictions, and registers the ensemble as a new version of the MLflow model `--name` (a pyfunc,
+`training.pyfunc`), moving `--alias` to it. Every input is checked before any run is opened; registering is
+the last step, so bad input leaves no run RUNNING and no version or alias behind.
+
+Test ledger: a promotion whose config comes from a study (or one of its trials, or an earlier promotion of
+it) is recorded on the study's parent run (`test_evaluations`, `test_promotion_runs`); a warning says how
+often that study's test split has been read before.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from datamodules import tiers
+from datamodules.errors import Parser, UserError, run_main
+from training.cli import add_run_arguments, config_from_args
+
+KIND = "promotion"
+ALIAS = "champion"
+DEFAULT_SEEDS = 5
+LEDGER_COUNT, LEDGER_RUNS = "test_evaluations", "test_promotion_runs"
+# the study parent's `storage` tag is masked like this (hpo.storage.mask; `training` does not import hpo)
+_PASSWORD = re.compile(r"(://[^:/@]+:)([^@]*)(@)")
+
+
+def _optional(kind):
+    """A value where "" (MLproject's "not given") means None."""
+    def parse(text: str):
+        return None if text.strip() == "" else kind(text)
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="python -m training.promote", description=__doc__.split("\n\n")[0])
+    what = parser.add_argument_group("what to promote (one of --study, --run, --use-best-from)")
+    what.add_argument("--study", type=_optional(str), default=None,
+                      help="a study's name (its MLflow parent run): its best trial by val AUROC")
+    what.add_argument("--storage", type=_optional(str), default=None,
+                      help="the study's Optuna storage as given to python -m hpo: picks among studies of one name")
+    what.add_argument("--run", type=_optional(str), default=None, help="an MLflow run id holding a run config")
+    out = parser.add_argument_group("registry")
+    out.add_argument("--name", required=True, help="registered model name (a new version per promotion)")
+    out.add_argument("--alias", type=_optional(str), default=None, help=f"alias set on the new version (default {ALIAS})")
+    out.add_argument("--seeds", type=_optional(int), default=None,
+                     help=f"seeds to retrain and ensemble (default {DEFAULT_SEEDS})")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_run_arguments(parser)
+    return parser
+
+
+@dataclass
+class Source:
+    uri: str  # what the config is read from: runs:/ID, models:/..., or a config.json path
+    label: str  # for people
+    run_id: str | None = None  # the run whose params are the config
+    study: str | None = None
+    study_run_id: str | None = None  # the study's parent run: where the test ledger lives
+    trial: str | None = None
+    transferred: bool = False  # from --use-best-from: the run is tagged `transferred_from`
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    seeds = DEFAULT_SEEDS if args.seeds is None else args.seeds
+    if seeds < 1:
+        raise UserError(f"--seeds must be >= 1, got {seeds}")
+    from training import registry, tracking
+
+    name, alias = registry.check_model_name(args.name), registry.check_alias(args.alias or ALIAS)
+    given = [flag for flag, value in (("--study", args.study), ("--run", args.run),
+                                      ("--use-best-from", args.use_best_from)) if value]
+    if len(given) != 1:
+        raise UserError("give exactly one of --study NAME, --run RUN_ID, --use-best-from SRC"
+                        + (f" (got {', '.join(given)})" if given else ""))
+    if args.storage and not args.study:
+        raise UserError("--storage picks a study: it goes with --study")
+    tracking.experiment_id()  # a tracking store that cannot be used fails here, before anything is read
+    source = find_source(args)
+    args.use_best_from = source.uri
+    cfg = config_from_args(args)
+    if cfg.data.tier == tiers.FILE_TIER:
+        raise UserError("a model on tier 'file' cannot be promoted: the registered model builds its features "
+                        "from OHLCV; promote a config of tier a20, a50 or a200")
+    from datamodules.prepared import prepare
+    from training.threads import apply_default_threads
+
+    apply_default_threads()
+    prepared = prepare(cfg.data)  # bad data fails here, before anything is written
+    looks = ledger(source.study_run_id)
+    if looks:
+        print(f"warning: the test split of study {source.study!r} has been read {len(looks)} time(s) before "
+              f"(promotion runs {', '.join(looks)}); each extra look makes the test number less held-out",
+              file=sys.stderr)
+    previous = registry.alias_holder(name, alias)
+    promotion = promote(cfg, prepared, source, name=name, alias=alias, seeds=seeds, previous=previous,
+                        progress=not args.quiet)
+    promotion.report(print)
+
+
+def find_source(args: argparse.Namespace) -> Source:
+    """The run (or file) the config comes from, and the study it belongs to, if any."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    from training.registry import source_run
+
+    client = MlflowClient()
+    if args.study:
+        return study_source(args.study, args.storage)
+    if args.run:
+        uri = f"runs:/{args.run}"
+    elif "://" in args.use_best_from or args.use_best_from.startswith(("runs:", "models:")):
+        uri = args.use_best_from
+    else:
+        return Source(uri=args.use_best_from, label=f"config file {args.use_best_from}", transferred=True)
+    try:
+        run_id, _ = source_run(uri)
+    except UserError:
+        if args.run:  # a study's parent run holds no config: promote its best trial
+            try:
+                run = client.get_run(args.run)
+            except MlflowException:
+                raise UserError(f"unknown run {args.run!r}: no such run in the tracking store") from None
+            if run.data.tags.get("kind") == "study":
+                return study_source(run.info.run_name, run_id=args.run)
+        raise
+    tags = client.get_run(run_id).data.tags
+    kind = tags.get("kind")
+    source = Source(uri=uri, label=f"{uri} (run {run_id}, kind {kind})", run_id=run_id,
+                    transferred=not args.run)
+    if kind == "trial" and tags.get("mlflow.parentRunId"):
+        source.study, source.study_run_id = tags.get("study_name"), tags["mlflow.parentRunId"]
+        source.trial = tags.get("trial_number")
+    elif kind == KIND and tags.get("study_run_id"):
+        source.study, source.study_run_id, source.trial = tags.get("study"), tags["study_run_id"], tags.get("trial")
+    return source
+
+
+def study_source(name: str, storage: str | None = None, run_id: str | None = None) -> Source:
+    """A study's parent run (by name, and by its `storage` tag when `storage` is given) and its best trial."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    if run_id is None:
+        studies = _search("tags.kind = 'study'")
+        matches = [r for r in studies if r.info.run_name == name]
+        if storage is not None:
+            matches = [r for r in matches if _same_storage(r.data.tags.get("storage", ""), storage)]
+        if not matches:
+            known = sorted({r.info.run_name for r in studies})
+            where = f" with storage {_mask(storage)}" if storage is not None else ""
+            raise UserError(f"unknown study {name!r}{where}; studies in the tracking store: "
+                            f"{', '.join(known) or 'none'}")
+        places = sorted({r.data.tags.get("storage", "?") for r in matches})
+        if len(places) > 1:
+            raise UserError(f"{len(places)} studies are named {name!r} (storages: {', '.join(places)}): pass "
+                            "--storage to choose one")
+        parent = max(matches, key=lambda r: r.info.start_time)
+    else:
+        parent = client.get_run(run_id)
+    best = parent.data.tags.get("best_run_id")
+    if not best:
+        raise UserError(f"study {name!r} has no completed trial yet: nothing to promote")
+    trial = parent.data.tags.get("best_trial")
+    return Source(uri=f"runs:/{best}", label=f"study {name!r}, best trial {trial} (run {best})", run_id=best,
+                  study=name, study_run_id=parent.info.run_id, trial=trial)
+
+
+def _search(filter_string: str) -> list:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    runs, token = [], None
+    while True:
+        page = client.search_runs(experiments, filter_string, max_results=1000, page_token=token)
+        runs += list(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def _mask(url: str) -> str:
+    return _PASSWORD.sub(r"\1***\3", url)
+
+
+def _same_storage(tag: str, storage: str) -> bool:
+    shown = _mask(storage)
+    if tag == shown:
+        return True
+    return "://" not in tag and "://" not in shown and Path(tag).resolve() == Path(shown).resolve()
+
+
+def ledger(study_run_id: str | None) -> list[str]:
+    """The promotion runs that read the study's test split so far."""
+    if study_run_id is None:
+        return []
+    from mlflow.tracking import MlflowClient
+
+    return [r for r in MlflowClient().get_run(study_run_id).data.tags.get(LEDGER_RUNS, "").split(",") if r]
+
+
+def record_look(study_run_id: str | None, promotion_run_id: str) -> int:
+    """Add a read of the test split to the study's ledger; returns the count."""
+    if study_run_id is None:
+        return 0
+    from training import tracking
+
+    runs = [*ledger(study_run_id), promotion_run_id]
+    tracking.log_batch(study_run_id, {LEDGER_COUNT: len(runs)}, step=len(runs),
+                       tags={LEDGER_COUNT: len(runs), LEDGER_RUNS: ",".join(runs)})
+    return len(runs)
+
+
+@dataclass
+class Promotion:
+    run_id: str
+    name: str
+    alias: str
+    version: str
+    source: Source
+    seeds: list[int]
+    seed_metrics: list[dict[str, float]]  # per seed: val/auroc, test/auroc, best_epoch, epochs
+    metrics: dict[str, float]  # what the promotion run holds
+    best_baseline: str
+    verdict: str
+    n_test: int
+    test_dates: tuple[str, str]
+    looks: int
+    comparison: str | None
+
+    def report(self, echo) -> None:
+        m = self.metrics
+        echo(f"promotion run {self.run_id} (kind {KIND}) of {self.source.label}, {len(self.seeds)} seeds")
+        for k, (seed, s) in enumerate(zip(self.seeds, self.seed_metrics, strict=True)):
+            echo(f"  seed {k} (train.seed {seed}): val/auroc {s['val/auroc']:.4f}, test/auroc {s['test/auroc']:.4f} "
+                 f"(best epoch {s['best_epoch']:.0f} of {s['epochs']:.0f})")
+        echo(f"  seeds' test/auroc: mean {m['test/auroc_seed_mean']:.4f}, sd {m['test/auroc_seed_sd']:.4f}")
+        echo(f"ensemble on test ({self.n_test} samples, {self.test_dates[0]} .. {self.test_dates[1]}): test/auroc "
+             f"{m['test/auroc']:.4f} [95% CI {m['test/auroc_ci_low']:.4f}, {m['test/auroc_ci_high']:.4f}]; "
+             f"val/auroc {m['val/auroc']:.4f} [{m['val/auroc_ci_low']:.4f}, {m['val/auroc_ci_high']:.4f}]")
+        names = sorted(k.split("/")[1] for k in m if k.startswith("baseline/") and k.endswith("/test/auroc")
+                       and not k.startswith("baseline/best/"))
+        echo("  baselines on the same samples: " + ", ".join(
+            f"{n} {m[f'baseline/{n}/test/auroc']:.4f} [{m[f'baseline/{n}/test/auroc_ci_low']:.4f}, "
+            f"{m[f'baseline/{n}/test/auroc_ci_high']:.4f}]" for n in names))
+        echo(f"  model minus the best baseline ({self.best_baseline}): [{m['test/auroc_vs_best_baseline_ci_low']:+.4f}, "
+             f"{m['test/auroc_vs_best_baseline_ci_high']:+.4f}]: the model {self.verdict}")
+        echo(f"  Brier on test: raw {m['test/brier']:.4f}, cross-fitted calibration {m['test/brier_calibrated']:.4f}, "
+             f"the model's val-fit calibration {m['test/brier_val_calibrated']:.4f}")
+        if self.comparison:
+            echo(self.comparison)
+        if self.looks:
+            echo(f"test ledger: study {self.source.study!r} has had its test split read {self.looks} time(s)")
+        echo(f"registered {self.name} version {self.version}, alias {self.alias!r}: "
+             f"python -m training.predict --model-uri models:/{self.name}@{self.alias} --data OHLCV.csv")
+
+
+def promote(cfg, prepared, source: Source, *, name: str, alias: str, seeds: int, previous=None,
+            progress: bool = True) -> Promotion:
+    """Retrain, evaluate on test once, register; see the module docstring. Inputs are checked by the caller."""
+    import mlflow
+
+    from datamodules.datamodule import TierDataModule
+    from models.calibration import fit_calibrator
+    from models.intervals import rank_auroc
+    from training import tracking
+    from training.evaluate import baseline_scores, evaluate, figures, predict_probs
+    from training.train import REPORT, train
+
+    seed_list = [cfg.train.seed + k for k in range(seeds)]
+    tags = {"source": source.uri, "registered_model": name, "alias": alias,
+            **({"transferred_from": source.uri} if source.transferred else {}),
+            **{k: v for k, v in (("study", source.study), ("study_run_id", source.study_run_id),
+                                 ("trial", source.trial), ("source_run_id", source.run_id)) if v}}
+    with tracking.run_context(kind=KIND, run_name=f"{name}-promotion", tags=tags) as run:
+        run_id = run.info.run_id
+        tracking.log_config(cfg, extra={"promotion.seeds": seeds, "promotion.seed_list": ",".join(map(str, seed_list)),
+                                        "promotion.alias": alias})
+        members = []
+        for k, seed in enumerate(seed_list):
+            print(f"seed {k + 1}/{seeds} (train.seed {seed})", flush=True)
+            members.append(train(cfg.override({"train.seed": seed}), parent_run_id=run_id, progress=progress,
+                                 plots=False, log_checkpoint=True,
+                                 tags={"promotion_run_id": run_id, "promotion_seed": str(k)}))
+        dm = TierDataModule(cfg.data)
+        dm.setup()
+
+        def probs(stage: str) -> np.ndarray:
+            return np.stack([predict_probs(r.model, dm.eval_loader(stage)) for r in members])
+
+        val, report, test = probs("val"), probs(REPORT), probs("test")  # the only read of test
+        h, s = cfg.data.horizon, cfg.train.seed
+        y_test = prepared.labels("test")
+        ev = evaluate("test", y_test, prepared.dates("test"), test.mean(0), baseline_scores(prepared, "test", s),
+                      horizon=h, seed=s)
+        ev_val = evaluate("val", prepared.labels(REPORT), prepared.dates(REPORT), report.mean(0),
+                          baseline_scores(prepared, REPORT, s), horizon=h, seed=s)
+        calibrator = fit_calibrator(val.mean(0), prepared.labels("val"))
+        deployed = calibrator.transform(test.mean(0))
+        seed_metrics = [{"val/auroc": r.val_auroc, "test/auroc": float(rank_auroc(y_test, p)),
+                         "best_epoch": r.best_epoch, "epochs": r.epochs} for r, p in zip(members, test, strict=True)]
+        seed_test = np.array([m["test/auroc"] for m in seed_metrics])
+        seed_val = np.array([m["val/auroc"] for m in seed_metrics])
+        metrics = {**ev.metrics, **ev_val.metrics,
+                   "test/auroc_seed_mean": float(seed_test.mean()), "test/auroc_seed_sd": _sd(seed_test),
+                   "val/auroc_seed_mean": float(seed_val.mean()), "val/auroc_seed_sd": _sd(seed_val),
+                   "test/brier_val_calibrated": float(np.mean((deployed - y_test) ** 2)),
+                   "calibrator/a": calibrator.a, "calibrator/b": calibrator.b, "test/samples": len(y_test),
+                   **{f"seed/{k}/{key}": v for k, m in enumerate(seed_metrics) for key, v in m.items()}}
+        tracking.log_batch(run_id, metrics, params=ev.ci_params, tags={"best_baseline": ev.best_baseline})
+        looks = record_look(source.study_run_id, run_id)
+        table = ev.predictions().assign(probability_deployed=deployed,
+                                        **{f"probability_seed_{k}": p for k, p in enumerate(test)})
+        tracking.log_frame(table, "predictions/test.parquet")
+        for path, figure in figures(ev, "test (ensemble)").items():
+            mlflow.log_figure(figure, path)
+
+        comparison = None
+        if previous is not None:
+            comparison, extra = compare(previous, cfg, prepared, test.mean(0))
+            if extra:
+                tracking.log_batch(run_id, extra, tags={"previous_version": previous.version})
+
+        version = register(
+            name=name, alias=alias, cfg=cfg, prepared=prepared, calibrator=calibrator, members=members,
+            info={"promotion_run_id": run_id, "model": cfg.model.name, "tier": cfg.data.tier,
+                  "input_size": cfg.data.input_size, "horizon": h, "threshold": cfg.data.threshold,
+                  "seeds": seeds},
+            tags={"study": source.study or "", "trial": source.trial or "", "source": source.uri,
+                  "promotion_run_id": run_id, "model": cfg.model.name, "tier": cfg.data.tier,
+                  "input_size": cfg.data.input_size, "horizon": h, "threshold": cfg.data.threshold,
+                  "data_fingerprint": prepared.data_fingerprint, "fingerprint": prepared.fingerprint,
+                  "seeds": seeds, "best_baseline": ev.best_baseline,
+                  "best_baseline_test_auroc": _fmt(metrics["baseline/best/test/auroc"]),
+                  **{key.replace("/", "_"): _fmt(metrics[key]) for key in (
+                      "val/auroc", "val/auroc_ci_low", "val/auroc_ci_high", "test/auroc", "test/auroc_ci_low",
+                      "test/auroc_ci_high", "test/auroc_vs_best_baseline_ci_low",
+                      "test/auroc_vs_best_baseline_ci_high")}},
+            description=f"{source.label}: {seeds}-seed ensemble, test/auroc {metrics['test/auroc']:.4f} "
+                        f"[{metrics['test/auroc_ci_low']:.4f}, {metrics['test/auroc_ci_high']:.4f}]; best baseline "
+                        f"{ev.best_baseline} {metrics['baseline/best/test/auroc']:.4f}; the model {ev.verdict()}.",
+        )
+        tracking.log_batch(run_id, tags={"registered_version": version})
+    dates = prepared.dates("test")
+    return Promotion(run_id, name, alias, version, source, seed_list, seed_metrics, metrics, ev.best_baseline,
+                     ev.verdict(), len(y_test), (str(dates[0].date()), str(dates[-1].date())), looks, comparison)
+
+
+def _sd(values: np.ndarray) -> float:
+    return float(values.std(ddof=1)) if len(values) > 1 else 0.0
+
+
+def _fmt(value: float) -> str:
+    return "nan" if not math.isfinite(value) else f"{value:.6f}"
+
+
+def compare(previous, cfg, prepared, new_probs: np.ndarray) -> tuple[str, dict[str, float]]:
+    """The version that held the alias, scored by its own pyfunc on this promotion's test samples, beside the
+    new ensemble: AUROCs and the paired interval of new minus previous."""
+    import mlflow
+
+    from datamodules import sources
+    from models.intervals import bootstrap_auroc
+
+    label = f"previous holder of the alias: version {previous.version}"
+    try:
+        model = mlflow.pyfunc.load_model(f"models:/{previous.name}/{previous.version}")
+        frame = sources.load_ohlcv(cfg.data.path).reset_index().rename(columns={"date": "Date"})
+        out = model.predict(frame)
+        scores = pd.Series(out["probability_raw"].to_numpy(), index=out["date"].astype(str))
+    except Exception as err:  # any model may hold the alias; the comparison is a report, not a gate
+        return f"{label} could not be scored on this test split ({type(err).__name__}: {err})", {}
+    dates = prepared.dates("test").strftime("%Y-%m-%d")
+    old = scores.reindex(dates).to_numpy(dtype=np.float64)
+    keep = np.isfinite(old)
+    if keep.sum() < 2:
+        return f"{label} scores none of this promotion's test dates", {}
+    y = prepared.labels("test")[keep]
+    iv = bootstrap_auroc(y, {"new": new_probs[keep], "previous": old[keep]}, horizon=cfg.data.horizon,
+                         seed=cfg.train.seed)
+    low, high = iv.diff["new", "previous"]
+    extra = {"previous/test/auroc": iv.point["previous"], "test/auroc_vs_previous_ci_low": low,
+             "test/auroc_vs_previous_ci_high": high}
+    return (f"{label}: on the same {int(keep.sum())} test samples test/auroc {iv.point['previous']:.4f} "
+            f"[{iv.ci['previous'][0]:.4f}, {iv.ci['previous'][1]:.4f}] vs the new version's {iv.point['new']:.4f}; "
+            f"new minus previous [{low:+.4f}, {high:+.4f}]"), extra
+
+
+def register(*, name: str, alias: str, cfg, prepared, calibrator, members, info: dict, tags: dict,
+             description: str) -> str:
+    """Log the pyfunc into the active (promotion) run, register it as a new version of `name` with its tags,
+    move the alias; on any failure the new version (and a registered model created for it) is deleted again."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from datamodules import sources
+    from training import pyfunc
+
+    client = MlflowClient()
+    existed = _registered_model_exists(name)
+    raw = sources.load_ohlcv(cfg.data.path)
+    example = raw.iloc[-(prepared.warmup + cfg.data.input_size + 4):].reset_index().rename(columns={"date": "Date"})
+    states = [{k: v.detach().cpu() for k, v in r.model.state_dict().items()} for r in members]
+    logged = pyfunc.log(config=cfg, features=list(prepared.feature_names), scaler=prepared.scaler,
+                        calibrator=calibrator, states=states, example=example, info=info)
+    version = None
+    try:
+        version = str(mlflow.register_model(logged.model_uri, name, tags={k: str(v) for k, v in tags.items()}).version)
+        client.update_model_version(name, version, description=description)
+        client.set_registered_model_alias(name, alias, version)
+        return version
+    except BaseException:
+        if version is not None:
+            client.delete_model_version(name, version)
+        if not existed and _registered_model_exists(name) and not client.search_model_versions(f"name = '{name}'"):
+            client.delete_registered_model(name)
+        raise
+
+
+def _registered_model_exists(name: str) -> bool:
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    try:
+        MlflowClient().get_registered_model(name)
+        return True
+    except MlflowException:
+        return False
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    run_main(main)
