@@ -37,3 +37,24 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:
         raise UserError(message)
+
+
+def optional(kind: Callable[[str], object]) -> Callable[[str], object]:
+    """An argument type where "" (MLproject's "not given") means None."""
+    def parse(text: str):
+        return None if text.strip() == "" else kind(text)
+    parse.__name__ = getattr(kind, "__name__", "value")
+    return parse
+
+
+def truthy(text: str) -> bool:
+    """An argument type for `--x true|false` ("" is false: MLproject's "not given")."""
+    value = text.strip().lower()
+    if value in ("", "false", "0", "no"):
+        return False
+    if value in ("true", "1", "yes"):
+        return True
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")  # Parser: one `error:` line
+
+
+SWITCH = {"nargs": "?", "const": True, "default": False, "type": truthy}  # `--x`, or `--x true|false`

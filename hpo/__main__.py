@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import signal
 
-from datamodules.errors import Parser, UserError, run_main
+from datamodules.errors import SWITCH, Parser, UserError, optional, run_main
 from hpo.convergence import Convergence
 from hpo.dry_run import n_features_of, report
 from hpo.settings import DEFAULT_STORAGE, StudySettings
@@ -21,51 +21,33 @@ DEMO = {"data_tier": "a20", "model": "itransformer", "input_size": 32, "batch_si
         "study_name": "demo"}
 
 
-def _truthy(text: str) -> bool:
-    value = text.strip().lower()
-    if value in ("", "false", "0", "no"):
-        return False
-    if value in ("true", "1", "yes"):
-        return True
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")  # Parser: one `error:` line
-
-
-def _optional(kind):
-    """A value where "" (MLproject's "not given") means None."""
-    def parse(text: str):
-        return None if text.strip() == "" else kind(text)
-    parse.__name__ = kind.__name__
-    return parse
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="python -m hpo", description=__doc__)
     add_run_arguments(parser)
     study = parser.add_argument_group("study")
-    flag = {"nargs": "?", "const": True, "default": False, "type": _truthy}  # `--x`, or `--x true|false`
-    study.add_argument("--trials", type=_optional(int), default=None,
+    study.add_argument("--trials", type=optional(int), default=None,
                        help=f"trials the study holds when done (default {DEFAULT_TRIALS}); a rerun runs the rest")
-    study.add_argument("--budgets", type=_optional(str), default=None,
+    study.add_argument("--budgets", type=optional(str), default=None,
                        help=f"parameter budgets, e.g. 750k,2M,20M (default {','.join(DEFAULT_BUDGETS)}; "
                             "200M only when listed)")
-    study.add_argument("--param-budget", type=_optional(str), default=None, help="search one budget only, e.g. 2M")
-    study.add_argument("--forced-extremes", **flag,
+    study.add_argument("--param-budget", type=optional(str), default=None, help="search one budget only, e.g. 2M")
+    study.add_argument("--forced-extremes", **SWITCH,
                        help="first run budgets x styles x {strong, weak} regularisation (18 configs by default)")
-    study.add_argument("--early-stop-patience", type=_optional(int), default=None,
+    study.add_argument("--early-stop-patience", type=optional(int), default=None,
                        help="stop when the best val AUROC has not improved over this many completed trials")
-    study.add_argument("--early-stop-threshold", type=_optional(float), default=None,
+    study.add_argument("--early-stop-threshold", type=optional(float), default=None,
                        help="the improvement that counts (default 0: any)")
-    study.add_argument("--supplementary", **flag,
+    study.add_argument("--supplementary", **SWITCH,
                        help="phase 2: TPE on the two best budgets of the phase-1 study (--study-name names phase 1)")
-    study.add_argument("--no-pruning", **flag, help="run every trial to its end (median pruning by default)")
-    study.add_argument("--log-checkpoints", **flag,
+    study.add_argument("--no-pruning", **SWITCH, help="run every trial to its end (median pruning by default)")
+    study.add_argument("--log-checkpoints", **SWITCH,
                        help="trials upload their best checkpoint (off: promotion retrains from the config)")
-    study.add_argument("--storage", type=_optional(str), default=None,
+    study.add_argument("--storage", type=optional(str), default=None,
                        help=f"Optuna storage: a journal file path (default ./{DEFAULT_STORAGE}) or an RDB URL")
-    study.add_argument("--study-name", type=_optional(str), default=None,
+    study.add_argument("--study-name", type=optional(str), default=None,
                        help="default: MODEL-TIER-LINPUT_SIZE (plus -BUDGET with --param-budget)")
-    study.add_argument("--dry-run", **flag, help="print the forced configs and the search space; write nothing")
-    study.add_argument("--demo", **flag, help="a small study on the embedded data (minutes on 2 CPU cores)")
+    study.add_argument("--dry-run", **SWITCH, help="print the forced configs and the search space; write nothing")
+    study.add_argument("--demo", **SWITCH, help="a small study on the embedded data (minutes on 2 CPU cores)")
     return parser
 
 

@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from datamodules.errors import Parser, UserError, run_main
+from datamodules.errors import SWITCH, Parser, UserError, run_main
 
 TOP_FRACTION = 0.1
 MIN_TOP = 5
@@ -663,7 +663,7 @@ def build_parser() -> Parser:
     parser.add_argument("--study", "--study-name", dest="study", required=True, help="the study to audit")
     parser.add_argument("--storage", default=None,
                         help="Optuna storage: a journal file path (default ./optuna.journal) or an RDB URL")
-    parser.add_argument("--fail-on-findings", nargs="?", const=True, default=False, type=_truthy,
+    parser.add_argument("--fail-on-findings", **SWITCH,
                         help="exit 1 when the suspicious section is not empty")
     parser.add_argument("--high-margin", type=_margin, default=HIGH_MARGIN,
                         help="val AUROC this far above the best baseline's is flagged implausibly high")
@@ -678,15 +678,6 @@ def _margin(text: str) -> float:
     if not value > 0:
         raise ValueError(text)
     return value
-
-
-def _truthy(text: str) -> bool:
-    value = text.strip().lower()
-    if value in ("", "false", "0", "no"):
-        return False
-    if value in ("true", "1", "yes"):
-        return True
-    raise UserError(f"expected true or false, got {text!r}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,6 +14,8 @@ def test_params_round_trip_is_lossless():
     assert all(isinstance(v, str) for v in params.values())
     assert params["data.tier"] == "a20" and params["train.lr"] == "3.1e-05"
     assert RunConfig.from_params({**params, "params.count": "1234"}) == cfg
+    # a run launched by `mlflow run` also holds the entry point's own parameters, `data` among them
+    assert RunConfig.from_params({**params, "data": "", "data_tier": "a50", "ci.method": "x"}) == cfg
 
 
 def test_none_path_round_trips():

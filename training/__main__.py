@@ -17,7 +17,8 @@ def main(argv: list[str] | None = None) -> None:
     from training.threads import apply_default_threads
 
     apply_default_threads()
-    result = train(cfg, progress=not args.quiet)
+    tags = {"transferred_from": args.use_best_from} if args.use_best_from else None
+    result = train(cfg, progress=not args.quiet, tags=tags)
     print(f"run {result.run_id}: best epoch {result.best_epoch} of {result.epochs}, "
           f"{result.params_count:,} parameters")
     print(f"  {evidence_line(result.metrics, result.best_baseline)}")

@@ -120,8 +120,9 @@ class RunConfig:
 
     @classmethod
     def from_params(cls, params: dict[str, str]) -> RunConfig:
-        """Rebuild from flat params; keys outside the config (e.g. `params.count`) are ignored."""
-        return cls().override({k: v for k, v in params.items() if k.split(".", 1)[0] in _SECTIONS})
+        """Rebuild from flat params; keys outside the config (`params.count`, `ci.method`, the parameters of
+        `mlflow run` such as `data`) are ignored."""
+        return cls().override({k: v for k, v in params.items() if "." in k and k.split(".", 1)[0] in _SECTIONS})
 
     def override(self, values: dict[str, object]) -> RunConfig:
         """A copy with `{"section.field": value}` replaced; strings are parsed by the field's type."""

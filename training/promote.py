@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from datamodules import tiers
-from datamodules.errors import Parser, UserError, run_main
+from datamodules.errors import Parser, UserError, optional, run_main
 from training.cli import add_run_arguments, config_from_args
 
 KIND = "promotion"
@@ -40,26 +40,18 @@ LEDGER_COUNT, LEDGER_RUNS = "test_evaluations", "test_promotion_runs"
 _PASSWORD = re.compile(r"(://[^:/@]+:)([^@]*)(@)")
 
 
-def _optional(kind):
-    """A value where "" (MLproject's "not given") means None."""
-    def parse(text: str):
-        return None if text.strip() == "" else kind(text)
-    parse.__name__ = kind.__name__
-    return parse
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="python -m training.promote", description=__doc__.split("\n\n")[0])
     what = parser.add_argument_group("what to promote (one of --study, --run, --use-best-from)")
-    what.add_argument("--study", type=_optional(str), default=None,
+    what.add_argument("--study", type=optional(str), default=None,
                       help="a study's name (its MLflow parent run): its best trial by val AUROC")
-    what.add_argument("--storage", type=_optional(str), default=None,
+    what.add_argument("--storage", type=optional(str), default=None,
                       help="the study's Optuna storage as given to python -m hpo: picks among studies of one name")
-    what.add_argument("--run", type=_optional(str), default=None, help="an MLflow run id holding a run config")
+    what.add_argument("--run", type=optional(str), default=None, help="an MLflow run id holding a run config")
     out = parser.add_argument_group("registry")
     out.add_argument("--name", required=True, help="registered model name (a new version per promotion)")
-    out.add_argument("--alias", type=_optional(str), default=None, help=f"alias set on the new version (default {ALIAS})")
-    out.add_argument("--seeds", type=_optional(int), default=None,
+    out.add_argument("--alias", type=optional(str), default=None, help=f"alias set on the new version (default {ALIAS})")
+    out.add_argument("--seeds", type=optional(int), default=None,
                      help=f"seeds to retrain and ensemble (default {DEFAULT_SEEDS})")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     add_run_arguments(parser)

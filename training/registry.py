@@ -16,9 +16,7 @@ from training.config import ConfigError, RunConfig
 def resolve_config(source: str) -> RunConfig:
     if not _is_uri(source):
         return RunConfig.load(Path(source))
-    # only `section.field` keys: a run launched by `mlflow run` also holds the entry point's own
-    # parameters (`data`, `data_tier`, ...)
-    return RunConfig.from_params({k: v for k, v in source_run(source)[1].items() if "." in k})
+    return RunConfig.from_params(source_run(source)[1])
 
 
 def source_run(source: str) -> tuple[str, dict[str, str]]:

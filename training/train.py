@@ -38,7 +38,7 @@ def evidence_line(m: dict[str, float], best_baseline: str) -> str:
     """`EVIDENCE` in one line, with whether the model beat the best baseline."""
     low, high = m["best/val/auroc_vs_best_baseline_ci_low"], m["best/val/auroc_vs_best_baseline_ci_high"]
     verdict = "beats it" if low > 0 else "is worse" if high < 0 else "is not distinguishable from it"
-    return (f"val/auroc {m['best/val/auroc']:.4f} [95% CI {m['best/val/auroc_ci_low']:.4f}, "
+    return (f"best/val/auroc {m['best/val/auroc']:.4f} [95% CI {m['best/val/auroc_ci_low']:.4f}, "
             f"{m['best/val/auroc_ci_high']:.4f}]; best baseline {best_baseline} {m['baseline/best/val/auroc']:.4f}; "
             f"model minus it [{low:+.4f}, {high:+.4f}]: the model {verdict}")
 
