@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 
+import numpy as np
 import torch
 
 from datamodules.errors import UserError
@@ -115,8 +116,14 @@ def _solve(name, fixed, limit, budget, n_layers, n_features, input_size) -> Shap
         return count_params(name, n_features, input_size, **dict(fixed), n_layers=n_layers, hidden_size=w,
                             n_heads=n_heads(w))
 
-    # the first width index whose count exceeds the limit (counts grow with the width)
-    over = bisect.bisect_right(range(len(WIDTHS)), limit, key=count)
+    # The count is a quadratic in the width (weights are width x width, width x inputs, or constant; the
+    # heads split a width without changing it), so three counts place the answer; two more confirm it,
+    # and bisection is the fallback should a backbone ever break the rule.
+    probes = (0, WIDTHS.index(32), WIDTHS.index(128))
+    quadratic = np.polyfit([WIDTHS[i] for i in probes], [count(i) for i in probes], 2)
+    over = int(np.searchsorted(np.polyval(quadratic, WIDTHS), limit + 0.5))
+    if not ((over == 0 or count(over - 1) <= limit) and (over == len(WIDTHS) or count(over) > limit)):
+        over = bisect.bisect_right(range(len(WIDTHS)), limit, key=count)
     if over == 0:
         return None
     w = WIDTHS[over - 1]
