@@ -2,12 +2,18 @@
 
 Optuna 5's JournalStorage has no heartbeat (only RDBStorage does), so every trial records its worker
 (host, pid and the process's start time, which guards against pid reuse) and a heartbeat every
-`HEARTBEAT_S` seconds, as user attributes: this works on any storage. A RUNNING trial is stale when its
-worker ran on this host and that process is gone (detected at once, so rerunning a killed command recovers
-immediately), or when its heartbeat is older than `GRACE_S` (a worker on another host). Stale trials are
-marked FAIL (`failed_reason` says why) and their MLflow runs FAILED with `trial_state=FAIL`. Trials that
-finished keep their state; trial numbers are never reused; a forced config whose trial was killed is not
-enqueued again (it ran, and failed).
+`heartbeat_s()` seconds, as user attributes: this works on any storage, and across machines, since
+liveness is read from the storage. A RUNNING trial is stale when its worker ran on this host and that
+process is gone (detected at once, so rerunning a killed command recovers immediately), or when its
+heartbeat is older than `grace_s()`, whatever host it names (a worker on another machine, or a live
+process that stopped beating). Stale trials are marked FAIL (`failed_reason` says why) and their MLflow
+runs FAILED with `trial_state=FAIL`. Trials that finished keep their state; trial numbers are never
+reused; a stale trial does not count towards `--trials` (the study runs another) and a forced one is
+enqueued again (hpo/study.py).
+
+Settings (environment): `DIRECTION_HEARTBEAT_S` (default 60), `DIRECTION_GRACE_S` (default 600, at least
+twice the heartbeat), `DIRECTION_WORKER_HOST` (the host identity a worker records; default hostname and
+pid namespace: give each machine's workers a distinct one when hostnames may clash).
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from mlflow.tracking import MlflowClient
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
+
+from datamodules.errors import UserError
 
 HEARTBEAT_S = 60.0
 GRACE_S = 600.0
@@ -54,7 +62,40 @@ class Worker:
         return False
 
 
+def _seconds(name: str, default: float) -> float:
+    text = os.environ.get(name, "")
+    if not text.strip():
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise UserError(f"{name} must be a number of seconds, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise UserError(f"{name} must be a positive number of seconds, got {text!r}")
+    return value
+
+
+def heartbeat_s() -> float:
+    """Seconds between a trial's heartbeats: DIRECTION_HEARTBEAT_S, default HEARTBEAT_S."""
+    return _seconds("DIRECTION_HEARTBEAT_S", HEARTBEAT_S)
+
+
+def grace_s() -> float:
+    """Seconds without a heartbeat after which a RUNNING trial is judged dead: DIRECTION_GRACE_S, default GRACE_S."""
+    return _seconds("DIRECTION_GRACE_S", GRACE_S)
+
+
+def check_timing() -> None:
+    """UserError unless the settings are usable: a grace of at least two heartbeats."""
+    beat, grace = heartbeat_s(), grace_s()
+    if grace < 2 * beat:
+        raise UserError(f"DIRECTION_GRACE_S ({grace:g}) must be at least twice DIRECTION_HEARTBEAT_S ({beat:g})")
+
+
 def _host() -> str:
+    """DIRECTION_WORKER_HOST when set, else the hostname and the pid namespace."""
+    if os.environ.get("DIRECTION_WORKER_HOST", "").strip():
+        return os.environ["DIRECTION_WORKER_HOST"].strip()
     try:
         return f"{socket.gethostname()}/{os.stat('/proc/self/ns/pid').st_ino}"
     except OSError:
@@ -72,10 +113,11 @@ def _start_ticks(pid: int) -> str | None:
 
 
 class Heartbeat:
-    """Records the worker on the trial, then a heartbeat every `interval` seconds until the block ends."""
+    """Records the worker on the trial, then a heartbeat every `interval` seconds (default `heartbeat_s()`)
+    until the block ends. A beat that fails (the storage unreachable beyond its retries) is skipped."""
 
-    def __init__(self, trial: optuna.Trial, interval: float = HEARTBEAT_S):
-        self.trial, self.interval = trial, interval
+    def __init__(self, trial: optuna.Trial, interval: float | None = None):
+        self.trial, self.interval = trial, heartbeat_s() if interval is None else interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, daemon=True, name=f"heartbeat-{trial.number}")
 
@@ -95,9 +137,12 @@ class Heartbeat:
                 self.trial.set_user_attr("heartbeat", time.time())
             except UpdateFinishedTrialError:  # another worker judged it stale; the objective will find out
                 return
+            except Exception:  # the storage is down: the next beat tries again
+                continue
 
 
-def stale_reason(trial: FrozenTrial, now: float, grace: float = GRACE_S) -> str | None:
+def stale_reason(trial: FrozenTrial, now: float, grace: float | None = None) -> str | None:
+    grace = grace_s() if grace is None else grace
     worker = trial.user_attrs.get("worker")
     beat = trial.user_attrs.get("heartbeat")
     if worker is not None and Worker(**worker).gone():
@@ -109,8 +154,9 @@ def stale_reason(trial: FrozenTrial, now: float, grace: float = GRACE_S) -> str 
     return None
 
 
-def fail_stale_trials(study: optuna.Study, storage: BaseStorage, grace: float = GRACE_S) -> list[int]:
+def fail_stale_trials(study: optuna.Study, storage: BaseStorage, grace: float | None = None) -> list[int]:
     """Mark stale RUNNING trials FAIL; returns their numbers. Safe when several workers do it at once."""
+    grace = grace_s() if grace is None else grace
     study_id = storage.get_study_id_from_name(study.study_name)
     failed = []
     now = time.time()

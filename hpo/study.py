@@ -5,6 +5,9 @@ command resumes it), recover trials whose worker died, then run trials until the
 of them (stale-failed ones aside), or until convergence. Several workers may run the same command at once:
 creating the Optuna study is atomic, so exactly one of them creates it, enqueues the forced configs and
 creates the MLflow parent; the others wait for the parent's id to appear in the study's user attributes.
+Counting the study and creating the next trial is one step across workers (`storage.Admission`), so a study
+ends with exactly `trials` counted trials; a worker whose study is full stays while other workers' trials
+run, so that one whose worker died (on any machine) is failed after the grace and run again.
 """
 
 from __future__ import annotations
@@ -26,11 +29,18 @@ from hpo import parent, phase2
 from hpo.forced import EXTREMES, forced_configs
 from hpo.progress import EpochProgress, StudyProgress
 from hpo.pruning import PruningCallback
-from hpo.recovery import FAILED_REASON, Heartbeat, close_orphan_runs, fail_stale_trials
+from hpo.recovery import (
+    FAILED_REASON,
+    Heartbeat,
+    check_timing,
+    close_orphan_runs,
+    fail_stale_trials,
+    heartbeat_s,
+)
 from hpo.sampling import TrialSeededTPE
 from hpo.settings import StudySettings
 from hpo.space import SearchSpace, depth_param
-from hpo.storage import open_storage
+from hpo.storage import Admission, open_storage
 from models.budgets import StyleGrid, solve
 from training import tracking
 from training.config import RunConfig
@@ -60,7 +70,12 @@ def run_study(
     progress = StudyProgress(settings.trials, _count(study))
     objective = Objective(settings.base, session.space, n_features, study.study_name, parent_id,
                           parent.experiment_of(parent_id), echo)
-    ran, reason = 0, "error"
+    ran, reason, waiting = 0, "error", False
+    admission = Admission(settings.storage, study.study_name)
+
+    def admitted(trial: optuna.Trial) -> float:  # the trial exists: other workers count it from now on
+        admission.release()
+        return objective(trial)
 
     def after_trial(study: optuna.Study, trial: FrozenTrial) -> None:
         parent.summarise(parent_id, study)
@@ -70,13 +85,21 @@ def run_study(
         try:
             while True:
                 _recover(study, session.storage, parent_id, echo)
-                reason = settings.convergence.check(study) if settings.convergence else None
-                if reason is None and _count(study) >= settings.trials:
-                    reason = f"done: the study holds {settings.trials} trials"
-                if reason is not None:
+                with admission:  # one worker at a time from counting to its trial existing
+                    reason = settings.convergence.check(study) if settings.convergence else None
+                    if reason is None and _count(study) >= settings.trials:
+                        reason = f"done: the study holds {settings.trials} trials"
+                    if reason is None:
+                        study.optimize(admitted, n_trials=1, catch=(Exception,), callbacks=[after_trial])
+                        ran += 1
+                        continue
+                running = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
+                if not running:
                     break
-                study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[after_trial])
-                ran += 1
+                if not waiting:  # a trial whose worker died is failed after the grace, then run again
+                    echo(f"{reason}; waiting for trials {', '.join(map(str, running))} of other workers")
+                    waiting = True
+                time.sleep(min(heartbeat_s(), 10.0))
         except KeyboardInterrupt:
             reason = "interrupted"
             raise
@@ -113,6 +136,7 @@ def _open(settings: StudySettings, n_features: int, pruner: optuna.pruners.BaseP
     grid = settings.grid(budgets, n_features)  # bad budgets fail before anything is written
     space = SearchSpace.build(base, budgets, set(settings.pinned), n_features)
     settings.check_trials(len(grid.distinct()) * len(EXTREMES))
+    check_timing()
     definition = {"model": base.model.name, "tier": base.data.tier, "input_size": base.data.input_size,
                   "budgets": budgets, "phase": 2 if settings.supplementary else 1}
 

@@ -63,3 +63,26 @@ def tiny_config():
         "model.patch_len": 4, "model.stride": 4,
         "train.max_epochs": 2, "train.patience": 2, "train.accelerator": "cpu",
     })
+
+
+# Real servers (tests/servers.py), one of each per test session, started only by the tests that ask for them.
+# Missing PostgreSQL binaries make those tests fail, never skip (.ci/run installs them).
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A throwaway PostgreSQL cluster on 127.0.0.1 with databases `optuna` and `mlflow` (tests/servers.py)."""
+    from tests.servers import postgres
+
+    with postgres() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def tracking_server(pg_server, tmp_path_factory):
+    """`mlflow server` on 127.0.0.1 over `pg_server`'s `mlflow` database, artifacts proxied into its own
+    directory (`tracking_server.artifacts`)."""
+    from tests.servers import mlflow_server
+
+    with mlflow_server(pg_server.url("mlflow", "postgresql+psycopg"), tmp_path_factory.mktemp("tracker")) as tracker:
+        yield tracker

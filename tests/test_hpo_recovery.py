@@ -5,9 +5,19 @@ import signal
 import subprocess
 import time
 
+import optuna
+import pytest
 from optuna.trial import TrialState, create_trial
 
-from hpo.recovery import GRACE_S, Worker, _start_ticks, stale_reason
+from hpo.recovery import (
+    FAILED_REASON,
+    GRACE_S,
+    Heartbeat,
+    Worker,
+    _start_ticks,
+    fail_stale_trials,
+    stale_reason,
+)
 
 
 def running(**user_attrs):
@@ -42,3 +52,70 @@ def test_stale_reasons():
     unknown = create_trial(state=TrialState.RUNNING)
     unknown.datetime_start = started
     assert "before it recorded its worker" in stale_reason(unknown, now)
+
+
+def test_heartbeat_grace_and_host_from_the_environment(monkeypatch):
+    from datamodules.errors import UserError
+    from hpo.recovery import _host, check_timing, grace_s, heartbeat_s
+
+    assert (heartbeat_s(), grace_s()) == (60.0, GRACE_S)
+    default_host = _host()
+    monkeypatch.setenv("DIRECTION_HEARTBEAT_S", "0.5")
+    monkeypatch.setenv("DIRECTION_GRACE_S", "3")
+    monkeypatch.setenv("DIRECTION_WORKER_HOST", "machine-b")
+    assert (heartbeat_s(), grace_s()) == (0.5, 3.0)
+    check_timing()
+    assert Worker.me().host == "machine-b" != default_host
+    for name, value, message in (("DIRECTION_GRACE_S", "0.9", "at least twice"),
+                                 ("DIRECTION_GRACE_S", "soon", "number of seconds"),
+                                 ("DIRECTION_HEARTBEAT_S", "-1", "positive")):
+        monkeypatch.setenv(name, value)
+        with pytest.raises(UserError, match=message):
+            check_timing()
+        monkeypatch.setenv(name, {"DIRECTION_GRACE_S": "3", "DIRECTION_HEARTBEAT_S": "0.5"}[name])
+
+
+def test_a_stale_heartbeat_is_dead_whatever_host_it_names(monkeypatch):
+    """Liveness comes from the storage: a trial that stopped beating is failed even when its worker names our
+    host and its pid is alive (a worker on another machine that happens to share our host identity)."""
+    now = time.time()
+    me = Worker.me()
+    alive_here = {"host": me.host, "pid": me.pid, "started": me.started}
+    assert "no heartbeat for 11 s" in stale_reason(running(worker=alive_here, heartbeat=now - 11), now, grace=10)
+    assert stale_reason(running(worker=alive_here, heartbeat=now - 9), now, grace=10) is None
+    # another machine's dead pid is not checked here: the grace (from the environment) decides
+    monkeypatch.setenv("DIRECTION_GRACE_S", "5")
+    elsewhere = {"host": "machine-b", "pid": 2 ** 22 + 1, "started": "1"}
+    assert stale_reason(running(worker=elsewhere, heartbeat=now - 4), now) is None
+    assert "no heartbeat" in stale_reason(running(worker=elsewhere, heartbeat=now - 6), now)
+
+
+def test_fail_stale_trials_and_a_heartbeat_that_outlives_a_storage_error(monkeypatch):
+    monkeypatch.setenv("DIRECTION_GRACE_S", "5")
+    study = optuna.create_study()
+    now = time.time()
+    elsewhere = {"host": "machine-b", "pid": 1, "started": "1"}
+    study.add_trial(create_trial(state=TrialState.COMPLETE, value=0.5))
+    for beat in (now - 60, now):
+        trial_id = study._storage.create_new_trial(study._study_id)
+        study._storage.set_trial_user_attr(trial_id, "worker", elsewhere)
+        study._storage.set_trial_user_attr(trial_id, "heartbeat", beat)
+    assert fail_stale_trials(study, study._storage) == [1]
+    states = [t.state for t in study.trials]
+    assert states == [TrialState.COMPLETE, TrialState.FAIL, TrialState.RUNNING]
+    assert study.trials[1].user_attrs[FAILED_REASON].startswith("stale: no heartbeat for")
+
+    trial = optuna.Trial(study, study._storage.get_trial_id_from_study_id_trial_number(study._study_id, 2))
+    calls = []
+    real = trial.set_user_attr
+
+    def flaky(key, value):
+        calls.append(key)
+        if len(calls) == 3:  # the first beat after entering: the storage is down
+            raise RuntimeError("connection refused")
+        real(key, value)
+
+    monkeypatch.setattr(trial, "set_user_attr", flaky)
+    with Heartbeat(trial, interval=0.05):
+        time.sleep(0.4)
+    assert calls.count("heartbeat") >= 4  # it kept beating after the failed beat
