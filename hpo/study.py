@@ -25,6 +25,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from datamodules.errors import UserError
+from datamodules.prepared import Prepared
 from hpo import parent, phase2
 from hpo.forced import EXTREMES, forced_configs
 from hpo.progress import EpochProgress, StudyProgress
@@ -41,10 +42,10 @@ from hpo.sampling import TrialSeededTPE
 from hpo.settings import StudySettings
 from hpo.space import SearchSpace, depth_param
 from hpo.storage import Admission, open_storage
-from models.budgets import StyleGrid, solve
+from models.budgets import SHAPE_KEYS, StyleGrid, count_params, parse_budget, solve
 from training import tracking
 from training.config import RunConfig
-from training.train import EVIDENCE, train
+from training.train import EVIDENCE, REPORT, evidence_line, train
 
 PARENT_WAIT_S = 30.0
 
@@ -57,20 +58,23 @@ class Outcome:
     ran: int  # trials finished in this session
     stop_reason: str
     best: FrozenTrial | None
+    null_p95: float | None  # selection/null_auroc_p95: what the best of as many random scorers reaches
     counts: dict[str, int] = field(default_factory=dict)
 
 
 def run_study(
-    settings: StudySettings, n_features: int, *, pruner: optuna.pruners.BasePruner | None = None,
+    settings: StudySettings, data: Prepared, *, pruner: optuna.pruners.BasePruner | None = None,
     echo: Callable[[str], None] = print,
 ) -> Outcome:
-    session = _open(settings, n_features, pruner, echo)
+    """`data`: the prepared data of `settings.base.data` (a study prepares it once for all its trials)."""
+    n_features = len(data.feature_names)
+    session = _open(settings, n_features, data.fingerprint, pruner, echo)
     study, parent_id = session.study, session.parent_id
     parent.reopen(parent_id)
     progress = StudyProgress(settings.trials, _count(study))
     objective = Objective(settings.base, session.space, n_features, study.study_name, parent_id,
-                          parent.experiment_of(parent_id), echo)
-    ran, reason, waiting = 0, "error", False
+                          parent.experiment_of(parent_id), settings.log_checkpoints, echo)
+    ran, reason, null, waiting = 0, "error", None, False
     admission = Admission(settings.storage, study.study_name)
 
     def admitted(trial: optuna.Trial) -> float:  # the trial exists: other workers count it from now on
@@ -105,11 +109,10 @@ def run_study(
             raise
         finally:
             parent.summarise(parent_id, study)
-            parent.log_report(parent_id, study)
+            null = parent.log_report(parent_id, study, data.labels(REPORT), settings.base.data.horizon)
             tracking.log_batch(parent_id, tags={"stop_reason": reason})
     counts = {s.name: len(study.get_trials(deepcopy=False, states=(s,))) for s in TrialState}
-    best = study.best_trial if counts[TrialState.COMPLETE.name] else None
-    return Outcome(study.study_name, parent_id, session.shown, ran, reason, best,
+    return Outcome(study.study_name, parent_id, session.shown, ran, reason, parent.best_trial(study.trials), null,
                    {k: v for k, v in counts.items() if v})
 
 
@@ -122,7 +125,7 @@ class _Session:
     parent_id: str
 
 
-def _open(settings: StudySettings, n_features: int, pruner: optuna.pruners.BasePruner | None,
+def _open(settings: StudySettings, n_features: int, fingerprint: str, pruner: optuna.pruners.BasePruner | None,
           echo: Callable[[str], None]) -> _Session:
     """Validate, then create or load the study, enqueue what it needs and find (or create) its parent run."""
     base, launcher = settings.base, parent.launcher_run()
@@ -137,8 +140,7 @@ def _open(settings: StudySettings, n_features: int, pruner: optuna.pruners.BaseP
     space = SearchSpace.build(base, budgets, set(settings.pinned), n_features)
     settings.check_trials(len(grid.distinct()) * len(EXTREMES))
     check_timing()
-    definition = {"model": base.model.name, "tier": base.data.tier, "input_size": base.data.input_size,
-                  "budgets": budgets, "phase": 2 if settings.supplementary else 1}
+    definition = _definition(base, space, fingerprint, budgets, 2 if settings.supplementary else 1)
 
     pruner = pruner or (_median_pruner(base.train.max_epochs) if settings.pruning else optuna.pruners.NopPruner())
     study, created = _create_or_load(storage, name, TrialSeededTPE(base.train.seed), pruner)
@@ -174,6 +176,7 @@ class Objective:
     study_name: str
     parent_run_id: str
     experiment: str  # the parent's
+    log_checkpoints: bool = False
     echo: Callable[[str], None] = print
 
     def __call__(self, trial: optuna.Trial) -> float:
@@ -191,11 +194,13 @@ class Objective:
             try:
                 cfg = self.config(trial)
                 epochs = EpochProgress(f"trial {trial.number}", self.echo)
-                result = train(cfg, callbacks=(pruning, epochs), progress=False, plots=False, log_checkpoint=False)
+                result = train(cfg, callbacks=(pruning, epochs), progress=False, plots=False,
+                               log_checkpoint=self.log_checkpoints)
                 if not math.isfinite(result.val_auroc):
                     raise ValueError(f"val AUROC is {result.val_auroc} (one class in the val split?)")
                 trial.set_user_attr("epochs", result.epochs)
                 trial.set_user_attr("evidence", {k: result.metrics[k] for k in EVIDENCE})
+                trial.set_user_attr("best_baseline", result.best_baseline)
                 state = "COMPLETE"
                 return result.val_auroc
             except optuna.TrialPruned:
@@ -216,8 +221,13 @@ class Objective:
         transferred = "transferred" in trial.user_attrs
         values = self.space.suggest(trial, shape=not transferred)
         cfg = self.space.apply(self.base, values)
-        if transferred:
-            budget, style = "none", "transferred"
+        if transferred:  # scored and shown; it counts for the best only within one of the budgets
+            count = count_params(cfg.model.name, self.n_features, cfg.data.input_size, **cfg.model.hp)
+            budget = next((b for b in self.space.budgets if count <= parse_budget(b)), "none")
+            style = "transferred"
+            trial.set_user_attr("params_count", count)
+            if budget == "none":
+                trial.set_user_attr(parent.OUTSIDE_BUDGETS, True)
         else:
             budget, style = values["budget"], trial.user_attrs.get("style", "searched")
         mlflow.set_tags({"budget": budget, "style": style})
@@ -289,9 +299,23 @@ def _wait_for_parent(study: optuna.Study) -> str | None:
     return None
 
 
+# settings that may differ between the workers of one study: where the data file lies (its content is
+# in the fingerprint) and the hardware
+FREE = ("data.path", "train.accelerator", "train.precision", "train.matmul_precision")
+
+
+def _definition(base: RunConfig, space: SearchSpace, fingerprint: str, budgets: list[str], phase: int) -> dict:
+    """Everything a study holds fixed: the flattened config less what is searched or solved per trial and
+    `FREE`, the data fingerprint (data, tier, target, splits), the budgets and the phase."""
+    varied = {key for key, _ in space.dims.values()} | {f"model.{k}" for k in SHAPE_KEYS} | set(FREE)
+    fixed = {k: v for k, v in base.to_params().items() if k not in varied}
+    return {**fixed, "data.fingerprint": fingerprint, "budgets": ",".join(budgets), "phase": str(phase)}
+
+
 def _check_definition(study: optuna.Study, definition: dict) -> None:
+    """Resuming with any setting of the study's definition changed is a `UserError` naming each one."""
     stored = study.user_attrs.get("definition", definition)
-    diff = {k: (stored.get(k), v) for k, v in definition.items() if stored.get(k) != v}
+    diff = {k: (stored[k], v) for k, v in definition.items() if k in stored and str(stored[k]) != str(v)}
     if diff:
         what = "; ".join(f"{k}: {old} in the study, {new} now" for k, (old, new) in diff.items())
         raise UserError(f"study {study.study_name!r} was created with other settings ({what}); rerun it with "
@@ -347,4 +371,7 @@ def _trial_line(t: FrozenTrial) -> str:
              else t.user_attrs.get("error") or t.user_attrs.get(FAILED_REASON, ""))
     count = t.user_attrs.get("params_count")
     size = f", {count:,} params" if count else ""
-    return f"trial {t.number} {t.state.name} {value} ({what}{size}, {t.user_attrs.get('epochs', 0)} epochs)"
+    line = f"trial {t.number} {t.state.name} {value} ({what}{size}, {t.user_attrs.get('epochs', 0)} epochs)"
+    if "evidence" in t.user_attrs:
+        line += f"\n  {evidence_line(t.user_attrs['evidence'], t.user_attrs['best_baseline'])}"
+    return line

@@ -10,11 +10,13 @@ from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState, create_trial
 
 from datamodules.errors import UserError
+from datamodules.prepared import prepare
 from hpo import parent
 from hpo.convergence import Convergence
 from hpo.settings import StudySettings
 from hpo.storage import open_storage, study_exists
 from hpo.study import run_study
+from models.intervals import selection_null
 
 BUDGETS = ["20k", "50k"]
 F = 20  # features of tier a20
@@ -30,6 +32,10 @@ class PruneTrials(optuna.pruners.BasePruner):
         return trial.number in self.numbers
 
 
+def data(cfg):
+    return prepare(cfg.data)
+
+
 def all_runs():
     client = MlflowClient()
     return [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
@@ -43,7 +49,7 @@ def test_trials_nest_under_one_parent_with_states_tags_and_the_best(tiny_config)
     # the transferred config (trial 0) has lr=1e30 and no gradient clipping: its loss turns non-finite
     base = tiny_config.override({"train.lr": 1e30, "train.grad_clip": 0.0})
     settings = StudySettings(base=base, study_name="s", trials=4, budgets=BUDGETS, transfer="bad.json")
-    out = run_study(settings, F, pruner=PruneTrials({2}))
+    out = run_study(settings, data(tiny_config), pruner=PruneTrials({2}))
     study = load("s")
     trials = study.get_trials()
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE, TrialState.PRUNED,
@@ -64,7 +70,7 @@ def test_trials_nest_under_one_parent_with_states_tags_and_the_best(tiny_config)
         assert run.info.status == ("FAILED" if trial.state == TrialState.FAIL else "FINISHED")
         assert trial.user_attrs["mlflow_run_id"] == run.info.run_id
         if number == 0:
-            assert (tags["budget"], tags["style"], tags["forced"]) == ("none", "transferred", "false")
+            assert (tags["budget"], tags["style"], tags["forced"]) == ("20k", "transferred", "false")  # it fits 20k
             assert "non-finite" in tags["error"] and tags["transferred_from"] == "bad.json"
             continue
         assert tags["budget"] == trial.params["budget"] and tags["style"] == trial.user_attrs["style"] == "searched"
@@ -88,6 +94,30 @@ def test_trials_nest_under_one_parent_with_states_tags_and_the_best(tiny_config)
     artifacts = {a.path for a in client.list_artifacts(out.parent_run_id, "plots")}
     assert {"plots/optimization_history.png", "plots/best_val_auroc_per_budget.png"} <= artifacts
     assert any(a.path == "best_config.json" for a in client.list_artifacts(out.parent_run_id))
+    # the selection null: the best of as many random scorers as completed trials, on the report labels
+    null = selection_null(data(tiny_config).labels("val_report"), 2, horizon=1, seed=2)
+    assert study_run.data.metrics["selection/null_auroc_p95"] == pytest.approx(null) == out.null_p95
+    assert 0.5 < null < 1
+
+    # resuming with settings that are not searched changed: one error naming each difference, nothing run
+    changed = base.override({"data.horizon": 5, "data.threshold": 0.02, "train.max_epochs": 3})
+    with pytest.raises(UserError, match="created with other settings") as err:
+        run_study(StudySettings(base=changed, study_name="s", trials=5, budgets=BUDGETS), data(changed))
+    for what in ("data.horizon: 1 in the study, 5 now", "data.threshold: 0.01 in the study, 0.02 now",
+                 "train.max_epochs: 2 in the study, 3 now", "data.fingerprint"):
+        assert what in str(err.value)
+    assert len(load("s").trials) == 4 and len(all_runs()) == 5
+
+
+def test_a_transferred_config_larger_than_every_budget_is_shown_but_never_the_best(tiny_config, tmp_path):
+    big = tiny_config.override({"model.hidden_size": 128, "model.n_heads": 4})
+    settings = StudySettings(base=big, study_name="t", trials=2, budgets=["20k"], transfer="big.json")
+    out = run_study(settings, data(big))
+    first, second = load("t").trials
+    assert first.user_attrs["outside_budgets"] and first.user_attrs["params_count"] > 20_000
+    assert first.state == second.state == TrialState.COMPLETE
+    assert out.best.number == 1
+    assert MlflowClient().get_run(out.parent_run_id).data.tags["best_trial"] == "1"
 
 
 class InterruptAt:
@@ -105,7 +135,7 @@ class InterruptAt:
 def test_resume_requeues_an_interrupted_forced_trial_and_stops_on_convergence(tiny_config):
     settings = StudySettings(base=tiny_config, study_name="r", trials=6, budgets=["20k"], forced_extremes=True)
     with pytest.raises(KeyboardInterrupt):  # Ctrl-C during trial 2's first epoch
-        run_study(settings, F, pruner=PruneTrials(range(100)), echo=InterruptAt("trial 2 epoch 1/"))
+        run_study(settings, data(tiny_config), pruner=PruneTrials(range(100)), echo=InterruptAt("trial 2 epoch 1/"))
     study = load("r")
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2 + [TrialState.FAIL] + [TrialState.WAITING] * 3
     assert study.trials[2].user_attrs["failed_reason"] == "interrupted"
@@ -114,7 +144,7 @@ def test_resume_requeues_an_interrupted_forced_trial_and_stops_on_convergence(ti
     kept = {t.number: t.value for t in study.trials if t.state == TrialState.COMPLETE}
 
     echo = InterruptAt(None)
-    second = run_study(settings, F, pruner=PruneTrials(range(100)), echo=echo)  # forced trials: never pruned
+    second = run_study(settings, data(tiny_config), pruner=PruneTrials(range(100)), echo=echo)  # forced trials: never pruned
     assert second.parent_run_id == first_parent and second.ran == 4
     assert "forced trials 2 did not finish: enqueued again" in echo.lines
     assert any("[6/6 trials," in line for line in echo.lines)  # progress after each trial
@@ -130,21 +160,22 @@ def test_resume_requeues_an_interrupted_forced_trial_and_stops_on_convergence(ti
     assert {r.data.tags["trial_state"] for r in runs if r.data.tags["kind"] == "trial"} == {"COMPLETE", "FAIL"}
 
     with pytest.raises(UserError, match="--trials 5 is smaller than the 6 configs that run first"):
-        run_study(StudySettings(base=tiny_config, study_name="r", trials=5, budgets=["20k"], forced_extremes=True), F)
+        run_study(StudySettings(base=tiny_config, study_name="r", trials=5, budgets=["20k"], forced_extremes=True),
+                  data(tiny_config))
 
     # finished trials gained less than 0.5 over the last 2: converged before running anything
     settings.trials, settings.convergence = 10, Convergence(patience=2, threshold=0.5)
-    third = run_study(settings, F)
+    third = run_study(settings, data(tiny_config))
     assert third.ran == 0 and third.stop_reason.startswith("converged")
     study_run = MlflowClient().get_run(first_parent)
     assert study_run.data.tags["stop_reason"] == third.stop_reason and study_run.info.status == "FINISHED"
 
     # phase 2 needs completed trials in two budgets: this study has them in one; nothing is written
     with pytest.raises(UserError, match="at least 2 budgets"):
-        run_study(StudySettings(base=tiny_config, study_name="r", trials=2, budgets=BUDGETS, supplementary=True), F)
+        run_study(StudySettings(base=tiny_config, study_name="r", trials=2, budgets=BUDGETS, supplementary=True), data(tiny_config))
     assert not study_exists(open_storage(None)[0], "r-phase2") and len(all_runs()) == 8
     with pytest.raises(UserError, match="no phase-1 study 'other'"):
-        run_study(StudySettings(base=tiny_config, study_name="other", trials=2, budgets=BUDGETS, supplementary=True), F)
+        run_study(StudySettings(base=tiny_config, study_name="other", trials=2, budgets=BUDGETS, supplementary=True), data(tiny_config))
 
 
 def test_phase2_runs_tpe_on_the_two_best_budgets_and_links_phase1(tiny_config):
@@ -157,10 +188,10 @@ def test_phase2_runs_tpe_on_the_two_best_budgets_and_links_phase1(tiny_config):
     phase1.set_user_attr(parent.PARENT_ATTR, phase1_run)
 
     settings = StudySettings(base=tiny_config, study_name="p", trials=1, budgets=["750k"], supplementary=True)
-    out = run_study(settings, F)
+    out = run_study(settings, data(tiny_config))
     assert out.study_name == "p-phase2"
     study = load("p-phase2")
-    assert study.user_attrs["definition"]["budgets"] == ["10k", "50k"]
+    assert study.user_attrs["definition"]["budgets"] == "10k,50k"
     (trial,) = study.trials
     assert trial.state == TrialState.COMPLETE and trial.params["budget"] in ("10k", "50k")
     run = MlflowClient().get_run(out.parent_run_id)
@@ -175,7 +206,7 @@ def test_the_run_of_mlflow_run_becomes_the_parent_then_a_session_pointer(tiny_co
     launcher = client.create_run(experiment).info.run_id
     monkeypatch.setenv("MLFLOW_RUN_ID", launcher)
     settings = StudySettings(base=tiny_config, study_name="m", trials=1, budgets=["20k"])
-    out = run_study(settings, F)
+    out = run_study(settings, data(tiny_config))
     assert out.parent_run_id == launcher and "MLFLOW_RUN_ID" not in os.environ
     run = client.get_run(launcher)
     assert run.data.tags["kind"] == "study" and run.info.run_name == "m"
@@ -183,7 +214,7 @@ def test_the_run_of_mlflow_run_becomes_the_parent_then_a_session_pointer(tiny_co
     second = client.create_run(experiment).info.run_id
     monkeypatch.setenv("MLFLOW_RUN_ID", second)
     settings.trials = 2
-    assert run_study(settings, F).parent_run_id == launcher
+    assert run_study(settings, data(tiny_config)).parent_run_id == launcher
     tags = client.get_run(second).data.tags
     assert tags["kind"] == "study-session" and tags["mlflow.parentRunId"] == launcher
     trials = client.search_runs([experiment], "tags.kind = 'trial'")
