@@ -22,7 +22,6 @@ import pytorch_lightning as pl
 from mlflow.data.meta_dataset import MetaDataset
 from mlflow.data.sources import LocalArtifactDatasetSource
 from mlflow.entities import Metric, Param, RunTag
-from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from datamodules.errors import UserError
@@ -35,42 +34,46 @@ EXPERIMENT = "direction"
 DEFAULT_EXPERIMENT_ID = "0"
 KIND_TAG = "mlflow.experimentKind"
 KIND = "custom_model_development"  # the MLflow UI's "model training" mode
+STORE_ATTEMPTS = 4  # tries to reach or set up the tracking store before it counts as unusable
 
 
 def experiment_id() -> str:
     """Check the tracking store (a `UserError` when it cannot be used) and return the experiment every
-    run of this project goes to, creating, naming and tagging it on first use."""
+    run of this project goes to, creating, naming and tagging it on first use. Workers that start together
+    race to do that (or, on a new sqlite file, to create its tables): the loser tries again."""
     uri = mlflow.get_tracking_uri()
     if uri.startswith("file:") or "://" not in uri and not uri.startswith(("databricks", "sqlite")):
         raise UserError(f"tracking URI {uri}: MLflow's file store is not supported; use a database "
                         "(sqlite:///mlflow.db, the default) or a server (http://host:5000)")
-    try:
-        client = MlflowClient()
-        name = os.environ.get("MLFLOW_EXPERIMENT_NAME")
-        if os.environ.get("MLFLOW_EXPERIMENT_ID"):
-            exp_id = client.get_experiment(os.environ["MLFLOW_EXPERIMENT_ID"]).experiment_id
-        elif name:
-            experiment = client.get_experiment_by_name(name)
-            exp_id = experiment.experiment_id if experiment else client.create_experiment(name)
+    attempt = 0
+    while True:
+        try:
+            return _experiment_id(MlflowClient())
+        except Exception as err:  # the store's own errors (MLflow, SQLAlchemy, OS, HTTP) come in many classes
+            attempt += 1
+            if attempt == STORE_ATTEMPTS:
+                raise UserError(f"cannot use the MLflow tracking store {uri}: {_first_line(err)}") from None
+            time.sleep(0.5 * attempt)
+
+
+def _experiment_id(client: MlflowClient) -> str:
+    name = os.environ.get("MLFLOW_EXPERIMENT_NAME")
+    if os.environ.get("MLFLOW_EXPERIMENT_ID"):
+        exp_id = client.get_experiment(os.environ["MLFLOW_EXPERIMENT_ID"]).experiment_id
+    elif name:
+        experiment = client.get_experiment_by_name(name)
+        exp_id = experiment.experiment_id if experiment else client.create_experiment(name)
+    else:
+        experiment = client.get_experiment_by_name(EXPERIMENT)
+        if experiment is not None:
+            exp_id = experiment.experiment_id
+        elif client.get_experiment(DEFAULT_EXPERIMENT_ID).name == "Default":
+            client.rename_experiment(DEFAULT_EXPERIMENT_ID, EXPERIMENT)
+            exp_id = DEFAULT_EXPERIMENT_ID
         else:
-            experiment = client.get_experiment_by_name(EXPERIMENT)
-            if experiment is None:
-                default = client.get_experiment(DEFAULT_EXPERIMENT_ID)
-                if default.name == "Default":
-                    client.rename_experiment(DEFAULT_EXPERIMENT_ID, EXPERIMENT)
-                    exp_id = DEFAULT_EXPERIMENT_ID
-                else:
-                    exp_id = client.create_experiment(EXPERIMENT)
-            else:
-                exp_id = experiment.experiment_id
-        if client.get_experiment(exp_id).tags.get(KIND_TAG) != KIND:
-            client.set_experiment_tag(exp_id, KIND_TAG, KIND)
-    except MlflowException as err:
-        raise UserError(f"cannot use the MLflow tracking store {uri}: {_first_line(err)}") from None
-    except Exception as err:  # the store's own errors (SQLAlchemy, OS, HTTP) come in many classes
-        if isinstance(err, UserError):
-            raise
-        raise UserError(f"cannot use the MLflow tracking store {uri}: {_first_line(err)}") from None
+            exp_id = client.create_experiment(EXPERIMENT)
+    if client.get_experiment(exp_id).tags.get(KIND_TAG) != KIND:
+        client.set_experiment_tag(exp_id, KIND_TAG, KIND)
     return exp_id
 
 
