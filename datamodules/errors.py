@@ -3,6 +3,7 @@ and exits 2; anything else is a bug and keeps its traceback (exit 1). It lives i
 every package can raise it."""
 
 import argparse
+import re
 import sys
 from collections.abc import Callable
 
@@ -58,3 +59,11 @@ def truthy(text: str) -> bool:
 
 
 SWITCH = {"nargs": "?", "const": True, "default": False, "type": truthy}  # `--x`, or `--x true|false`
+
+
+_PASSWORD = re.compile(r"(://[^:/@]+:)([^@]*)(@)")
+
+
+def mask(url: str) -> str:
+    """A URL as it may be printed or logged: 'postgresql://me:secret@db/x' -> 'postgresql://me:***@db/x'."""
+    return _PASSWORD.sub(r"\1***\3", url)

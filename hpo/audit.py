@@ -88,7 +88,8 @@ def load_study(name: str, storage: str | None):
     """The study, or a `UserError` naming the studies the storage holds."""
     import optuna
 
-    from hpo.storage import DEFAULT_STORAGE, open_storage
+    from hpo.settings import DEFAULT_STORAGE
+    from hpo.storage import open_storage
 
     url = storage or DEFAULT_STORAGE
     if "://" not in url and not Path(url).is_file():

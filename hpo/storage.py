@@ -23,7 +23,6 @@ import contextlib
 import fcntl
 import hashlib
 import os
-import re
 import sys
 import time
 from pathlib import Path
@@ -32,18 +31,12 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage, RDBStorage, _CachedStorage
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 
-from datamodules.errors import UserError
+from datamodules.errors import UserError, mask
+from hpo.settings import DEFAULT_STORAGE
 
-DEFAULT_STORAGE = "optuna.journal"
 DB_RETRY_S = 300.0
 ADMISSION_WAIT_S = 120.0  # a lock holder that never lets go (a machine gone without closing): go on without it
-_PASSWORD = re.compile(r"(://[^:/@]+:)([^@]*)(@)")
 _POSTGRES = ("postgresql://", "postgres://")
-
-
-def mask(url: str) -> str:
-    """'postgresql://me:secret@db/x' -> 'postgresql://me:***@db/x'."""
-    return _PASSWORD.sub(r"\1***\3", url)
 
 
 def engine_url(url: str) -> str:

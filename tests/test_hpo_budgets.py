@@ -7,13 +7,13 @@ import pytest
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState, create_trial
 
-from datamodules.errors import UserError
+from datamodules.errors import UserError, mask
 from hpo.__main__ import build_parser, settings_from_args
 from hpo.convergence import Convergence
 from hpo.forced import EXTREMES, forced_configs
 from hpo.phase2 import select_budgets
 from hpo.space import SearchSpace, depth_param
-from hpo.storage import mask, open_storage
+from hpo.storage import open_storage
 from models.budgets import DEFAULT_BUDGETS, STYLES, WIDTHS, count_params, n_heads, parse_budget, solve
 from models.registry import get_spec
 from models.space import Categorical

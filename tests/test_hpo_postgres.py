@@ -195,8 +195,8 @@ def test_postgres_restarted_mid_study(servers, tmp_path, pg_server):
 
 
 def test_postgres_urls_open_with_psycopg_and_never_show_the_password(pg_server):
-    from datamodules.errors import UserError
-    from hpo.storage import engine_url, mask
+    from datamodules.errors import UserError, mask
+    from hpo.storage import engine_url
 
     url = pg_server.url("optuna")
     assert engine_url(url) == pg_server.url("optuna", "postgresql+psycopg")

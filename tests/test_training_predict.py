@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -115,6 +116,8 @@ def test_mlflow_models_serve_answers_with_the_pyfunc_numbers(promoted, tmp_path)
     port = free_port()
     # no PYTHONPATH: the server imports the project from the code the model carries, nothing else
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    # mlflow starts `uvicorn` by name: this interpreter's scripts first, activated or not
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     cmd = [sys.executable, "-m", "mlflow", "models", "serve", "-m", URI, "--env-manager", "local",
            "--host", "127.0.0.1", "-p", str(port), "-w", "1"]
     with open(tmp_path / "serve.log", "w") as log:

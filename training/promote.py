@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,15 +28,13 @@ import numpy as np
 import pandas as pd
 
 from datamodules import tiers
-from datamodules.errors import Parser, UserError, optional, run_main
+from datamodules.errors import Parser, UserError, mask, optional, run_main
 from training.cli import add_run_arguments, config_from_args
 
 KIND = "promotion"
 ALIAS = "champion"
 DEFAULT_SEEDS = 5
 LEDGER_COUNT, LEDGER_RUNS = "test_evaluations", "test_promotion_runs"
-# the study parent's `storage` tag is masked like this (hpo.storage.mask; `training` does not import hpo)
-_PASSWORD = re.compile(r"(://[^:/@]+:)([^@]*)(@)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -158,7 +155,7 @@ def study_source(name: str, storage: str | None = None, run_id: str | None = Non
             matches = [r for r in matches if _same_storage(r.data.tags.get("storage", ""), storage)]
         if not matches:
             known = sorted({r.info.run_name for r in studies})
-            where = f" with storage {_mask(storage)}" if storage is not None else ""
+            where = f" with storage {mask(storage)}" if storage is not None else ""
             raise UserError(f"unknown study {name!r}{where}; studies in the tracking store: "
                             f"{', '.join(known) or 'none'}")
         places = sorted({r.data.tags.get("storage", "?") for r in matches})
@@ -190,12 +187,8 @@ def _search(filter_string: str) -> list:
             return runs
 
 
-def _mask(url: str) -> str:
-    return _PASSWORD.sub(r"\1***\3", url)
-
-
 def _same_storage(tag: str, storage: str) -> bool:
-    shown = _mask(storage)
+    shown = mask(storage)
     if tag == shown:
         return True
     return "://" not in tag and "://" not in shown and Path(tag).resolve() == Path(shown).resolve()
