@@ -58,7 +58,7 @@ def experiment_id() -> str:
 
 def _experiment_id(client: MlflowClient) -> str:
     name = os.environ.get("MLFLOW_EXPERIMENT_NAME")
-    if os.environ.get("MLFLOW_EXPERIMENT_ID"):
+    if os.environ.get("MLFLOW_EXPERIMENT_ID"):  # `mlflow run` sets it (to 0 unless told otherwise)
         exp_id = client.get_experiment(os.environ["MLFLOW_EXPERIMENT_ID"]).experiment_id
     elif name:
         experiment = client.get_experiment_by_name(name)
@@ -68,10 +68,12 @@ def _experiment_id(client: MlflowClient) -> str:
         if experiment is not None:
             exp_id = experiment.experiment_id
         elif client.get_experiment(DEFAULT_EXPERIMENT_ID).name == "Default":
-            client.rename_experiment(DEFAULT_EXPERIMENT_ID, EXPERIMENT)
-            exp_id = DEFAULT_EXPERIMENT_ID
+            exp_id = DEFAULT_EXPERIMENT_ID  # renamed below
         else:
             exp_id = client.create_experiment(EXPERIMENT)
+    if (exp_id == DEFAULT_EXPERIMENT_ID and not name and client.get_experiment(exp_id).name == "Default"
+            and client.get_experiment_by_name(EXPERIMENT) is None):
+        client.rename_experiment(exp_id, EXPERIMENT)
     if client.get_experiment(exp_id).tags.get(KIND_TAG) != KIND:
         client.set_experiment_tag(exp_id, KIND_TAG, KIND)
     return exp_id
