@@ -168,12 +168,9 @@ def mlflow_server(backend_uri: str, workdir: Path, workers: int = 2, timeout: fl
                 raise RuntimeError(f"mlflow server exited ({proc.returncode}):\n{tracker.server_log()}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"mlflow server not up after {timeout:.0f} s:\n{tracker.server_log()}")
-            try:
-                with urllib.request.urlopen(f"{tracker.uri}/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
+            with contextlib.suppress(OSError), urllib.request.urlopen(f"{tracker.uri}/health", timeout=2) as r:
+                if r.status == 200:
+                    break
             time.sleep(0.5)
         yield tracker
     finally:
