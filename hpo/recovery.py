@@ -31,6 +31,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from datamodules.errors import UserError
+from hpo.settings import env_seconds
 
 HEARTBEAT_S = 60.0
 GRACE_S = 600.0
@@ -62,27 +63,14 @@ class Worker:
         return False
 
 
-def _seconds(name: str, default: float) -> float:
-    text = os.environ.get(name, "")
-    if not text.strip():
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        raise UserError(f"{name} must be a number of seconds, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise UserError(f"{name} must be a positive number of seconds, got {text!r}")
-    return value
-
-
 def heartbeat_s() -> float:
     """Seconds between a trial's heartbeats: DIRECTION_HEARTBEAT_S, default HEARTBEAT_S."""
-    return _seconds("DIRECTION_HEARTBEAT_S", HEARTBEAT_S)
+    return env_seconds("DIRECTION_HEARTBEAT_S", HEARTBEAT_S)
 
 
 def grace_s() -> float:
     """Seconds without a heartbeat after which a RUNNING trial is judged dead: DIRECTION_GRACE_S, default GRACE_S."""
-    return _seconds("DIRECTION_GRACE_S", GRACE_S)
+    return env_seconds("DIRECTION_GRACE_S", GRACE_S)
 
 
 def check_timing() -> None:

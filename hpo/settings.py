@@ -3,6 +3,8 @@ and the argument checks start fast."""
 
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import dataclass
 
 from datamodules.errors import UserError
@@ -11,6 +13,22 @@ from models.budgets import StyleGrid, style_grid
 from training.config import RunConfig
 
 DEFAULT_STORAGE = "optuna.journal"  # a journal file in the working directory (hpo/storage.py)
+
+
+def env_seconds(name: str, default: float, *, zero_ok: bool = False) -> float:
+    """A duration from the environment variable `name` (unset or empty: `default`); a `UserError` for
+    anything but a finite number of seconds > 0 (>= 0 with `zero_ok`)."""
+    text = os.environ.get(name, "")
+    if not text.strip():
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise UserError(f"{name} must be a number of seconds, got {text!r}") from None
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero_ok):
+        raise UserError(f"{name} must be a {'non-negative' if zero_ok else 'positive'} number of seconds, "
+                        f"got {text!r}")
+    return value
 
 
 @dataclass

@@ -32,7 +32,7 @@ from optuna.storages import BaseStorage, RDBStorage, _CachedStorage
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 
 from datamodules.errors import UserError, mask
-from hpo.settings import DEFAULT_STORAGE
+from hpo.settings import DEFAULT_STORAGE, env_seconds
 
 DB_RETRY_S = 300.0
 ADMISSION_WAIT_S = 120.0  # a lock holder that never lets go (a machine gone without closing): go on without it
@@ -118,16 +118,7 @@ def _pg_advisory_lock(url: str, key: int):
 
 
 def db_retry_s() -> float:
-    text = os.environ.get("DIRECTION_DB_RETRY_S", "")
-    if not text.strip():
-        return DB_RETRY_S
-    try:
-        value = float(text)
-    except ValueError:
-        raise UserError(f"DIRECTION_DB_RETRY_S must be a number of seconds, got {text!r}") from None
-    if not value >= 0:
-        raise UserError(f"DIRECTION_DB_RETRY_S must be >= 0, got {text!r}")
-    return value
+    return env_seconds("DIRECTION_DB_RETRY_S", DB_RETRY_S, zero_ok=True)
 
 
 def transient(err: BaseException) -> bool:
