@@ -1,9 +1,12 @@
 """DirectionClassifier: a backbone, a one-logit head, a classification loss, the binary metrics, AdamW.
 
 Logits are cast to float32 before the loss, the metrics and the probabilities, so mixed precision
-(`bf16-mixed`, `16-mixed`) changes the network's arithmetic only. A non-finite training loss is recorded
-on the device where it happens (no host sync per step) and raised as `NonFiniteLossError` when the
-record is read: before each validation, at the end of each training epoch and of training.
+(`bf16-mixed`, `16-mixed`) changes the network's arithmetic only. A training step adds nothing to the GPU's
+queue beyond the network and waits for nothing: its loss is kept on the device (`EpochLosses`) and read at
+the epoch's boundaries, where `train/loss` (the epoch's mean weighted by batch size) is logged once and a
+non-finite loss raises `NonFiniteLossError`: before each validation, at the end of each training epoch and
+of training. (A `self.log` in every step costs about as much Python time as a small network's whole step:
+`python -m bench.accelerator --batches 2` shows the Lightning path against a bare loop where steps are cheap.)
 """
 
 from __future__ import annotations
@@ -27,6 +30,54 @@ if ("ignore", None, PossibleUserWarning, None, 0) in warnings.filters:
     warnings.filterwarnings("default", category=PossibleUserWarning, append=True)
 
 
+class EpochLosses:
+    """The training losses of one epoch on their device: `add` keeps a reference (no kernel, no host
+    sync); `check` reads those added since the last check (one sync) and raises `NonFiniteLossError` at the
+    first non-finite one; `mean` is the epoch's mean weighted by batch size, a tensor on the device."""
+
+    def __init__(self):
+        self.clear()
+
+    def clear(self) -> None:
+        self._losses: list[torch.Tensor] = []
+        self._where: list[tuple[int, int, int]] = []  # (global step, batch index, batch size)
+        self._sum: torch.Tensor | float = 0.0  # of the checked losses, times their batch sizes
+        self._count = 0
+
+    def add(self, loss: torch.Tensor, step: int, batch: int, size: int) -> None:
+        self._losses.append(loss.detach())
+        self._where.append((step, batch, size))
+
+    def _pending(self) -> tuple[torch.Tensor, torch.Tensor]:
+        losses = torch.stack(self._losses).float()
+        return losses, losses.new_tensor([size for _, _, size in self._where])
+
+    def check(self) -> None:
+        if not self._losses:
+            return
+        losses, sizes = self._pending()
+        bad = ~torch.isfinite(losses)
+        if bad.any():
+            k = int(bad.nonzero()[0])
+            step, batch, _ = self._where[k]
+            value = losses[k].item()
+            self.clear()
+            raise NonFiniteLossError(
+                f"non-finite training loss {value} at global step {step} (batch {batch}); "
+                "check the inputs for NaN/inf and lower the learning rate"
+            )
+        self._sum = self._sum + (losses * sizes).sum()
+        self._count += int(sizes.sum())
+        self._losses, self._where = [], []
+
+    def mean(self) -> torch.Tensor:
+        total, count = self._sum, self._count
+        if self._losses:
+            losses, sizes = self._pending()
+            total, count = total + (losses * sizes).sum(), count + int(sizes.sum())
+        return total / count
+
+
 class DirectionClassifier(pl.LightningModule):
     """[B, L, F] -> one logit per sample; `predict_step` gives P(rise >= threshold within horizon).
 
@@ -46,8 +97,7 @@ class DirectionClassifier(pl.LightningModule):
         metrics = binary_metric_collection()
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
-        # (global step, batch index, value) of the first non-finite training loss, on the loss's device
-        self._first_bad: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+        self.train_losses = EpochLosses()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(x)).squeeze(-1)
@@ -55,37 +105,25 @@ class DirectionClassifier(pl.LightningModule):
     def training_step(self, batch, batch_idx):
         x, y = batch
         loss = self.loss(self(x).float(), y.reshape(-1))
-        self._record_non_finite(loss.detach(), batch_idx)
-        self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
+        self.train_losses.add(loss, self.global_step, batch_idx, len(y))
+        if self._ends_epoch(batch_idx):
+            self.log("train/loss", self.train_losses.mean(), on_step=False, on_epoch=True, batch_size=1)
         return loss
 
-    # -- non-finite loss: recorded on the device each step, read at epoch boundaries -----------------------
-
-    def _record_non_finite(self, loss: torch.Tensor, batch_idx: int) -> None:
-        """Keep the step, batch and value of the first non-finite loss; device ops only, nothing waits."""
-        if self._first_bad is None or self._first_bad[0].device != loss.device:
-            none = torch.full((), -1, dtype=torch.int64, device=loss.device)
-            self._first_bad = (none, none, torch.zeros((), device=loss.device))
-        step, batch, value = self._first_bad
-        new = (step < 0) & ~torch.isfinite(loss)
-        self._first_bad = (torch.where(new, self.global_step, step), torch.where(new, batch_idx, batch),
-                           torch.where(new, loss.float(), value))
+    def _ends_epoch(self, batch_idx: int) -> bool:
+        """Whether this training step is the epoch's last: its last batch, or `max_steps` reached."""
+        trainer = self._trainer
+        if trainer is None:  # a step called outside a Trainer: nothing to log to
+            return False
+        return (batch_idx + 1 >= trainer.num_training_batches
+                or 0 <= trainer.max_steps <= self.global_step + 1)
 
     def check_finite_loss(self) -> None:
-        """Raise `NonFiniteLossError` if a training loss since the start of fit was NaN or infinite (one
-        host sync)."""
-        if self._first_bad is None:
-            return
-        step, batch, value = (t.item() for t in self._first_bad)
-        if step >= 0:
-            self._first_bad = None
-            raise NonFiniteLossError(
-                f"non-finite training loss {value} at global step {step} (batch {batch}); "
-                "check the inputs for NaN/inf and lower the learning rate"
-            )
+        """Raise `NonFiniteLossError` if a training loss of this epoch was NaN or infinite."""
+        self.train_losses.check()
 
-    def on_train_start(self):
-        self._first_bad = None
+    def on_train_epoch_start(self):
+        self.train_losses.clear()
 
     def on_validation_epoch_start(self):
         self.check_finite_loss()  # before a diverged network is evaluated, checkpointed or early-stopped

@@ -5,7 +5,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from models.classifier import DirectionClassifier, build_classifier
+from models.classifier import DirectionClassifier, EpochLosses, build_classifier
 from models.losses import NonFiniteLossError, make_loss
 from models.registry import available, build_backbone
 
@@ -63,9 +63,54 @@ def test_hparams_record_the_model_not_the_modules():
     assert isinstance(optimizer, torch.optim.AdamW) and optimizer.defaults["lr"] == 3e-4
 
 
-@pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`")
 def test_direct_construction_with_float_column_labels():
     backbone = build_backbone("timexer", F, L, **TINY)
     model = DirectionClassifier(backbone, make_loss("bce"), dropout=0.2)
     x, y = torch.randn(3, L, F), torch.tensor([[1.0], [0.0], [1.0]])
     assert model.training_step((x, y), 0).ndim == 0
+
+
+class _StepLosses(pl.Callback):
+    """Each step's loss and batch size as Lightning hands them to callbacks, and `train/loss` per epoch."""
+
+    def __init__(self):
+        self.steps, self.epochs = [], []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.steps.append((trainer.current_epoch, outputs["loss"].item(), len(batch[1])))
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        self.epochs.append(trainer.callback_metrics["train/loss"].item())
+
+
+@pytest.mark.parametrize("max_steps", [-1, 4])
+def test_train_loss_is_the_epochs_mean_weighted_by_batch_size(max_steps):
+    """20 samples in batches of 8, 8, 4: each epoch's `train/loss` is sum(loss * size) / sum(size) of its
+    steps, also when `max_steps` ends training in the middle of an epoch."""
+    pl.seed_everything(0)
+    model = build_classifier("itransformer", F, L, lr=1e-2, **TINY)
+    record = _StepLosses()
+    trainer = pl.Trainer(max_epochs=2, max_steps=max_steps, accelerator="cpu", logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         callbacks=[record])
+    trainer.fit(model, _loader(20, 0))
+    expected = []
+    for epoch in sorted({e for e, _, _ in record.steps}):
+        steps = [(loss, size) for e, loss, size in record.steps if e == epoch]
+        expected.append(sum(loss * size for loss, size in steps) / sum(size for _, size in steps))
+    assert len(record.steps) == (6 if max_steps < 0 else 4)
+    assert record.epochs == pytest.approx(expected, rel=1e-6)
+
+
+def test_epoch_losses_name_the_first_non_finite_step_after_a_clean_check():
+    losses = EpochLosses()
+    losses.add(torch.tensor(1.0), 0, 0, 8)
+    losses.add(torch.tensor(2.0), 1, 1, 4)
+    losses.check()
+    losses.add(torch.tensor(4.0), 2, 2, 4)
+    assert losses.mean().item() == pytest.approx((8 + 8 + 16) / 16)
+    losses.add(torch.tensor(float("nan")), 3, 3, 4)
+    losses.add(torch.tensor(float("inf")), 4, 4, 4)
+    with pytest.raises(NonFiniteLossError, match=r"non-finite training loss nan at global step 3 \(batch 3\)"):
+        losses.check()
+    losses.check()  # cleared: the error is raised once
