@@ -1,6 +1,8 @@
 """`python -m training.promote` end to end on a tiny study: real Optuna journal, real Lightning, real MLflow
 (the temp sqlite store of conftest), the real registry and pyfunc loading."""
 
+from concurrent.futures import ThreadPoolExecutor
+
 import mlflow
 import numpy as np
 import pandas as pd
@@ -18,7 +20,7 @@ from tests.test_training_cli import parse
 from training import tracking
 from training.config import RunConfig
 from training.evaluate import predict_probs
-from training.promote import main
+from training.promote import ledger, main, record_look
 from training.train import build_model
 
 NAME = "spy-direction"
@@ -140,8 +142,9 @@ def test_promote_a_study_registers_one_evaluated_ensemble(study, capsys, tmp_pat
     assert str(client.get_model_version_by_alias(NAME, "champion").version) == "2"
     parent = client.get_run(study.parent_run_id)
     promotions = [r.info.run_id for r in all_runs() if r.data.tags["kind"] == "promotion"]
-    assert parent.data.tags["test_evaluations"] == "2" and parent.data.metrics["test_evaluations"] == 2
-    assert sorted(parent.data.tags["test_promotion_runs"].split(",")) == sorted(promotions)
+    assert parent.data.metrics["test_evaluations"] == 2
+    assert sorted(ledger(study.parent_run_id)) == sorted(promotions)
+    assert ledger(study.parent_run_id) == sorted(promotions, key=lambda r: client.get_run(r).info.start_time)
 
 
 BAD = [
@@ -171,3 +174,16 @@ def test_bad_input_is_one_line_and_leaves_nothing(capsys, tmp_path, tiny_config)
         assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], (args, lines)
         assert not versions() and [r.data.tags["kind"] for r in all_runs()] == ["study"], args
         assert [r.info.status for r in all_runs()] == ["FINISHED"]
+
+
+def test_simultaneous_looks_are_all_recorded():
+    """Four promotions recording reads of one study's test split at once (threads, the real sqlite
+    store): every read is in the ledger and the count metric ends at the total."""
+    client = MlflowClient()
+    study_run = client.create_run(client.create_experiment("ledger")).info.run_id
+    readers = [[f"promotion{k}{i}" for i in range(5)] for k in range(4)]
+    with ThreadPoolExecutor(len(readers)) as pool:
+        counts = list(pool.map(lambda runs: [record_look(study_run, run) for run in runs], readers))
+    assert sorted(ledger(study_run)) == sorted(run for runs in readers for run in runs)
+    assert client.get_run(study_run).data.metrics["test_evaluations"] == 20
+    assert all(runs == sorted(set(runs)) for runs in counts)  # each reader's count only grows

@@ -11,8 +11,9 @@ predictions, and registers the ensemble as a new version of the MLflow model `--
 the last step, so bad input leaves no run RUNNING and no version or alias behind.
 
 Test ledger: a promotion whose config comes from a study (or one of its trials, or an earlier promotion of
-it) is recorded on the study's parent run (`test_evaluations`, `test_promotion_runs`); a warning says how
-often that study's test split has been read before.
+it) is recorded on the study's parent run: a tag `test_read.<promotion run id>` per read (its own key, so
+promotions running at the same time never overwrite each other's record) and the metric `test_evaluations`
+(the count, step = count); a warning says how often that study's test split has been read before.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import argparse
 import math
 import os
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +36,7 @@ from training.cli import add_run_arguments, config_from_args
 KIND = "promotion"
 ALIAS = "champion"
 DEFAULT_SEEDS = 5
-LEDGER_COUNT, LEDGER_RUNS = "test_evaluations", "test_promotion_runs"
+LEDGER_COUNT, LEDGER_READ = "test_evaluations", "test_read."  # metric; tag prefix
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -195,24 +197,26 @@ def _same_storage(tag: str, storage: str) -> bool:
 
 
 def ledger(study_run_id: str | None) -> list[str]:
-    """The promotion runs that read the study's test split so far."""
+    """The promotion runs that read the study's test split so far, oldest first."""
     if study_run_id is None:
         return []
     from mlflow.tracking import MlflowClient
 
-    return [r for r in MlflowClient().get_run(study_run_id).data.tags.get(LEDGER_RUNS, "").split(",") if r]
+    tags = MlflowClient().get_run(study_run_id).data.tags
+    reads = sorted((when, key.removeprefix(LEDGER_READ)) for key, when in tags.items() if key.startswith(LEDGER_READ))
+    return [run for _, run in reads]
 
 
 def record_look(study_run_id: str | None, promotion_run_id: str) -> int:
-    """Add a read of the test split to the study's ledger; returns the count."""
+    """Add a read of the test split to the study's ledger; returns the count, this read included."""
     if study_run_id is None:
         return 0
     from training import tracking
 
-    runs = [*ledger(study_run_id), promotion_run_id]
-    tracking.log_batch(study_run_id, {LEDGER_COUNT: len(runs)}, step=len(runs),
-                       tags={LEDGER_COUNT: len(runs), LEDGER_RUNS: ",".join(runs)})
-    return len(runs)
+    tracking.log_batch(study_run_id, tags={f"{LEDGER_READ}{promotion_run_id}": f"{time.time_ns():020d}"})
+    count = len(ledger(study_run_id))
+    tracking.log_batch(study_run_id, {LEDGER_COUNT: count}, step=count)
+    return count
 
 
 @dataclass
