@@ -35,7 +35,7 @@ from datamodules.errors import UserError, mask
 from hpo.settings import DEFAULT_STORAGE, env_seconds
 
 DB_RETRY_S = 300.0
-ADMISSION_WAIT_S = 120.0  # a lock holder that never lets go (a machine gone without closing): go on without it
+ADMISSION_NOTICE_S = 60.0  # a worker waiting this long for admission says so, once
 _POSTGRES = ("postgresql://", "postgres://")
 
 
@@ -216,10 +216,12 @@ class Admission:
     """One worker at a time from "does the study need another trial?" to that trial existing. Across
     machines on PostgreSQL (an advisory lock, released by the server when the worker's connection dies);
     on one machine for a journal or SQLite file (a `flock` on it); other RDB storages are not locked.
+    A worker waits as long as the lock is held: the kernel releases a dead process's `flock`, and the server
+    ends a vanished machine's session (its keepalives, `_pg_connect_args`) and with it the advisory lock.
     `release` may be called any number of times."""
 
-    def __init__(self, url: str | None, study_name: str, wait: float = ADMISSION_WAIT_S):
-        self.url, self.study_name, self.wait = url or DEFAULT_STORAGE, study_name, wait
+    def __init__(self, url: str | None, study_name: str):
+        self.url, self.study_name = url or DEFAULT_STORAGE, study_name
         self.shown = mask(self.url)
         self._release = None
 
@@ -252,12 +254,11 @@ class Admission:
         engine = sqlalchemy.create_engine(engine_url(self.url), poolclass=NullPool, connect_args=_pg_connect_args())
         conn = engine.connect()
         key = _key(f"admission:{self.study_name}")
-        deadline = time.monotonic() + self.wait
+        waiting = self._waiting()
         try:
             while not conn.execute(sqlalchemy.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
                 conn.rollback()
-                if time.monotonic() > deadline:
-                    break  # never block a study for good; at worst it runs a trial more
+                next(waiting)
                 time.sleep(0.05)
             conn.commit()
         except BaseException:
@@ -274,13 +275,22 @@ class Admission:
 
     def _flock(self, path: str):
         fd = os.open(path, os.O_RDONLY)
-        deadline = time.monotonic() + self.wait
+        waiting = self._waiting()
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                if time.monotonic() > deadline:
-                    break
+                next(waiting)
                 time.sleep(0.02)
         return lambda: os.close(fd)  # closing releases the lock
+
+    def _waiting(self):
+        """Advanced once per failed try: after `ADMISSION_NOTICE_S` it says once on stderr who is waited for."""
+        since = time.monotonic()
+        while time.monotonic() - since < ADMISSION_NOTICE_S:
+            yield
+        print(f"waiting for study {self.study_name!r}'s admission lock on {self.shown}: another worker holds it",
+              file=sys.stderr, flush=True)
+        while True:
+            yield

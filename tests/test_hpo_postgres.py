@@ -242,12 +242,15 @@ def test_storage_calls_wait_out_a_database_outage(pg_server, capfd):
     assert "unavailable during" in err and "back after" in err and PASSWORD not in err
 
 
-def test_admission_is_one_worker_at_a_time(pg_server, tmp_path):
+def test_admission_is_one_worker_at_a_time(pg_server, tmp_path, monkeypatch, capfd):
     """Counting the study and creating its next trial: one worker at a time, on PostgreSQL across machines,
-    on a journal file within one (a lock on the whole file)."""
+    on a journal file within one (a lock on the whole file); a worker waits as long as it takes, and says so."""
     import threading
 
+    from hpo import storage
     from hpo.storage import Admission
+
+    monkeypatch.setattr(storage, "ADMISSION_NOTICE_S", 0.2)
 
     journal = tmp_path / "optuna.journal"
     journal.write_text("")
@@ -272,3 +275,4 @@ def test_admission_is_one_worker_at_a_time(pg_server, tmp_path):
         first.release()  # idempotent
         thread.join(10)
         assert order == ["first", "second"], url
+        assert capfd.readouterr().err.count("waiting for study 's'") == 1, url
