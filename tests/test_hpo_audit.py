@@ -16,7 +16,9 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState, create_trial
 
 from datamodules.errors import UserError, run_main
-from hpo.audit import SECTIONS, main
+from hpo.audit.__main__ import main
+from hpo.audit.checks import SECTIONS
+from hpo.audit.report import figures
 from hpo.parent import PARENT_ATTR
 from hpo.storage import open_storage
 from training import tracking
@@ -207,3 +209,27 @@ def test_unknown_study_and_storage(capsys):
         run_main(main, ["--study", "x"])
     assert exit_.value.code == 2
     assert capsys.readouterr().err.strip() == "error: no study 'x' in optuna.journal; studies there: other"
+
+
+def test_a_deleted_parent_run_is_no_parent(capsys):
+    """A deleted run still reads back: the audit run must not be nested under it."""
+    client = MlflowClient()
+    parent_id = client.create_run(tracking.experiment_id(), run_name="gone", tags={"kind": "study"}).info.run_id
+    client.delete_run(parent_id)
+    storage, _ = open_storage(None)
+    study = optuna.create_study(study_name="orphan", storage=storage, direction="maximize")
+    study.set_user_attr(PARENT_ATTR, parent_id)
+    study.add_trial(create_trial(state=TrialState.FAIL, user_attrs={"error": "ValueError: bad"}))
+    assert main(["--study", "orphan"]) == 0
+    audit_run(None)
+    assert "(the study has no parent run)" in capsys.readouterr().out
+
+
+def test_the_budget_plot_draws_an_interval_that_misses_its_point():
+    """A percentile interval need not contain its point estimate (errorbar refuses negative distances)."""
+    row = {"budget": "20k", "style": "searched", "val_auroc": 0.60, "ci_low": 0.61, "ci_high": 0.70}
+    report = {"importances": {"history": [], "values": {}}, "selection": {}, "overfit_gap": {"trials": []},
+              "by_budget": {"best": [row]}, "boundary_hits": []}
+    (figure,) = figures("s", report, []).values()
+    (bar,) = figure.axes[0].collections
+    assert np.allclose(bar.get_segments(), [[[0, 0.61], [0, 0.70]]])

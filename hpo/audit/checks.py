@@ -1,0 +1,334 @@
+"""The audit's sections, each a function of the trials (`hpo.audit.trials.TrialData`); `audit` composes them
+into the report (a dict keyed by `SECTIONS`):
+
+- `states`: trials per state, and why each failed trial failed;
+- `boundary_hits`: searched parameters whose top trials (the top decile of the completed, searched trials,
+  at least 5) sit at one edge of their range: at least half of them in the outer tenth of the range (in
+  its search scale; for an ordered choice of at least 3 values or an integer with at most 10, the end
+  value itself). The range is probably too narrow on that side (or the edge is a hard limit: dropout 0);
+  the forced grid and a transferred config sit at fixed values and are left out;
+- `overfit_gap`: train against val AUROC of the top trials at their best epoch (`best/train/auroc`);
+- `importances`: Optuna's fANOVA importances over the parameters every searched trial has, and the
+  optimisation history;
+- `suspicious`: an AUROC interval entirely below 0.5; a val AUROC more than `--high-margin` above the best
+  baseline's (for daily direction that is more likely leakage than skill); non-finite losses; val loss and
+  val AUROC disagreeing (one improving while the other worsens) on most epochs; one-class splits (an AUROC
+  that is NaN);
+- `by_budget`: the best trial per budget and style with its interval, and which budgets' best trials are
+  distinguishable (paired block-bootstrap interval of the difference on their report-part predictions);
+- `selection`: the best val AUROC against the selection null (the 95th percentile of the best of as many
+  random scorers as there are completed trials, on the same val labels).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import statistics
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+
+from datamodules.errors import UserError
+from hpo.audit.trials import TrialData, scored
+
+TOP_FRACTION = 0.1
+MIN_TOP = 5
+EDGE = 0.1  # the outer tenth of a range is its edge
+EDGE_SHARE = 0.5  # flagged when at least this share (and 2) of the top trials sit at one edge
+FEW_VALUES = 10  # an integer range with at most this many values: its edge is its end value
+HIGH_MARGIN = 0.15
+MISMATCH_SHARE = 0.5
+MIN_STEPS = 3  # epochs - 1 needed before loss and AUROC can disagree "for most of training"
+LARGE_GAP = 0.1  # train minus val AUROC the overfit section calls large
+N_BOOT = 1000
+LEVEL = 0.95
+SECTIONS = ("states", "boundary_hits", "overfit_gap", "importances", "suspicious", "by_budget", "selection")
+
+
+def states(trials: list[TrialData]) -> dict:
+    from hpo.recovery import FAILED_REASON
+
+    counts = Counter(d.trial.state.name for d in trials)
+    failures = []
+    for d in trials:
+        if d.trial.state.name != "FAIL":
+            continue
+        reason = d.trial.user_attrs.get("error") or d.trial.user_attrs.get(FAILED_REASON) or "no reason recorded"
+        failures.append({"trial": d.number, "run_id": d.run_id, "reason": reason})
+    reasons = Counter(f["reason"].splitlines()[0][:200] for f in failures)
+    return {"total": len(trials), "counts": dict(sorted(counts.items())), "failures": failures,
+            "reasons": dict(reasons.most_common())}
+
+
+def _top(pool: list[TrialData]) -> list[TrialData]:
+    """The top decile by val AUROC (at least MIN_TOP, at most all), best first."""
+    k = min(len(pool), max(math.ceil(TOP_FRACTION * len(pool)), MIN_TOP))
+    return sorted(pool, key=lambda d: (-d.trial.value, d.number))[:k]
+
+
+def _searched(d: TrialData) -> bool:
+    attrs = d.trial.user_attrs
+    return not attrs.get("forced") and "transferred" not in attrs
+
+
+def _order(choices) -> list | None:
+    """Categorical choices in their natural order (numbers, or budgets like 750k), or None when unordered."""
+    from models.budgets import parse_budget
+
+    if len(choices) < 3:
+        return None  # with two choices every value is at an edge
+    if all(isinstance(c, int | float) and not isinstance(c, bool) for c in choices):
+        return sorted(choices)
+    try:
+        return sorted(choices, key=lambda c: parse_budget(str(c)))
+    except UserError:
+        return None
+
+
+def edge_of(distribution, value) -> str | None:
+    """'low' or 'high' when `value` sits at that edge of the distribution's range, else None."""
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+
+    if isinstance(distribution, CategoricalDistribution):
+        order = _order(distribution.choices)
+        if order is None:
+            return None
+        return "low" if value == order[0] else "high" if value == order[-1] else None
+    low, high = distribution.low, distribution.high
+    if high <= low:
+        return None
+    if isinstance(distribution, IntDistribution) and (high - low) // distribution.step + 1 <= FEW_VALUES:
+        return "low" if value == low else "high" if value == high else None
+    if distribution.log:
+        position = (math.log(value) - math.log(low)) / (math.log(high) - math.log(low))
+    else:
+        position = (value - low) / (high - low)
+    return "low" if position <= EDGE else "high" if position >= 1 - EDGE else None
+
+
+def _range(distribution) -> object:
+    from optuna.distributions import CategoricalDistribution
+
+    if isinstance(distribution, CategoricalDistribution):
+        return list(_order(distribution.choices) or distribution.choices)
+    return [distribution.low, distribution.high] + (["log"] if distribution.log else [])
+
+
+def boundary_hits(trials: list[TrialData]) -> list[dict]:
+    pool = [d for d in scored(trials) if _searched(d)]
+    top = _top(pool)
+    hits = []
+    for name in sorted({p for d in top for p in d.trial.params}):
+        holders = [d for d in top if name in d.trial.params]
+        distribution = holders[0].trial.distributions[name]
+        need = max(2, math.ceil(EDGE_SHARE * len(holders)))
+        for side in ("low", "high"):
+            at = [d for d in holders if edge_of(distribution, d.trial.params[name]) == side]
+            if len(at) < need:
+                continue
+            everyone = [d for d in pool if name in d.trial.params]
+            share_all = sum(edge_of(distribution, d.trial.params[name]) == side for d in everyone) / len(everyone)
+            hits.append({
+                "param": name, "edge": side, "range": _range(distribution), "top_at_edge": len(at),
+                "top": len(holders), "share_of_all_at_edge": round(share_all, 3),
+                "trials": [d.number for d in at], "values": [d.trial.params[name] for d in at],
+            })
+    return hits
+
+
+def overfit_gap(trials: list[TrialData]) -> dict:
+    rows = []
+    for d in _top(scored(trials)):
+        train = d.metric("best/train/auroc")
+        val = d.trial.value
+        gap = None if train is None or not math.isfinite(train) else train - val
+        rows.append({"trial": d.number, "run_id": d.run_id, "train_auroc": train, "val_auroc": val, "gap": gap,
+                     "best_epoch": d.metric("best/epoch")})
+    gaps = [r["gap"] for r in rows if r["gap"] is not None]
+    return {"trials": rows, "median_gap": statistics.median(gaps) if gaps else None,
+            "max_gap": max(gaps) if gaps else None,
+            "large": [r["trial"] for r in rows if r["gap"] is not None and r["gap"] > LARGE_GAP],
+            "large_threshold": LARGE_GAP,
+            "missing": [r["trial"] for r in rows if r["gap"] is None]}
+
+
+def importances(study, trials: list[TrialData]) -> dict:
+    """fANOVA (seeded) over the params every counted searched trial has, and the optimisation history."""
+    import optuna
+
+    counted = scored(trials)
+    history, best = [], -math.inf
+    for d in sorted(counted, key=lambda d: d.number):
+        best = max(best, d.trial.value)
+        history.append({"trial": d.number, "value": d.trial.value, "best_so_far": best})
+    out: dict = {"method": "fanova", "values": {}, "history": history}
+    searched = [d for d in counted if _searched(d)] or counted
+    params = sorted(set.intersection(*(set(d.trial.params) for d in searched))) if searched else []
+    params = [p for p in params if len({repr(d.trial.params[p]) for d in searched}) > 1]
+    if len(searched) < 2 or not params:
+        out["note"] = "too few completed trials, or no parameter that varies"
+        return out
+    try:
+        values = optuna.importance.get_param_importances(
+            study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0), params=params)
+    except (ValueError, RuntimeError) as err:
+        out["note"] = f"not computable: {err}"
+        return out
+    out["values"] = {k: float(v) for k, v in values.items()}
+    return out
+
+
+def _finding(check: str, d: TrialData, detail: str) -> dict:
+    return {"check": check, "trial": d.number, "run_id": d.run_id, "detail": detail}
+
+
+def suspicious(trials: list[TrialData], high_margin: float = HIGH_MARGIN) -> list[dict]:
+    found = []
+    for d in trials:
+        state = d.trial.state.name
+        error = d.trial.user_attrs.get("error", "")
+        val, high = d.metric("best/val/auroc"), d.metric("best/val/auroc_ci_high")
+        if state == "COMPLETE" and high is not None and high < 0.5:
+            found.append(_finding("below_chance", d, f"val AUROC {val:.4f}, 95% CI ends at {high:.4f} < 0.5: the "
+                                                     "scores are inverted or the labels misaligned"))
+        baseline = d.metric("baseline/best/val/auroc")
+        if state == "COMPLETE" and val is not None and baseline is not None and val - baseline > high_margin:
+            found.append(_finding("implausibly_high", d, f"val AUROC {val:.4f} is {val - baseline:+.4f} above the "
+                                                         f"best baseline's {baseline:.4f} (margin {high_margin}): "
+                                                         "look for leakage"))
+        bad = [k for k in ("train/loss", "val/loss") if any(not math.isfinite(v) for v in d.history.get(k, []))]
+        if bad or "non-finite" in error.lower():
+            what = ", ".join(bad) if bad else "the training loss"
+            found.append(_finding("non_finite_loss", d, f"{what} non-finite" + (f" ({error[:200]})" if error else "")))
+        mismatch = _disagreement(d.history.get("val/loss", []), d.history.get("val/auroc", []))
+        if mismatch is not None and mismatch[0] > MISMATCH_SHARE * mismatch[1]:
+            found.append(_finding("loss_metric_mismatch", d, f"val loss and val AUROC disagree on {mismatch[0]} of "
+                                                             f"{mismatch[1]} epochs (one improves, the other worsens)"))
+        nan = [k for k in ("best/val/auroc", "best/train/auroc")
+               if d.run is not None and k in d.run.data.metrics and math.isnan(d.run.data.metrics[k])]
+        if nan or "one class" in error:
+            found.append(_finding("one_class", d, (f"{', '.join(nan)} NaN: " if nan else "") + "a split with one "
+                                                 "class" + (f" ({error[:200]})" if error else "")))
+    return found
+
+
+def _disagreement(loss: list[float], auroc: list[float]) -> tuple[int, int] | None:
+    """(epochs where loss and AUROC move the same way, i.e. one improves while the other worsens, epochs
+    compared); None with fewer than MIN_STEPS steps."""
+    n = min(len(loss), len(auroc))
+    if n - 1 < MIN_STEPS:
+        return None
+    loss, auroc = np.asarray(loss[:n]), np.asarray(auroc[:n])
+    if not (np.isfinite(loss).all() and np.isfinite(auroc).all()):
+        return None
+    dl, da = np.diff(loss), np.diff(auroc)
+    moved = (dl != 0) & (da != 0)
+    if moved.sum() < MIN_STEPS:
+        return None
+    return int((np.sign(dl[moved]) == np.sign(da[moved])).sum()), int(moved.sum())
+
+
+def _interval(values: np.ndarray) -> tuple[float | None, float | None]:
+    if np.isnan(values).all():
+        return None, None
+    tail = (1 - LEVEL) / 2 * 100
+    low, high = np.nanpercentile(values, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def by_budget(trials: list[TrialData]) -> dict:
+    from hpo.parent import budget_of
+    from models.budgets import parse_budget
+    from models.intervals import block_bootstrap_indices, block_length, rank_auroc, resampled_auroc
+
+    counted = scored(trials)
+    groups: dict[tuple[str, str], list[TrialData]] = {}
+    for d in counted:
+        budget = budget_of(d.trial)
+        if budget is not None:
+            groups.setdefault((budget, d.trial.user_attrs.get("style", "searched")), []).append(d)
+
+    def size(budget: str) -> int:
+        try:
+            return parse_budget(budget)
+        except UserError:
+            return 0
+
+    rows = []
+    for (budget, style), members in sorted(groups.items(), key=lambda kv: (size(kv[0][0]), kv[0][1])):
+        best = max(members, key=lambda d: (d.trial.value, -d.number))
+        rows.append({"budget": budget, "style": style, "trials": len(members), "best_trial": best.number,
+                     "val_auroc": best.trial.value, "ci_low": best.metric("best/val/auroc_ci_low"),
+                     "ci_high": best.metric("best/val/auroc_ci_high"), "run_id": best.run_id})
+    per_budget: dict[str, TrialData] = {}
+    for d in counted:
+        budget = budget_of(d.trial)
+        if budget is not None and (budget not in per_budget or (d.trial.value, -d.number) >
+                                   (per_budget[budget].trial.value, -per_budget[budget].number)):
+            per_budget[budget] = d
+    budgets = sorted(per_budget, key=size)
+    frames = {b: per_budget[b].predictions() for b in budgets}
+    pairs = []
+    usable = [b for b in budgets if frames[b] is not None]
+    if len(usable) >= 2:
+        dates = pd.DatetimeIndex(sorted(set.intersection(*(set(frames[b].index) for b in usable))))
+        labels = frames[usable[0]]["label"].reindex(dates).to_numpy(dtype=float)
+        block = block_length(labels, per_budget[usable[0]].horizon)
+        idx = block_bootstrap_indices(len(dates), block, N_BOOT, np.random.default_rng(0))
+        scores = {b: frames[b]["probability"].reindex(dates).to_numpy(dtype=float) for b in usable}
+        samples = {b: resampled_auroc(labels, scores[b], idx) for b in usable}
+        points = {b: float(rank_auroc(labels, scores[b])) for b in usable}
+    for a, b in itertools.combinations(budgets, 2):
+        pair = {"a": a, "b": b, "trial_a": per_budget[a].number, "trial_b": per_budget[b].number,
+                "diff": per_budget[a].trial.value - per_budget[b].trial.value}
+        if a in usable and b in usable:  # the difference on the predictions the interval resamples
+            low, high = _interval(samples[a] - samples[b])
+            pair |= {"diff": points[a] - points[b], "ci_low": low, "ci_high": high,
+                     "distinguishable": low is not None and (low > 0 or high < 0)}
+        else:
+            pair |= {"ci_low": None, "ci_high": None, "distinguishable": None,
+                     "note": "no predictions/val.parquet for one of them"}
+        pairs.append(pair)
+    return {"best": rows, "pairs": pairs,
+            "distinguishable": [[p["a"], p["b"]] for p in pairs if p["distinguishable"]]}
+
+
+def selection(trials: list[TrialData], parent_metrics: dict[str, float]) -> dict:
+    from hpo.parent import best_trial
+    from models.intervals import selection_null
+
+    counted = scored(trials)
+    best = best_trial([d.trial for d in trials])
+    if best is None:
+        return {"note": "no completed trial"}
+    data = next(d for d in trials if d.number == best.number)
+    out = {"best_trial": best.number, "best_val_auroc": best.value, "k": len(counted)}
+    frame = data.predictions()
+    if frame is not None and frame["label"].nunique() == 2:
+        null = selection_null(frame["label"].to_numpy(dtype=float), len(counted), horizon=data.horizon,
+                              seed=len(counted))
+        out |= {"null_p95": null, "source": "the best trial's val labels"}
+    elif "selection/null_auroc_p95" in parent_metrics:
+        out |= {"null_p95": parent_metrics["selection/null_auroc_p95"], "source": "the study's parent run"}
+    else:
+        out |= {"null_p95": None, "note": "no val labels to simulate on (no predictions/val.parquet)"}
+    if out.get("null_p95") is not None:
+        out["exceeds"] = bool(best.value > out["null_p95"])
+    return out
+
+
+def audit(study, trials: list[TrialData], parent_metrics: dict[str, float] | None = None,
+          high_margin: float = HIGH_MARGIN) -> dict:
+    """The report as a dict of the SECTIONS (every key present, also for a study without a finished trial)."""
+    return {
+        "states": states(trials),
+        "boundary_hits": boundary_hits(trials),
+        "overfit_gap": overfit_gap(trials),
+        "importances": importances(study, trials),
+        "suspicious": suspicious(trials, high_margin),
+        "by_budget": by_budget(trials),
+        "selection": selection(trials, parent_metrics or {}),
+    }
+

@@ -1,0 +1,217 @@
+"""The audit's output: the short report (printed, the head of `report.md`), `report.md`, `report.json`, the
+plots, and the audit run that holds them (`log_report`)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import numpy as np
+
+from hpo.audit.checks import EDGE, LARGE_GAP, MIN_TOP
+from hpo.audit.trials import TrialData, scored
+
+
+def clean(obj):
+    """JSON-safe: NaN and infinities become null, numpy scalars plain numbers."""
+    if isinstance(obj, dict):
+        return {str(k): clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [clean(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def _f(x, fmt: str = ".4f") -> str:
+    return "-" if x is None or (isinstance(x, float) and not math.isfinite(x)) else format(x, fmt)
+
+
+def report_lines(name: str, report: dict) -> list[str]:
+    """The short report (printed; the head of report.md)."""
+    s = report["states"]
+    lines = [f"study {name!r}: {s['total']} trials, " + ", ".join(f"{n} {k}" for k, n in s["counts"].items())]
+    for reason, n in s["reasons"].items():
+        lines.append(f"  failed x{n}: {reason}")
+    hits = report["boundary_hits"]
+    lines.append(f"boundary hits: {len(hits) or 'none'}")
+    for h in hits:
+        lines.append(f"  {h['param']}: {h['top_at_edge']} of the top {h['top']} trials at the {h['edge']} edge of "
+                     f"{h['range']} ({h['share_of_all_at_edge']:.0%} of all searched trials): widen the range there")
+    o = report["overfit_gap"]
+    if o["trials"]:
+        lines.append(f"overfit gap (train - val AUROC at the best epoch, top {len(o['trials'])} trials): median "
+                     f"{_f(o['median_gap'], '+.3f')}, max {_f(o['max_gap'], '+.3f')}"
+                     + (f"; above {LARGE_GAP}: trials {', '.join(map(str, o['large']))}" if o["large"] else "")
+                     + (f"; no best/train/auroc for trials {', '.join(map(str, o['missing']))}" if o["missing"] else ""))
+    imp = report["importances"]
+    if imp["values"]:
+        top = list(imp["values"].items())[:4]
+        lines.append("importances (fANOVA): " + ", ".join(f"{k} {v:.2f}" for k, v in top))
+    elif imp.get("note"):
+        lines.append(f"importances: {imp['note']}")
+    sus = report["suspicious"]
+    lines.append(f"suspicious: {len(sus) or 'none'}")
+    for f in sus:
+        lines.append(f"  trial {f['trial']} {f['check']}: {f['detail']}")
+    b = report["by_budget"]
+    for row in b["best"]:
+        lines.append(f"budget {row['budget']} {row['style']}: best trial {row['best_trial']} val AUROC "
+                     f"{_f(row['val_auroc'])} [{_f(row['ci_low'])}, {_f(row['ci_high'])}] of {row['trials']} trials")
+    for p in b["pairs"]:
+        verdict = ("no predictions" if p["distinguishable"] is None else
+                   "distinguishable" if p["distinguishable"] else "not distinguishable")
+        lines.append(f"  best {p['a']} - best {p['b']}: {p['diff']:+.4f}, paired 95% CI "
+                     f"[{_f(p['ci_low'], '+.4f')}, {_f(p['ci_high'], '+.4f')}]: {verdict}")
+    sel = report["selection"]
+    if sel.get("null_p95") is not None:
+        lines.append(f"selection: the best val AUROC {sel['best_val_auroc']:.4f} (trial {sel['best_trial']}) "
+                     f"{'exceeds' if sel['exceeds'] else 'does NOT exceed'} {sel['null_p95']:.4f}, what the best of "
+                     f"{sel['k']} random scorers reaches on these labels (95th percentile)")
+    else:
+        lines.append(f"selection: {sel.get('note', 'not computable')}")
+    return lines
+
+
+def markdown(name: str, report: dict) -> str:
+    out = [f"# Audit of study `{name}`", "", "```", *report_lines(name, report), "```", ""]
+    s = report["states"]
+    out += ["## states", "", "| state | trials |", "|---|---:|", *[f"| {k} | {n} |" for k, n in s["counts"].items()],
+            ""]
+    if s["failures"]:
+        out += ["| failed trial | reason |", "|---:|---|",
+                *[f"| {f['trial']} | {f['reason'].splitlines()[0][:300]} |" for f in s["failures"]], ""]
+    out += ["## boundary_hits", "", "Searched parameters whose top trials (top decile of the completed searched "
+            f"trials, at least {MIN_TOP}) sit at one edge of the range: the outer {EDGE:.0%} of a numeric range, "
+            "the end value of a short integer range or an ordered choice.", ""]
+    if report["boundary_hits"]:
+        out += ["| param | edge | range | top at edge | share of all trials at edge | trials |", "|---|---|---|---|---|---|",
+                *[f"| {h['param']} | {h['edge']} | {h['range']} | {h['top_at_edge']}/{h['top']} | "
+                  f"{h['share_of_all_at_edge']:.0%} | {', '.join(map(str, h['trials']))} |"
+                  for h in report["boundary_hits"]]]
+    else:
+        out.append("None.")
+    o = report["overfit_gap"]
+    out += ["", "## overfit_gap", "", "| trial | train AUROC | val AUROC | gap | best epoch |", "|---:|---:|---:|---:|---:|",
+            *[f"| {r['trial']} | {_f(r['train_auroc'])} | {_f(r['val_auroc'])} | {_f(r['gap'], '+.4f')} | "
+              f"{_f(r['best_epoch'], '.0f')} |" for r in o["trials"]]]
+    imp = report["importances"]
+    out += ["", "## importances", "", *(["| param | fANOVA importance |", "|---|---:|",
+                                         *[f"| {k} | {v:.3f} |" for k, v in imp["values"].items()]]
+                                        if imp["values"] else [imp.get("note", "")])]
+    out += ["", "## suspicious", ""]
+    out += (["| trial | check | detail |", "|---:|---|---|",
+             *[f"| {f['trial']} | {f['check']} | {f['detail']} |" for f in report["suspicious"]]]
+            if report["suspicious"] else ["None."])
+    b = report["by_budget"]
+    out += ["", "## by_budget", "", "| budget | style | trials | best trial | val AUROC | 95% CI |",
+            "|---|---|---:|---:|---:|---|",
+            *[f"| {r['budget']} | {r['style']} | {r['trials']} | {r['best_trial']} | {_f(r['val_auroc'])} | "
+              f"[{_f(r['ci_low'])}, {_f(r['ci_high'])}] |" for r in b["best"]], ""]
+    if b["pairs"]:
+        out += ["| best of | minus best of | difference | paired 95% CI | distinguishable |", "|---|---|---:|---|---|",
+                *[f"| {p['a']} | {p['b']} | {p['diff']:+.4f} | [{_f(p['ci_low'], '+.4f')}, {_f(p['ci_high'], '+.4f')}] "
+                  f"| {'-' if p['distinguishable'] is None else 'yes' if p['distinguishable'] else 'no'} |"
+                  for p in b["pairs"]]]
+    out += ["", "## selection", "", "```", json.dumps(clean(report["selection"]), indent=2), "```", ""]
+    return "\n".join(out)
+
+
+def figures(name: str, report: dict, trials: list[TrialData]) -> dict[str, object]:
+    """audit/plots/*.png: optimisation history, importances, overfit gap, best per budget, boundary hits."""
+    from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global figure state
+
+    out = {}
+    history = report["importances"]["history"]
+    if history:
+        fig = Figure(figsize=(7, 4), layout="constrained")
+        ax = fig.subplots()
+        ax.scatter([h["trial"] for h in history], [h["value"] for h in history], s=14, label="completed")
+        ax.step([h["trial"] for h in history], [h["best_so_far"] for h in history], where="post", color="C3",
+                label="best so far")
+        sel = report["selection"]
+        if sel.get("null_p95") is not None:
+            ax.axhline(sel["null_p95"], color="grey", linestyle="--", label="selection null (95th pct)")
+        ax.set(xlabel="trial", ylabel="val AUROC", title=f"{name}: optimisation history")
+        ax.legend(fontsize=8)
+        out["optimization_history"] = fig
+    values = report["importances"]["values"]
+    if values:
+        names = list(values)[::-1]
+        fig = Figure(figsize=(7, 0.4 * len(names) + 1.2), layout="constrained")
+        ax = fig.subplots()
+        ax.barh(names, [values[n] for n in names])
+        ax.set(xlabel="fANOVA importance", title=f"{name}: parameter importances")
+        out["importances"] = fig
+    rows = [r for r in report["overfit_gap"]["trials"] if r["gap"] is not None]
+    if rows:
+        fig = Figure(figsize=(5, 5), layout="constrained")
+        ax = fig.subplots()
+        ax.scatter([r["val_auroc"] for r in rows], [r["train_auroc"] for r in rows])
+        for r in rows:
+            ax.annotate(str(r["trial"]), (r["val_auroc"], r["train_auroc"]), fontsize=7)
+        lo = min(min(r["val_auroc"], r["train_auroc"]) for r in rows) - 0.02
+        hi = max(max(r["val_auroc"], r["train_auroc"]) for r in rows) + 0.02
+        ax.plot([lo, hi], [lo, hi], color="grey", linestyle=":")
+        ax.set(xlabel="val AUROC", ylabel="train AUROC (best epoch)", title="top trials: train vs val")
+        out["overfit_gap"] = fig
+    best = report["by_budget"]["best"]
+    if best:
+        fig = Figure(figsize=(7, 4), layout="constrained")
+        ax = fig.subplots()
+        for k, r in enumerate(best):
+            low = r["ci_low"] if r["ci_low"] is not None else r["val_auroc"]
+            high = r["ci_high"] if r["ci_high"] is not None else r["val_auroc"]
+            # the interval itself, then the point: a percentile interval need not contain its point estimate
+            ax.errorbar([k], [(low + high) / 2], yerr=[(high - low) / 2], fmt="none", capsize=3, color="C0")
+            ax.plot([k], [r["val_auroc"]], marker="o", color="C0")
+        ax.set_xticks(range(len(best)), [f"{r['budget']}\n{r['style']}" for r in best], fontsize=7)
+        ax.axhline(0.5, color="black", linewidth=0.6, linestyle=":")
+        ax.set(ylabel="best val AUROC, 95% CI", title="best trial per budget and style")
+        out["by_budget"] = fig
+    hits = report["boundary_hits"]
+    if hits:
+        counted = scored(trials)
+        fig = Figure(figsize=(4 * len(hits), 3.5), layout="constrained")
+        axes = np.atleast_1d(fig.subplots(1, len(hits)))
+        for ax, h in zip(axes, hits, strict=True):
+            points = [(d.trial.params[h["param"]], d.trial.value) for d in counted if h["param"] in d.trial.params]
+            xs = [p[0] if isinstance(p[0], int | float) else str(p[0]) for p in points]
+            ax.scatter(xs, [p[1] for p in points], s=12)
+            if isinstance(h["range"], list) and len(h["range"]) >= 2 and "log" in h["range"]:
+                ax.set_xscale("log")
+            ax.set(xlabel=h["param"], ylabel="val AUROC", title=f"{h['param']}: {h['edge']} edge")
+        out["boundary_hits"] = fig
+    return out
+
+
+def log_report(name: str, shown: str, report: dict, trials: list[TrialData], parent_id: str | None) -> str:
+    """The audit run (kind=audit, nested under the study's parent when it has one); returns its id."""
+    from mlflow.tracking import MlflowClient
+
+    from training import tracking
+
+    client = MlflowClient()
+    launcher = os.environ.pop("MLFLOW_RUN_ID", None)  # `mlflow run`'s run becomes the audit run
+    experiment = client.get_run(parent_id).info.experiment_id if parent_id else tracking.experiment_id()
+    tags = {"kind": "audit", "study_name": name, "storage": shown,
+            "mlflow.note.content": f"Audit of study `{name}`: see `audit/report.md`."}
+    if parent_id:
+        tags["mlflow.parentRunId"] = parent_id
+    run_id = launcher or client.create_run(experiment, run_name=f"{name}-audit").info.run_id
+    client.update_run(run_id, name=f"{name}-audit")
+    with tracking.ending(run_id):
+        counts = report["states"]["counts"]
+        metrics = {f"audit/trials/{k.lower()}": v for k, v in counts.items()}
+        metrics |= {"audit/suspicious": len(report["suspicious"]), "audit/boundary_hits": len(report["boundary_hits"])}
+        if report["overfit_gap"]["median_gap"] is not None:
+            metrics["audit/overfit_gap_median"] = report["overfit_gap"]["median_gap"]
+        tracking.log_batch(run_id, metrics, tags=tags)
+        client.log_text(run_id, markdown(name, report), "audit/report.md")
+        client.log_text(run_id, json.dumps(clean(report), indent=2, sort_keys=False), "audit/report.json")
+        for key, figure in figures(name, report, trials).items():
+            client.log_figure(run_id, figure, f"audit/plots/{key}.png")
+    return run_id

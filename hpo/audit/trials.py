@@ -1,0 +1,118 @@
+"""What the audit reads: a study from its Optuna storage, and each trial with what its MLflow run holds
+(final metrics, per-epoch curves, the report part of its val predictions)."""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from datamodules.errors import UserError
+
+HISTORY = ("train/loss", "val/loss", "val/auroc")
+
+
+@dataclass
+class TrialData:
+    """One trial with what its MLflow run holds (None when it has no run or the run is gone)."""
+
+    trial: object  # optuna.trial.FrozenTrial
+    run: object | None = None  # mlflow.entities.Run
+    history: dict[str, list[float]] = field(default_factory=dict)  # per epoch, in step order
+
+    @property
+    def number(self) -> int:
+        return self.trial.number
+
+    @property
+    def run_id(self) -> str | None:
+        return self.trial.user_attrs.get("mlflow_run_id")
+
+    @property
+    def horizon(self) -> int:
+        if self.run is not None and "data.horizon" in self.run.data.params:
+            return int(self.run.data.params["data.horizon"])
+        return 1
+
+    def metric(self, key: str) -> float | None:
+        if key in self.trial.user_attrs.get("evidence", {}):
+            return float(self.trial.user_attrs["evidence"][key])
+        if self.run is not None and key in self.run.data.metrics:
+            return float(self.run.data.metrics[key])
+        return None
+
+    def predictions(self) -> pd.DataFrame | None:
+        """The report part of the run's `predictions/val.parquet` (date index: label, probability), or None."""
+        if not self.run_id:
+            return None
+        from mlflow.exceptions import MlflowException
+        from mlflow.tracking import MlflowClient
+
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                frame = pd.read_parquet(MlflowClient().download_artifacts(self.run_id, "predictions/val.parquet", tmp))
+        except (MlflowException, OSError):
+            return None
+        frame = frame[frame["part"] == "report"] if "part" in frame else frame
+        return frame.set_index(pd.DatetimeIndex(frame["date"]))[["label", "probability"]]
+
+
+def load_study(name: str, storage: str | None):
+    """The study, or a `UserError` naming the studies the storage holds."""
+    import optuna
+
+    from hpo.settings import DEFAULT_STORAGE
+    from hpo.storage import open_storage
+
+    url = storage or DEFAULT_STORAGE
+    if "://" not in url and not Path(url).is_file():
+        raise UserError(f"no study storage at {url}: pass the study's --storage (default ./{DEFAULT_STORAGE})")
+    store, shown = open_storage(url)
+    names = sorted(s.study_name for s in store.get_all_studies())
+    if name not in names:
+        known = f"studies there: {', '.join(names)}" if names else "it holds no study"
+        raise UserError(f"no study {name!r} in {shown}; {known}")
+    return optuna.load_study(study_name=name, storage=store), shown
+
+
+def collect(study) -> tuple[list[TrialData], str | None]:
+    """Every trial with its MLflow run and per-epoch curves; the study's parent run id (None: none)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    from hpo.parent import PARENT_ATTR
+
+    client = MlflowClient()
+    parent_id = study.user_attrs.get(PARENT_ATTR)
+    if parent_id is not None:
+        try:
+            if client.get_run(parent_id).info.lifecycle_stage == "deleted":  # a deleted run still reads back
+                parent_id = None
+        except MlflowException:
+            parent_id = None  # the run was purged, or lives in another tracking store
+    out = []
+    for trial in study.get_trials(deepcopy=False):
+        data = TrialData(trial)
+        run_id = data.run_id
+        if run_id:
+            try:
+                data.run = client.get_run(run_id)
+            except MlflowException:
+                data.run = None
+        if data.run is not None:
+            for key in HISTORY:
+                history = sorted(client.get_metric_history(run_id, key), key=lambda m: (m.step, m.timestamp))
+                data.history[key] = [float(m.value) for m in history]
+        out.append(data)
+    return out, parent_id
+
+
+def scored(trials: list[TrialData]) -> list[TrialData]:
+    """The counted trials (`hpo.parent.counted`) with a finite val AUROC: those the checks rank."""
+    from hpo.parent import counted
+
+    keep = {t.number for t in counted([d.trial for d in trials])}
+    return [d for d in trials if d.number in keep and d.trial.value is not None and math.isfinite(d.trial.value)]
