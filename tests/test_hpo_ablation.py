@@ -1,6 +1,13 @@
 """`python -m hpo.ablation` on the embedded a20 data with a tiny network: real Lightning, real MLflow (the temp
-sqlite store of conftest); 2 input sizes x 2 seeds, one epoch each."""
+sqlite store of conftest); 2 input sizes x 2 seeds, one epoch each; SIGTERM and resume in a real process;
+the MLproject entry's `set`."""
 
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +16,11 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from datamodules.errors import UserError
-from hpo.ablation import COLUMNS, build_parser, plan_from_args, run_ablation
+from hpo.ablation.plan import build_parser, plan_from_args
+from hpo.ablation.run import run_ablation
+from hpo.ablation.summary import COLUMNS
+from tests.conftest import REPO
+from training.config import RunConfig
 
 TINY = ["--data-tier", "a20", "--batch-size", "256", "--max-epochs", "1", "--accelerator", "cpu",
         "--set", "model.hidden_size=16", "--set", "model.n_layers=1", "--set", "model.n_heads=2"]
@@ -101,3 +112,67 @@ def test_cli_error_line(run_cli):
     done = run_cli("hpo.ablation", "--model", "itransformer", "--input-sizes", "60,80,60")
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == ["error: --input-sizes lists 60 more than once"]
+
+
+def test_sigterm_ends_like_ctrl_c_and_the_rerun_resumes(run_cli, tmp_path):
+    """A scheduler's `kill` after the last cell's fit, where Lightning's own SIGTERM handling (inside a fit)
+    does not reach: only the command's handler ends the runs as Ctrl-C does."""
+    args = [*TINY, "--model", "itransformer", "--input-sizes", "16", "--seeds", "2"]
+    MlflowClient().search_experiments()  # the store exists before the process starts (no schema race)
+    proc = subprocess.Popen([sys.executable, "-m", "hpo.ablation", *args], cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": str(REPO)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while len(list(tmp_path.glob("mlruns/**/predictions/val.parquet"))) < 2:  # the second cell's fit is over
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"the ablation ended before the signal: {proc.communicate()[1][-3000:]}")
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-3000:]
+    assert err.strip().splitlines()[-1] == "error: interrupted"
+    (parent,) = runs_of("ablation")
+    cells = runs_of("ablation-cell")
+    # the second cell KILLED, or FINISHED when the signal came after it (in the summary); none RUNNING
+    assert parent.info.status == "KILLED" and len(cells) == 2
+    assert {r.data.tags["seed"]: r.info.status for r in cells}.items() <= {
+        ("42", "FINISHED"), ("43", "FINISHED"), ("43", "KILLED")}
+    finished = [r for r in cells if r.info.status == "FINISHED"]
+
+    rerun = run_cli("hpo.ablation", *args)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"resuming parent run {parent.info.run_id}" in rerun.stdout
+    for run in finished:  # finished cells are not run again
+        assert f"seed {run.data.tags['seed']}: done before (run {run.info.run_id})" in rerun.stdout
+    assert f"{2 - len(finished)} cells run now, {len(finished)} done before, 0 failed" in rerun.stdout
+    (parent,) = runs_of("ablation")
+    after = runs_of("ablation-cell")
+    assert parent.info.status == "FINISHED" and "RUNNING" not in {r.info.status for r in after}
+    assert sorted(r.data.tags["seed"] for r in after if r.info.status == "FINISHED") == ["42", "43"]
+    assert len(after) == len(cells) + 2 - len(finished)
+    assert parent.data.tags["best_input_size.itransformer"] == "16"
+
+
+def test_mlproject_set_reaches_every_cell(tmp_path):
+    """`mlflow run . -e ablation -P set=...`: the command MLflow builds from MLproject, parsed by the CLI."""
+    from mlflow.projects._project_spec import load_project
+
+    entry = load_project(str(REPO)).get_entry_point("ablation")
+    assert entry.parameters["set"].default == ""
+
+    def cells(**params):
+        command = entry.compute_command({"model": "itransformer", "input_sizes": "16,24", "seeds": "1", **params},
+                                        str(tmp_path))
+        argv = shlex.split(command)
+        assert argv[:3] == ["python", "-m", "hpo.ablation"] and argv.count("--set") == 1
+        return plan_from_args(build_parser().parse_args(argv[3:])).cells
+
+    given = cells(set="model.hidden_size=16 model.dropout=0.3  train.lr=3e-4")
+    assert [(c.config.model.hidden_size, c.config.model.dropout, c.config.train.lr) for c in given] == [
+        (16, 0.3, 3e-4)] * 2
+    defaults = RunConfig.for_model("itransformer")
+    unset = cells()  # `--set ''`: MLproject's "not given" sets nothing
+    assert [c.config for c in unset] == [defaults.override({"data.input_size": s}) for s in (16, 24)]
+    with pytest.raises(UserError, match="the ablation sets it per cell"):
+        cells(set="model.dropout=0.3 data.input_size=32")

@@ -1,0 +1,22 @@
+"""`python -m hpo.ablation --model A,B --data-tier TIER --input-sizes 60,80,120 --seeds 3 [training flags]`:
+a context-length ablation whose every number carries its uncertainty.
+
+One MLflow parent run (tag `kind=ablation`) and one nested training run per (model, input size, seed)
+(`kind=ablation-cell`, tags `model`, `input_size`, `seed`, `cell_key`): a normal run with its baselines and
+`predictions/val.parquet`. Each model's config is `--use-best-from` (one source per model, or one for all:
+its config with `model.name` replaced) or the backbone's defaults, then the flags and `--set`; only the
+input size and the seed vary (seeds `--seed`, `--seed`+1, ...). Val and test cover the same dates for
+every input size, so the cells pair on dates.
+
+Rerunning the command resumes: the parent is found by its name (deterministic: tier, models and a hash
+of their configs and the data, or `--name`), and a cell whose run under it FINISHED with the same
+`cell_key` (a hash of the cell's whole config and the data fingerprint) is not run again. Adding input
+sizes or seeds to the same command reuses the cells already run. Ctrl-C or SIGTERM (a scheduler's `kill`)
+ends the running cell and the parent KILLED, none left RUNNING; the rerun runs that cell again.
+
+On the parent: `ablation/table.csv` and `ablation/table.md` (one row per model and input size: seeds,
+mean val AUROC over the seeds on the report part of val, its block-bootstrap interval over dates and
+seeds, the best baseline on the same resamples and the paired interval of the difference) and
+`ablation/plot.png`; the summary names the best input size per model and says whether the paired
+interval against the runner-up excludes 0.
+"""

@@ -1,0 +1,281 @@
+"""The ablation's summary: one row per model and input size from the cells' report-part predictions, the
+block-bootstrap intervals over dates and seeds, the paired differences, the markdown table, the plot, and
+what the parent run logs."""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+
+from hpo.ablation.plan import Cell, Plan
+
+N_BOOT = 1000
+LEVEL = 0.95
+CI_SEED = 0  # the one index matrix of the summary: the same resamples for every row
+REPORT = "val_report"  # training.train.REPORT: the part of val a run's numbers are measured on
+
+
+@dataclass
+class Summary:
+    table: pd.DataFrame  # one row per (model, input size)
+    lines: list[str]  # the verdict per model
+    best: dict[str, dict[str, object]]  # model -> best input size, runner-up, paired interval, distinguishable
+    dates: tuple[str, str]
+    n_dates: int
+    block: int
+    n_boot: int
+
+    def markdown(self, name: str) -> str:
+        return table_markdown(self, name)
+
+
+COLUMNS = ["model", "input_size", "seeds", "val_auroc", "val_auroc_ci_low", "val_auroc_ci_high", "seed_aurocs",
+           "best_baseline", "baseline_auroc", "baseline_ci_low", "baseline_ci_high", "diff_ci_low", "diff_ci_high",
+           "vs_baseline", "run_ids"]
+
+
+def report_predictions(run_id: str) -> pd.DataFrame:
+    """The report part of a cell's `predictions/val.parquet`, indexed by date: label, probability."""
+    from mlflow.tracking import MlflowClient
+
+    with tempfile.TemporaryDirectory() as tmp:
+        frame = pd.read_parquet(MlflowClient().download_artifacts(run_id, "predictions/val.parquet", tmp))
+    frame = frame[frame["part"] == "report"] if "part" in frame else frame
+    return frame.set_index(pd.DatetimeIndex(frame["date"]))[["label", "probability"]]
+
+
+def _interval(values: np.ndarray) -> tuple[float, float]:
+    if np.isnan(values).all():
+        return math.nan, math.nan
+    tail = (1 - LEVEL) / 2 * 100
+    low, high = np.nanpercentile(values, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def _verdict(low: float, high: float) -> str:
+    if low > 0:
+        return "beats it"
+    if high < 0:
+        return "is worse"
+    return "is not distinguishable from it"
+
+
+def summarise(plan: Plan, runs: dict[Cell, str], *, n_boot: int = N_BOOT,
+              predictions: Callable[[str], pd.DataFrame] = report_predictions) -> Summary:
+    """The table from the cells' report-part predictions: one block index matrix over the dates shared by
+    every cell; per row the seeds' AUROCs averaged on each resample, the baselines (fit on train at the
+    row's input size, with the row's seeds) on the same resamples."""
+    from datamodules.prepared import prepare
+    from models.intervals import block_bootstrap_indices, block_length, rank_auroc, resampled_auroc
+    from training.evaluate import baseline_scores
+
+    frames = {cell: predictions(run_id) for cell, run_id in runs.items()}
+    if not frames:
+        empty = pd.DataFrame(columns=COLUMNS)
+        return Summary(empty, ["no cell has finished"], {}, ("", ""), 0, 0, n_boot)
+    dates = sorted(set.intersection(*(set(f.index) for f in frames.values())))
+    dates = pd.DatetimeIndex(dates)
+    labels = None
+    for cell, frame in frames.items():
+        cell_labels = frame["label"].reindex(dates).to_numpy(dtype=float)
+        if labels is None:
+            labels = cell_labels
+        elif not np.array_equal(labels, cell_labels):
+            raise RuntimeError(f"labels of {cell.label()} differ from the other cells' on the same dates")
+    block = block_length(labels, plan.data.horizon)
+    idx = block_bootstrap_indices(len(dates), block, n_boot, np.random.default_rng(CI_SEED))
+
+    baselines: dict[tuple[int, int], dict[str, np.ndarray]] = {}
+    for size, seed in sorted({(c.input_size, c.seed) for c in frames}):  # size first: one prepare per size
+        data = prepare(replace(plan.data, input_size=size))
+        scores = baseline_scores(data, REPORT, seed)
+        where = pd.Series(np.arange(len(data.dates(REPORT))), index=data.dates(REPORT)).reindex(dates)
+        if where.isna().any():
+            raise RuntimeError(f"the baselines at input size {size} miss {int(where.isna().sum())} report dates")
+        baselines[size, seed] = {name: s[where.to_numpy(dtype=int)] for name, s in scores.items()}
+
+    rows, samples = [], {}
+    for model in plan.models:
+        for size in plan.input_sizes:
+            cells = [c for c in frames if c.model == model and c.input_size == size]
+            cells.sort(key=lambda c: c.seed)
+            row: dict[str, object] = {"model": model, "input_size": size, "seeds": len(cells)}
+            if not cells:
+                rows.append(row)
+                continue
+            probs = [frames[c]["probability"].reindex(dates).to_numpy(dtype=float) for c in cells]
+            points = [float(rank_auroc(labels, p)) for p in probs]
+            model_samples = np.mean([resampled_auroc(labels, p, idx) for p in probs], axis=0)
+            base_points, base_samples = {}, {}
+            for name in baselines[size, cells[0].seed]:
+                scores = [baselines[size, c.seed][name] for c in cells]
+                base_points[name] = float(np.mean([rank_auroc(labels, s) for s in scores]))
+                base_samples[name] = np.mean([resampled_auroc(labels, s, idx) for s in scores], axis=0)
+            best = max(base_points, key=lambda n: -math.inf if math.isnan(base_points[n]) else base_points[n])
+            diff = _interval(model_samples - base_samples[best])
+            samples[model, size] = model_samples
+            row |= {
+                "val_auroc": float(np.mean(points)), **dict(zip(("val_auroc_ci_low", "val_auroc_ci_high"),
+                                                                _interval(model_samples), strict=True)),
+                "seed_aurocs": " ".join(f"{p:.4f}" for p in points), "best_baseline": best,
+                "baseline_auroc": base_points[best],
+                **dict(zip(("baseline_ci_low", "baseline_ci_high"), _interval(base_samples[best]), strict=True)),
+                "diff_ci_low": diff[0], "diff_ci_high": diff[1],
+                "vs_baseline": "beats" if diff[0] > 0 else "worse" if diff[1] < 0 else "not distinguishable",
+                "run_ids": " ".join(runs[c] for c in cells),
+            }
+            rows.append(row)
+    table = pd.DataFrame(rows, columns=COLUMNS)
+
+    lines, best_of = [], {}
+    for model in plan.models:
+        done = table[(table["model"] == model) & (table["seeds"] > 0)].sort_values(
+            ["val_auroc", "input_size"], ascending=[False, True])
+        if done.empty:
+            lines.append(f"{model}: no cell finished")
+            continue
+        top = done.iloc[0]
+        size = int(top["input_size"])
+        info: dict[str, object] = {"input_size": size, "val_auroc": float(top["val_auroc"])}
+        seeds = int(top["seeds"])
+        line = f"{model}: best at {size}d (val AUROC {top['val_auroc']:.3f}, {seeds} seed{'s' if seeds > 1 else ''})"
+        if len(done) > 1:
+            second = done.iloc[1]
+            other = int(second["input_size"])
+            low, high = _interval(samples[model, size] - samples[model, other])
+            info |= {"runner_up": other, "runner_up_val_auroc": float(second["val_auroc"]),
+                     "diff": float(top["val_auroc"] - second["val_auroc"]), "diff_ci_low": low, "diff_ci_high": high,
+                     "distinguishable": bool(low > 0)}
+            line += (f"; runner-up {other}d ({second['val_auroc']:.3f}): difference "
+                     f"{top['val_auroc'] - second['val_auroc']:+.3f}, paired 95% CI [{low:+.3f}, {high:+.3f}]: "
+                     + ("distinguishable (the interval excludes 0)" if low > 0
+                        else "NOT distinguishable (the interval contains 0)"))
+        else:
+            line += "; the only input size with a finished cell"
+        line += (f"; against the best baseline ({top['best_baseline']} {top['baseline_auroc']:.3f}) it "
+                 f"{_verdict(top['diff_ci_low'], top['diff_ci_high'])} "
+                 f"(paired 95% CI [{top['diff_ci_low']:+.3f}, {top['diff_ci_high']:+.3f}])")
+        best_of[model] = info
+        lines.append(line)
+    first, last = (str(dates[0].date()), str(dates[-1].date()))
+    return Summary(table, lines, best_of, (first, last), len(dates), block, n_boot)
+
+
+def _cell_text(value: float, low: float, high: float) -> str:
+    return "-" if pd.isna(value) else f"{value:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def table_markdown(summary: Summary, name: str) -> str:
+    t = summary.table
+    sizes = sorted(t["input_size"].unique())
+    out = [
+        f"# Context-length ablation `{name}`",
+        "",
+        f"Val AUROC on the report part of val: {summary.n_dates} dates ({summary.dates[0]} .. {summary.dates[1]}), "
+        "the same for every cell (the epoch was chosen on the other part). A row is the mean over its seeds' "
+        f"runs. Intervals: {LEVEL:.0%} stationary block bootstrap over the dates (block length {summary.block}, "
+        f"{summary.n_boot} resamples, one index matrix for every row), the seeds' AUROCs averaged on each "
+        "resample, so they cover both date sampling and seed variation. The best baseline is the one with the "
+        "highest AUROC at that input size (fit on train, same dates); `model - baseline` is the paired interval "
+        "of the difference. An interval that contains 0 is not a finding.",
+        "",
+        "## Summary",
+        "",
+        *[f"- {line}" for line in summary.lines],
+        "",
+        "## Val AUROC by input size (mean over seeds [95% CI])",
+        "",
+        "| model | " + " | ".join(f"{s}d" for s in sizes) + " |",
+        "|---|" + "---|" * len(sizes),
+    ]
+    for model in dict.fromkeys(t["model"]):
+        cells = []
+        for size in sizes:
+            row = t[(t["model"] == model) & (t["input_size"] == size)].iloc[0]
+            cells.append(_cell_text(row["val_auroc"], row["val_auroc_ci_low"], row["val_auroc_ci_high"]))
+        out.append(f"| {model} | " + " | ".join(cells) + " |")
+    baseline_cells = []
+    for size in sizes:
+        rows = t[(t["input_size"] == size) & (t["seeds"] > 0)]
+        if rows.empty:
+            baseline_cells.append("-")
+            continue
+        row = rows.iloc[0]
+        baseline_cells.append(f"{row['best_baseline']} "
+                              + _cell_text(row["baseline_auroc"], row["baseline_ci_low"], row["baseline_ci_high"]))
+    out += ["| best baseline | " + " | ".join(baseline_cells) + " |", "", "## All rows", "",
+            "| model | input size | seeds | val AUROC | 95% CI | per seed | best baseline | baseline AUROC | "
+            "model - baseline 95% CI | vs baseline |",
+            "|---|---:|---:|---:|---|---|---|---:|---|---|"]
+    for _, r in t.iterrows():
+        if not r["seeds"]:
+            out.append(f"| {r['model']} | {r['input_size']} | 0 | - | - | - | - | - | - | - |")
+            continue
+        out.append(f"| {r['model']} | {r['input_size']} | {r['seeds']} | {r['val_auroc']:.3f} | "
+                   f"[{r['val_auroc_ci_low']:.3f}, {r['val_auroc_ci_high']:.3f}] | {r['seed_aurocs']} | "
+                   f"{r['best_baseline']} | {r['baseline_auroc']:.3f} | "
+                   f"[{r['diff_ci_low']:+.3f}, {r['diff_ci_high']:+.3f}] | {r['vs_baseline']} |")
+    return "\n".join(out) + "\n"
+
+
+def plot(summary: Summary, name: str):
+    """Val AUROC against input size per model, intervals as bars, the best baseline as a band."""
+    from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global figure state
+
+    t = summary.table[summary.table["seeds"] > 0]
+    fig = Figure(figsize=(7.5, 4.5), layout="constrained")
+    ax = fig.subplots()
+    sizes = sorted(t["input_size"].unique())
+    if sizes:
+        base = t.sort_values("baseline_auroc", ascending=False).drop_duplicates("input_size").sort_values("input_size")
+        ax.fill_between(base["input_size"], base["baseline_ci_low"], base["baseline_ci_high"], color="grey",
+                        alpha=0.2, step=None, label="best baseline, 95% CI")
+        ax.plot(base["input_size"], base["baseline_auroc"], color="grey", linestyle="--", linewidth=1)
+        for x, y, who in zip(base["input_size"], base["baseline_auroc"], base["best_baseline"], strict=True):
+            ax.annotate(who, (x, y), textcoords="offset points", xytext=(0, 4), fontsize=7, color="grey",
+                        ha="center")
+    models = list(dict.fromkeys(t["model"]))
+    span = (max(sizes) - min(sizes)) if len(sizes) > 1 else 1
+    for k, model in enumerate(models):
+        rows = t[t["model"] == model].sort_values("input_size")
+        shift = (k - (len(models) - 1) / 2) * span * 0.012  # side by side, not on top of each other
+        x = rows["input_size"].to_numpy(dtype=float) + shift
+        y = rows["val_auroc"].to_numpy(dtype=float)
+        err = np.vstack([y - rows["val_auroc_ci_low"].to_numpy(dtype=float),
+                         rows["val_auroc_ci_high"].to_numpy(dtype=float) - y])
+        ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=model)
+    ax.axhline(0.5, color="black", linewidth=0.6, linestyle=":")
+    ax.set(xlabel="input size (days)", ylabel="val AUROC (report part)", xticks=sizes)
+    ax.set_title(f"{name}\nmean over seeds, {LEVEL:.0%} block-bootstrap intervals over dates and seeds", fontsize=9)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def log_summary(parent_id: str, plan: Plan, summary: Summary) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from training import tracking
+
+    client = MlflowClient()
+    client.log_text(parent_id, summary.table.to_csv(index=False), "ablation/table.csv")
+    markdown = summary.markdown(plan.name)
+    client.log_text(parent_id, markdown, "ablation/table.md")
+    client.log_figure(parent_id, plot(summary, plan.name), "ablation/plot.png")
+    metrics = {}
+    for _, r in summary.table[summary.table["seeds"] > 0].iterrows():
+        prefix = f"{r['model']}/L{r['input_size']}/val"
+        metrics |= {f"{prefix}/auroc": r["val_auroc"], f"{prefix}/auroc_ci_low": r["val_auroc_ci_low"],
+                    f"{prefix}/auroc_ci_high": r["val_auroc_ci_high"]}
+    tags = {f"best_input_size.{m}": str(b["input_size"]) for m, b in summary.best.items()}
+    tags |= {f"distinguishable.{m}": str(b["distinguishable"]).lower() for m, b in summary.best.items()
+             if "distinguishable" in b}
+    note = markdown.split("## All rows")[0]
+    tags["mlflow.note.content"] = note[:7000]
+    tracking.log_batch(parent_id, metrics, params={"ci.method": "stationary-block", "ci.level": LEVEL,
+                                                   "ci.n_boot": summary.n_boot, "ci.seed": CI_SEED}, tags=tags)
+    tracking.log_batch(parent_id, tags={"ci.block_length": str(summary.block)})
