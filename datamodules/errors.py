@@ -4,6 +4,7 @@ every package can raise it."""
 
 import argparse
 import re
+import signal
 import sys
 from collections.abc import Callable
 
@@ -27,6 +28,16 @@ def run_main(main: Callable[..., object], *args) -> None:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         sys.exit(130)
+
+
+def interrupt_on_sigterm() -> None:
+    """Make SIGTERM (a scheduler's `kill`) end this process as Ctrl-C does: a `KeyboardInterrupt`, so runs
+    end KILLED, trials FAIL and `run_main` exits 130."""
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 class Parser(argparse.ArgumentParser):

@@ -5,14 +5,13 @@ processes running it at once share the work."""
 from __future__ import annotations
 
 import argparse
-import signal
 
-from datamodules.errors import SWITCH, Parser, UserError, optional, run_main
+from datamodules.errors import SWITCH, Parser, UserError, interrupt_on_sigterm, optional, run_main
 from hpo.convergence import Convergence
 from hpo.dry_run import n_features_of, report
 from hpo.settings import DEFAULT_STORAGE, StudySettings
 from models.budgets import DEFAULT_BUDGETS, parse_budgets
-from training.cli import add_run_arguments, config_from_args
+from training.cli import add_run_arguments, config_from_args, set_overrides
 
 DEFAULT_TRIALS = 50
 # `--demo`: a small study on the embedded data that finishes in minutes on 2 CPU cores (flags given win)
@@ -68,19 +67,15 @@ def settings_from_args(args: argparse.Namespace) -> StudySettings:
         f"-{budgets[0]}" if args.param_budget else "")
     return StudySettings(
         base=cfg, study_name=name, trials=DEFAULT_TRIALS if args.trials is None else args.trials, budgets=budgets,
-        pinned=frozenset(item.partition("=")[0].strip() for item in args.set),
+        pinned=frozenset(set_overrides(args.set)),
         forced_extremes=args.forced_extremes, transfer=args.use_best_from or None, convergence=convergence,
         pruning=not args.no_pruning, storage=args.storage, supplementary=args.supplementary,
         log_checkpoints=args.log_checkpoints,
     )
 
 
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt  # SIGTERM ends like Ctrl-C: the trial FAIL, its run KILLED, the parent closed
-
-
 def main(argv: list[str] | None = None) -> None:
-    signal.signal(signal.SIGTERM, _interrupt)
+    interrupt_on_sigterm()  # the trial FAIL, its run KILLED, the parent closed
     args = build_parser().parse_args(argv)
     settings = settings_from_args(args)
     if args.dry_run:

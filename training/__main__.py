@@ -8,11 +8,15 @@ from training.cli import add_run_arguments, config_from_args
 from training.train import evidence_line, train
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> Parser:
     parser = Parser(prog="python -m training", description=__doc__)
     add_run_arguments(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     cfg = config_from_args(args)
     from training.threads import apply_default_threads
 

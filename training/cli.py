@@ -6,6 +6,7 @@ Precedence: the backbone's defaults < `--use-best-from SRC` < explicit flags < `
 from __future__ import annotations
 
 import argparse
+import re
 
 from datamodules import tiers
 from datamodules.config import flag_of
@@ -13,6 +14,9 @@ from models.registry import available
 from training.config import ACCELERATORS, PRECISIONS, ConfigError, RunConfig
 
 DEFAULTS = RunConfig()
+# One `--set` value may hold several KEY=VALUE separated by spaces (MLproject passes its one `set` parameter
+# as one value): a space splits only before a new KEY=, so a value may hold spaces; "" sets nothing.
+NEXT_KEY = re.compile(r"\s+(?=\w+\.\w+=)")
 # flag -> (config key, choices). Values stay strings until RunConfig.override parses them by the field's
 # type; a flag not given (None) or given empty (MLproject's unset) leaves the field alone.
 FLAGS: dict[str, tuple[str, tuple | None]] = {
@@ -45,7 +49,27 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                        help="start from a config: models:/NAME@ALIAS, models:/NAME/VERSION, runs:/ID, or a "
                             "config.json path; the flags above override it")
     group.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
-                       help="any config field, e.g. --set model.hidden_size=128 (repeatable)")
+                       help="any config field, e.g. --set model.hidden_size=128 (repeatable; one value may "
+                            "hold several pairs separated by spaces)")
+
+
+def set_overrides(items: list[str]) -> dict[str, str]:
+    """The `--set` values as config overrides {KEY: VALUE}."""
+    overrides = {}
+    for item in (pair for text in items for pair in NEXT_KEY.split(text.strip()) if pair):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
+        overrides[key.strip()] = value.strip()
+    return overrides
+
+
+def flag_overrides(args: argparse.Namespace, skip: tuple[str, ...] = ()) -> dict[str, object]:
+    """The run flags given (FLAGS but the config keys `skip`; "" is MLproject's "not given") and then
+    `--set`, as config overrides."""
+    overrides = {key: getattr(args, flag[2:].replace("-", "_")) for flag, (key, _) in FLAGS.items()
+                 if key not in skip}
+    return {**{k: v for k, v in overrides.items() if v not in (None, "")}, **set_overrides(args.set)}
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
@@ -59,13 +83,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     if args.use_best_from and args.model and args.model != base.model.name:
         raise ConfigError(f"--use-best-from {args.use_best_from} holds a config for {base.model.name}, "
                           f"not {args.model}")
-    overrides = {key: getattr(args, flag[2:].replace("-", "_")) for flag, (key, _) in FLAGS.items()}
-    overrides = {k: v for k, v in overrides.items() if v not in (None, "")}
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
-        overrides[key.strip()] = value.strip()
+    overrides = flag_overrides(args)
     cfg = base.override(overrides).check()
     if args.use_best_from:
         print(transfer_report(args.use_best_from, cfg, overrides))

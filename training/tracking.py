@@ -9,6 +9,7 @@ first use. It is tagged so that the MLflow UI opens it as model training, not in
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import tempfile
@@ -40,7 +41,8 @@ STORE_ATTEMPTS = 4  # tries to reach or set up the tracking store before it coun
 def experiment_id() -> str:
     """Check the tracking store (a `UserError` when it cannot be used) and return the experiment every
     run of this project goes to, creating, naming and tagging it on first use. Workers that start together
-    race to do that (or, on a new sqlite file, to create its tables): the loser tries again."""
+    race to do that: on one sqlite file they take turns (MLflow's table creation and migrations are not
+    safe against a second process), elsewhere the loser tries again."""
     uri = mlflow.get_tracking_uri()
     if uri.startswith("file:") or "://" not in uri and not uri.startswith(("databricks", "sqlite")):
         raise UserError(f"tracking URI {uri}: MLflow's file store is not supported; use a database "
@@ -48,12 +50,29 @@ def experiment_id() -> str:
     attempt = 0
     while True:
         try:
-            return _experiment_id(MlflowClient())
+            with _sqlite_turn(uri):
+                return _experiment_id(MlflowClient())
         except Exception as err:  # the store's own errors (MLflow, SQLAlchemy, OS, HTTP) come in many classes
             attempt += 1
             if attempt == STORE_ATTEMPTS:
                 raise UserError(f"cannot use the MLflow tracking store {uri}: {_first_line(err)}") from None
             time.sleep(0.5 * attempt)
+
+
+@contextlib.contextmanager
+def _sqlite_turn(uri: str) -> Iterator[None]:
+    """An exclusive `flock` on a sqlite store's file (created empty if missing, which sqlite reads as a new
+    database) while the block runs; nothing for other stores. SQLite's own locks are `fcntl` locks, which a
+    `flock` leaves alone."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    fd = os.open(uri.removeprefix("sqlite:///").partition("?")[0], os.O_RDONLY | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _experiment_id(client: MlflowClient) -> str:

@@ -7,20 +7,17 @@ import argparse
 import dataclasses
 import hashlib
 import json
-import re
 from dataclasses import dataclass, field, replace
 
 import hpo.ablation
 from datamodules.config import DataConfig
 from datamodules.errors import Parser, UserError
-from training.cli import FLAGS, add_run_arguments
+from training.cli import add_run_arguments, flag_overrides, set_overrides
 from training.config import ConfigError, RunConfig
 
 MIN_INPUT_SIZE = 2
 # what a cell's key leaves out: where the data file lies (its content is in the fingerprint) and the device
 FREE = ("data.path", "train.accelerator")
-# where one `--set` value holds several KEY=VALUE: the spaces before a KEY= (a value itself may hold spaces)
-NEXT_KEY = re.compile(r"\s+(?=\w+\.\w+=)")
 
 
 @dataclass(frozen=True)
@@ -156,20 +153,13 @@ def plan_from_args(args: argparse.Namespace) -> Plan:
     return plan
 
 
-def _overrides(args: argparse.Namespace) -> dict[str, str]:
-    """The flags given (not --model, --input-size) and `--set`, as config overrides. One `--set` may hold
-    several KEY=VALUE separated by spaces and "" holds none: MLproject's one `set` parameter, given or not."""
-    overrides = {key: getattr(args, flag[2:].replace("-", "_")) for flag, (key, _) in FLAGS.items()
-                 if key not in ("model.name", "data.input_size")}
-    overrides = {k: v for k, v in overrides.items() if v not in (None, "")}
-    for item in (pair for text in args.set for pair in NEXT_KEY.split(text.strip()) if pair):
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
-        if key.strip() in ("model.name", "data.input_size"):
-            raise UserError(f"--set {key.strip()}: the ablation sets it per cell (use --model and --input-sizes)")
-        overrides[key.strip()] = value.strip()
-    return overrides
+def _overrides(args: argparse.Namespace) -> dict[str, object]:
+    """The flags given and `--set`, as config overrides; the model and the input size are the cells'."""
+    per_cell = ("model.name", "data.input_size")
+    for key in set_overrides(args.set):
+        if key in per_cell:
+            raise UserError(f"--set {key}: the ablation sets it per cell (use --model and --input-sizes)")
+    return flag_overrides(args, skip=per_cell)
 
 
 def _check_same_data(bases: dict[str, RunConfig]) -> None:
