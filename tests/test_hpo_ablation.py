@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient
 from datamodules.errors import UserError
 from hpo.ablation.plan import build_parser, plan_from_args
 from hpo.ablation.run import run_ablation
-from hpo.ablation.summary import COLUMNS
+from hpo.ablation.summary import COLUMNS, Summary, plot
 from tests.conftest import REPO
 from training.config import RunConfig
 
@@ -176,3 +176,15 @@ def test_mlproject_set_reaches_every_cell(tmp_path):
     assert [c.config for c in unset] == [defaults.override({"data.input_size": s}) for s in (16, 24)]
     with pytest.raises(UserError, match="the ablation sets it per cell"):
         cells(set="model.dropout=0.3 data.input_size=32")
+
+
+def test_the_plot_draws_an_interval_that_misses_its_point():
+    """A bootstrap interval need not contain the mean over seeds (errorbar refuses negative distances)."""
+    row = dict.fromkeys(COLUMNS)
+    row.update(model="itransformer", input_size=60, seeds=2, val_auroc=0.60, val_auroc_ci_low=0.61,
+               val_auroc_ci_high=0.70, baseline_auroc=0.55, baseline_ci_low=0.5, baseline_ci_high=0.6,
+               best_baseline="logistic")
+    summary = Summary(pd.DataFrame([row], columns=COLUMNS), [], {}, ("2020-01-01", "2020-12-31"), 250, 5, 100)
+    (ax,) = plot(summary, "s").axes
+    (bar,) = [c for c in ax.collections if hasattr(c, "get_segments")]
+    assert np.allclose(bar.get_segments(), [[[60, 0.61], [60, 0.70]]])

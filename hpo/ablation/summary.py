@@ -245,10 +245,10 @@ def plot(summary: Summary, name: str):
         rows = t[t["model"] == model].sort_values("input_size")
         shift = (k - (len(models) - 1) / 2) * span * 0.012  # side by side, not on top of each other
         x = rows["input_size"].to_numpy(dtype=float) + shift
-        y = rows["val_auroc"].to_numpy(dtype=float)
-        err = np.vstack([y - rows["val_auroc_ci_low"].to_numpy(dtype=float),
-                         rows["val_auroc_ci_high"].to_numpy(dtype=float) - y])
-        ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=model)
+        (line,) = ax.plot(x, rows["val_auroc"].to_numpy(dtype=float), marker="o", label=model)
+        # the interval as drawn bounds, not distances from the point: a bootstrap interval need not contain it
+        ax.vlines(x, rows["val_auroc_ci_low"].to_numpy(dtype=float), rows["val_auroc_ci_high"].to_numpy(dtype=float),
+                  color=line.get_color())
     ax.axhline(0.5, color="black", linewidth=0.6, linestyle=":")
     ax.set(xlabel="input size (days)", ylabel="val AUROC (report part)", xticks=sizes)
     ax.set_title(f"{name}\nmean over seeds, {LEVEL:.0%} block-bootstrap intervals over dates and seeds", fontsize=9)
