@@ -20,7 +20,7 @@ from tests.test_training_cli import parse
 from training import tracking
 from training.config import RunConfig
 from training.evaluate import predict_probs
-from training.promote import ledger, main, record_look
+from training.promote import _held_out_from, ledger, main, record_look
 from training.train import build_model
 
 NAME = "spy-direction"
@@ -159,6 +159,8 @@ BAD = [
     (["--study", "empty", "--run", "x"], "give exactly one of"),
     (["--study", "empty", "--storage", "other.journal"], "unknown study 'empty' with storage other.journal"),
     (["--run", "x", "--storage", "x"], "--storage picks a study"),
+    (["--use-best-from", "cfg.json", "--set", "data.val_frac=0.10 data.test_frac=0.20"],
+     "config file cfg.json: the test split starts"),
 ]
 
 
@@ -187,3 +189,16 @@ def test_simultaneous_looks_are_all_recorded():
     assert sorted(ledger(study_run)) == sorted(run for runs in readers for run in runs)
     assert client.get_run(study_run).data.metrics["test_evaluations"] == 20
     assert all(runs == sorted(set(runs)) for runs in counts)  # each reader's count only grows
+
+
+def test_the_test_split_must_be_held_out_from_the_data_that_chose_the_config(tiny_config):
+    """Same settings: held out (the splits' purge gap is the horizon plus the embargo). Test moved into the
+    source's val split, or starting after it but within its labels' horizon: not held out."""
+    assert _held_out_from(tiny_config, prepare(tiny_config.data)) is None
+    wider = prepare(tiny_config.override({"data.val_frac": 0.10, "data.test_frac": 0.20}).data)
+    assert "would not be held out" in _held_out_from(tiny_config, wider)
+    far = tiny_config.override({"data.horizon": 20, "data.embargo": 0})
+    later = prepare(tiny_config.override({"data.embargo": 0, "data.val_frac": 0.145, "data.test_frac": 0.155}).data)
+    first = later.dates("test")[0]  # after that date, but within its labels' 20 days
+    assert first > prepare(far.data).dates("val")[-1]
+    assert f"starts {first.date()}" in _held_out_from(far, later) and "labels 20 day(s) ahead" in _held_out_from(far, later)

@@ -95,6 +95,9 @@ def main(argv: list[str] | None = None) -> None:
 
     apply_default_threads()
     prepared = prepare(cfg.data)  # bad data fails here, before anything is written
+    overlap = _held_out_from(registry.resolve_config(source.uri), prepared)
+    if overlap:
+        raise UserError(f"{source.label}: {overlap}; promote it with the data and split settings it was chosen on")
     looks = ledger(source.study_run_id)
     if looks:
         print(f"warning: the test split of study {source.study!r} has been read {len(looks)} time(s) before "
@@ -354,6 +357,24 @@ def promote(cfg, prepared, source: Source, *, name: str, alias: str, seeds: int,
                      ev.verdict(), len(y_test), (str(dates[0].date()), str(dates[-1].date())), looks, comparison)
 
 
+def _held_out_from(chosen_on, prepared) -> str | None:
+    """Why this promotion's test split is not held out from the data the config `chosen_on` was selected and
+    trained on, or None when it is: every test label must start after the last label of that config's val
+    split has ended (its last val date plus its horizon, in rows of this promotion's data)."""
+    from datamodules.prepared import prepare
+
+    try:
+        seen = prepare(chosen_on.data).dates("val")[-1]
+    except UserError as err:
+        return f"its own data cannot be read to check that the test split is held out from it ({err})"
+    index, first = prepared.index, prepared.dates("test")[0]
+    rows_after = index.get_loc(first) - (index.searchsorted(seen, side="right") - 1)
+    if first > seen and rows_after >= chosen_on.data.horizon:
+        return None
+    return (f"the test split starts {first.date()}, but the config was chosen on a val split that ends "
+            f"{seen.date()} with labels {chosen_on.data.horizon} day(s) ahead: the test split would not be held out")
+
+
 def _sd(values: np.ndarray) -> float:
     return float(values.std(ddof=1)) if len(values) > 1 else 0.0
 
@@ -369,8 +390,15 @@ def compare(previous, cfg, prepared, new_probs: np.ndarray) -> tuple[str, dict[s
 
     from datamodules import sources
     from models.intervals import bootstrap_auroc
+    from training.registry import resolve_config
 
     label = f"previous holder of the alias: version {previous.version}"
+    try:
+        overlap = _held_out_from(resolve_config(f"models:/{previous.name}/{previous.version}"), prepared)
+    except UserError as err:
+        overlap = f"its config cannot be read ({err})"
+    if overlap:
+        return f"{label} not compared: {overlap}", {}
     try:
         model = mlflow.pyfunc.load_model(f"models:/{previous.name}/{previous.version}")
         frame = sources.load_ohlcv(cfg.data.path).reset_index().rename(columns={"date": "Date"})
