@@ -91,16 +91,19 @@ class Prepared:
             labels = self.labels(stage)
             out[f"{stage}.rows"] = int((self.split == stage).sum())
             out[f"{stage}.samples"] = len(labels)
-            out[f"{stage}.positive_rate"] = round(float(labels.mean()), 4)
+            if stage != "test":  # test labels are read by promotion only
+                out[f"{stage}.positive_rate"] = round(float(labels.mean()), 4)
             out[f"{stage}.date_range"] = " .. ".join(self.date_range(stage))
         out |= {"feature_cache": self.cache, "data_fingerprint": self.data_fingerprint,
                 "fingerprint": self.fingerprint}
         return out
 
     def frame(self) -> pd.DataFrame:
-        """Unscaled features, label (0/1) and split of every row past the warm-up that has a label."""
+        """Unscaled features, label (0/1; missing on test rows, which promotion alone reads) and split of every
+        row past the warm-up that has a label."""
         out = pd.DataFrame(self.features, index=self.index, columns=self.feature_names)
-        return out.assign(label=self.y.astype(np.int8), split=self.split.astype(str))
+        label = pd.Series(self.y.astype(np.int8), index=self.index, dtype="Int8").mask(self.split == "test")
+        return out.assign(label=label, split=self.split.astype(str))
 
 
 def prepare(cfg: DataConfig, cache_dir: str | None = None) -> Prepared:

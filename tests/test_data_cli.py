@@ -21,8 +21,9 @@ def test_summary_of_the_embedded_data(run_cli, tmp_path):
     assert summary["warmup_rows_dropped"] == "59"
     assert summary["rows_purged"] == "12"
     for stage in ("train", "val", "test"):
-        assert 0 < float(summary[f"{stage}.positive_rate"]) < 1
         assert int(summary[f"{stage}.rows"]) >= int(summary[f"{stage}.samples"]) > 0
+    assert 0 < float(summary["train.positive_rate"]) < 1 and 0 < float(summary["val.positive_rate"]) < 1
+    assert "test.positive_rate" not in summary  # promotion alone reads test labels
     assert summary["feature_cache"] == "miss"
     assert list((tmp_path / "cache").glob("a20-*.parquet"))  # $DIRECTION_CACHE_DIR
     again = _summary(run_cli("datamodules", "--data-tier", "a20").stdout)
@@ -43,7 +44,8 @@ def test_export_and_custom_settings(run_cli, tmp_path):
     assert set(exported["split"]) == {"train", "val", "test", "purged"}
     assert (exported["split"] == "purged").sum() == 2 * (3 + 2) == int(summary["rows_purged"])
     assert isinstance(exported.index, pd.DatetimeIndex) and len(exported) == 700 - 119 - 3
-    assert set(exported["label"].unique()) == {0, 1}
+    test = exported["split"] == "test"
+    assert set(exported.loc[~test, "label"].unique()) == {0, 1} and exported.loc[test, "label"].isna().all()
     assert np.isfinite(exported.iloc[:, :-2].to_numpy()).all()
     assert summary["horizon"] == "3" and summary["input_size"] == "40"
 
