@@ -9,14 +9,18 @@ from sklearn.metrics import roc_auc_score
 
 from models.intervals import (
     ar1_scores,
+    auroc_influence,
     block_bootstrap_indices,
     block_length,
     bootstrap_auroc,
+    long_run_variance,
     politis_white,
     rank_auroc,
     resampled_auroc,
+    resampled_block_sums,
     selection_null,
     selection_null_samples,
+    studentized_interval,
 )
 
 
@@ -162,26 +166,138 @@ def test_resampled_auroc_equals_rank_auroc_on_the_resampled_arrays():
         np.testing.assert_allclose(resampled_auroc(labels, s, idx), want, rtol=1e-12, atol=0)
 
 
-def test_bootstrap_auroc_intervals_are_percentiles_of_paired_resamples():
+def _influence_loop(labels, scores):
+    """AUROC influence series by brute force: each sample's share of the other class it beats (ties half),
+    minus the AUROC, over its class's rate."""
+    pos = labels.astype(bool)
+    beats = (scores[:, None] > scores[None, :]) + 0.5 * (scores[:, None] == scores[None, :])
+    below_neg = beats[:, ~pos].mean(1)  # for a positive: negatives below it
+    above_pos = beats[pos, :].mean(0)  # for a negative: positives above it
+    auroc = below_neg[pos].mean()
+    return np.where(pos, (below_neg - auroc) / pos.mean(), (above_pos - auroc) / (1 - pos.mean()))
+
+
+def _run_sums_loop(idx, x):
+    """Sums of x over the runs of consecutive (circular) indices in each row, zero-padded, by a loop."""
+    n = idx.shape[1]
+    rows = []
+    for i, row in zip(idx, x, strict=True):
+        sums = [row[0]]
+        for t in range(1, n):
+            if i[t] == (i[t - 1] + 1) % n:
+                sums[-1] += row[t]
+            else:
+                sums.append(row[t])
+        rows.append(sums)
+    out = np.zeros((len(rows), max(map(len, rows))))
+    for r, sums in enumerate(rows):
+        out[r, : len(sums)] = sums
+    return out
+
+
+def test_auroc_influence_is_the_placement_series_and_delong_variance():
+    rng = np.random.default_rng(15)
+    labels, score = _dependent_sample(300, rng)
+    for s in (score, np.round(score, 1), np.full(300, 0.3)):  # continuous, tied, all tied
+        psi = auroc_influence(labels, s)
+        np.testing.assert_allclose(psi, _influence_loop(labels, s), rtol=0, atol=1e-12)
+        assert abs(psi.mean()) < 1e-12
+        # DeLong: var(V10) / n1 + var(V01) / n0 from the placement values
+        pos = labels.astype(bool)
+        v10 = np.array([np.mean((s[i] > s[~pos]) + 0.5 * (s[i] == s[~pos])) for i in np.flatnonzero(pos)])
+        v01 = np.array([np.mean((s[pos] > s[j]) + 0.5 * (s[pos] == s[j])) for j in np.flatnonzero(~pos)])
+        delong = v10.var() / pos.sum() + v01.var() / (~pos).sum()
+        assert np.mean(psi**2) / 300 == pytest.approx(delong, abs=1e-15)
+    assert np.isnan(auroc_influence(np.zeros(20), rng.normal(size=20))).all()
+
+
+def test_resampled_influence_and_block_sums_equal_direct_computations():
+    rng = np.random.default_rng(16)
+    labels, score = _dependent_sample(200, rng)
+    for method in ("stationary", "moving"):
+        idx = block_bootstrap_indices(200, 9, 40, rng, method)
+        for s in (score, np.round(score, 1)):
+            auroc, psi = resampled_auroc(labels, s, idx, influence=True)
+            np.testing.assert_allclose(auroc, resampled_auroc(labels, s, idx), rtol=0, atol=0)
+            want = np.array([_influence_loop(labels[i], s[i]) for i in idx])
+            np.testing.assert_allclose(psi, want, rtol=0, atol=1e-12)
+            np.testing.assert_allclose(resampled_block_sums(idx, psi), _run_sums_loop(idx, psi), atol=1e-12)
+
+
+def test_long_run_variance_of_ar1_series():
+    """The long-run variance of a unit-variance AR(1) is (1 + phi) / (1 - phi)."""
+    for phi in (0.0, 0.5, 0.8):
+        rng = np.random.default_rng(17)
+        est = np.median([long_run_variance(ar1_scores(1, 4000, phi, rng)[0]) for _ in range(9)])
+        assert est == pytest.approx((1 + phi) / (1 - phi), rel=0.15), (phi, est)
+    assert long_run_variance(np.full(100, 2.0)) == 0.0
+    # a window of at least 2 x 10 lags reaches the dependence of a series of runs of 10
+    runs = np.repeat(np.random.default_rng(18).standard_normal(60), 10)
+    assert long_run_variance(runs, 20) == pytest.approx(10 * runs.var(), rel=0.3)
+
+
+def test_studentized_interval_edge_cases():
+    star = np.array([0.6, 0.7, np.nan, 0.8, 0.9])
+    # no spread on the full sample: the percentile interval of the resamples
+    percentile = tuple(np.quantile(star[~np.isnan(star)], [0.25, 0.75]))
+    assert studentized_interval(0.75, star, np.ones(5), 0.0, 0.5, (0, 1)) == percentile
+    assert studentized_interval(0.75, np.full(5, 0.75), np.zeros(5), 0.0, 0.9, (0, 1)) == (0.75, 0.75)
+    # a resample with zero variance away from the point estimate: t* = +-inf, clipped to the bounds
+    low, high = studentized_interval(0.9, np.array([0.85, 0.9, 0.95, 1.0]), np.array([1e-4, 1e-4, 1e-4, 0.0]),
+                                     1e-4, 0.9, (0.0, 1.0))
+    assert low == 0.0 and 0.9 < high < 1.0
+    assert all(np.isnan(studentized_interval(np.nan, star, np.ones(5), 1.0, 0.95, (0, 1))))
+
+
+def test_bootstrap_auroc_intervals_are_studentized_from_paired_resamples():
     rng = np.random.default_rng(9)
     labels, model = _dependent_sample(400, rng)
     scores = {"model": model, "squashed": 1 / (1 + np.exp(-model)), "coin": rng.normal(size=400),
-              "majority": np.full(400, labels.mean())}
-    iv = bootstrap_auroc(labels, scores, horizon=5, n_boot=500, seed=3)
-    assert iv.method == "stationary-block" and iv.block == block_length(labels, 5) and iv.block >= 5
-    idx = block_bootstrap_indices(400, iv.block, 500, np.random.default_rng(3))
+              "rounded": np.round(model + rng.normal(size=400), 1), "majority": np.full(400, labels.mean())}
+    n, n_boot, horizon = 400, 200, 5
+    iv = bootstrap_auroc(labels, scores, horizon=horizon, n_boot=n_boot, seed=3)
+    assert iv.method == "stationary-block-t" and iv.block == block_length(labels, 5) and iv.block >= 5
+    idx = block_bootstrap_indices(n, iv.block, n_boot, np.random.default_rng(3))
+    psi, psi_star = {}, {}
     for name, s in scores.items():
         np.testing.assert_allclose(iv.samples[name], rank_auroc(labels[idx], s[idx]), rtol=1e-12)
-        np.testing.assert_allclose(iv.ci[name], np.percentile(iv.samples[name], [2.5, 97.5]))
         assert iv.point[name] == pytest.approx(roc_auc_score(labels, s), abs=1e-12)
-    np.testing.assert_allclose(iv.diff[("model", "coin")],
-                               np.percentile(iv.samples["model"] - iv.samples["coin"], [2.5, 97.5]))
+        if name in ("model", "coin", "rounded"):
+            psi[name] = _influence_loop(labels, s)
+            psi_star[name] = np.array([_influence_loop(labels[i], s[i]) for i in idx])
+
+    def want(a, b=None, result=iv, indices=idx, delong=False):
+        """Bootstrap-t: t* = (theta* - theta) / sqrt(sum of squared block sums of psi* / n^2); the full
+        sample's variance is the flat-top long-run variance of psi (window >= 2 horizons), at least the
+        i.i.d. one, over n."""
+        theta = result.point[a] - (result.point[b] if b else 0)
+        star = result.samples[a] - (result.samples[b] if b else 0)
+        x, x_star = (psi[a] - psi[b], psi_star[a] - psi_star[b]) if b else (psi[a], psi_star[a])
+        t = (star - theta) / np.sqrt((_run_sums_loop(indices, x_star) ** 2).sum(1) / n**2)
+        q_low, q_high = np.percentile(t, [2.5, 97.5])
+        se = np.sqrt((np.mean(x**2) if delong else max(long_run_variance(x, 2 * horizon), np.mean(x**2))) / n)
+        lo, hi = (-1, 1) if b else (0, 1)
+        return np.clip(theta - q_high * se, lo, hi), np.clip(theta - q_low * se, lo, hi)
+
+    for name in ("model", "coin", "rounded"):
+        np.testing.assert_allclose(iv.ci[name], want(name), rtol=1e-10)
+    for a, b in (("model", "coin"), ("rounded", "model")):
+        np.testing.assert_allclose(iv.diff[(a, b)], want(a, b), rtol=1e-10)
+        assert iv.diff[(b, a)] == (-iv.diff[(a, b)][1], -iv.diff[(a, b)][0])
     # a monotone transform ranks identically in every resample: the paired difference is exactly 0
     assert iv.diff[("model", "squashed")] == (0.0, 0.0)
     assert iv.ci["majority"] == (0.5, 0.5)
-    assert len(iv.diff) == 4 * 3
+    assert len(iv.diff) == 5 * 4
     assert iv.best_of(["coin", "majority"]) == ("coin" if iv.point["coin"] > 0.5 else "majority")
     assert iv.best_of(scores) == "model"
+
+    # block=1 asked for: the i.i.d. bootstrap-t, the full sample studentized by DeLong's variance
+    iid = bootstrap_auroc(labels, {"model": model}, n_boot=n_boot, seed=3, block=1)
+    idx_iid = block_bootstrap_indices(n, 1, n_boot, np.random.default_rng(3))
+    psi_star["model"] = np.array([_influence_loop(labels[i], model[i]) for i in idx_iid])
+    assert iid.block == 1 and iid.method == "stationary-block-t"
+    np.testing.assert_allclose(iid.ci["model"], want("model", result=iid, indices=idx_iid, delong=True),
+                               rtol=1e-10)
 
 
 def test_bootstrap_auroc_is_fast():
@@ -198,28 +314,38 @@ def test_bootstrap_auroc_is_fast():
 
 
 def test_block_intervals_cover_the_true_auroc_under_dependence_and_iid_ones_do_not():
-    """Latent AR(1) (phi 0.8) thresholded at 0.5; score = latent + AR(1) noise (phi 0.8). The true AUROC is
-    a property of the marginal law of (score, label), so a huge i.i.d. draw from it gives it. Over seeds
-    0-11 (200 replications each, n = 400) the stationary block interval covered 0.88-0.965 (mean 0.91: the
-    block bootstrap underestimates the variance a little at this n), the i.i.d. one 0.725-0.825 (mean 0.77),
-    at least 0.115 below the block interval of the same seed. With i.i.d. noise in the score both cover
-    about 0.93: the dependence that matters is that of labels and score errors together."""
+    """Latent AR(1) (phi 0.8) thresholded at 0.5; score a = latent + AR(1) noise (phi 0.8), score b = latent
+    + 1.5 x another AR(1) noise. The true AUROC is a property of the marginal law of (score, label), so a
+    huge i.i.d. draw from it gives it. Over seeds 0-11 (200 replications each, n = 400, 300 resamples) the
+    studentized block interval covered AUROC(a) 0.935-0.975 (mean 0.95) and AUROC(a) - AUROC(b) 0.905-0.965
+    (mean 0.94), where the percentile block interval it replaced covered AUROC(a) 0.88-0.965 (mean 0.91);
+    the i.i.d. one (block=1: i.i.d. resamples, DeLong's variance) 0.705-0.825, at least 0.15 below the
+    block interval of the same seed (`python -m bench.interval_coverage` for other n and dependence)."""
     rng = np.random.default_rng(12345)
     latent = rng.standard_normal(2_000_000)
-    true = rank_auroc((latent > 0.5).astype(int), latent + rng.standard_normal(latent.size))
-    assert true == pytest.approx(0.84, abs=0.005)
+    labels = (latent > 0.5).astype(int)
+    true = rank_auroc(labels, latent + rng.standard_normal(latent.size))
+    true_diff = true - rank_auroc(labels, latent + 1.5 * rng.standard_normal(latent.size))
+    assert true == pytest.approx(0.84, abs=0.005) and true_diff == pytest.approx(0.077, abs=0.005)
 
     rng = np.random.default_rng(0)
-    covered = {"block": 0, "iid": 0}
+    covered = {"block": 0, "diff": 0, "iid": 0}
     reps = 200
     for r in range(reps):
-        labels, score = _dependent_sample(400, rng)
-        for name, block in (("block", None), ("iid", 1)):
-            low, high = bootstrap_auroc(labels, {"m": score}, n_boot=300, seed=r, block=block).ci["m"]
-            covered[name] += low <= true <= high
-    block_cov, iid_cov = covered["block"] / reps, covered["iid"] / reps
-    assert block_cov >= 0.86, covered
-    assert iid_cov <= min(0.85, block_cov - 0.08), covered
+        latent = ar1_scores(1, 400, 0.8, rng)[0]  # as _dependent_sample, and a second scorer
+        labels, a = (latent > 0.5).astype(int), latent + ar1_scores(1, 400, 0.8, rng)[0]
+        b = latent + 1.5 * ar1_scores(1, 400, 0.8, rng)[0]
+        iv = bootstrap_auroc(labels, {"a": a, "b": b}, n_boot=300, seed=r)
+        low, high = iv.ci["a"]
+        covered["block"] += low <= true <= high
+        low, high = iv.diff[("a", "b")]
+        covered["diff"] += low <= true_diff <= high
+        low, high = bootstrap_auroc(labels, {"a": a}, n_boot=300, seed=r, block=1).ci["a"]
+        covered["iid"] += low <= true <= high
+    block_cov, diff_cov, iid_cov = (covered[k] / reps for k in ("block", "diff", "iid"))
+    assert 0.925 <= block_cov <= 0.985, covered
+    assert 0.9 <= diff_cov <= 0.985, covered
+    assert iid_cov <= min(0.85, block_cov - 0.12), covered
 
 
 # --- selection null ---------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ def test_evaluate_names_every_number_and_pairs_the_model_with_the_best_baseline(
     assert (m["val/auroc_vs_copy_ci_low"], m["val/auroc_vs_copy_ci_high"]) == (0.0, 0.0)  # paired resamples
     assert m["val/auroc_vs_noise_ci_low"] > 0 and "not distinguishable" in ev.verdict()
     assert m["val/auroc_ci_low"] < m["val/auroc"] < m["val/auroc_ci_high"]
-    assert ev.intervals.block >= 3 and ev.ci_params["ci.method"] == "stationary-block"
+    assert ev.intervals.block >= 3 and ev.ci_params["ci.method"] == "stationary-block-t"
     table = ev.predictions()
     assert list(table.columns) == ["date", "label", "probability", "probability_calibrated"]
     np.testing.assert_array_equal(table.probability, probs)

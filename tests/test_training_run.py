@@ -49,7 +49,7 @@ def test_run_records_params_metrics_tags_and_artifacts(trained, tiny_config):
     assert m["baseline/best/val/auroc"] == m[f"baseline/{best_baseline}/val/auroc"]
     assert (m["best/val/auroc_vs_best_baseline_ci_low"], m["best/val/auroc_vs_best_baseline_ci_high"]) == (
         m[f"best/val/auroc_vs_{best_baseline}_ci_low"], m[f"best/val/auroc_vs_{best_baseline}_ci_high"])
-    assert run.data.params["ci.method"] == "stationary-block" and int(run.data.params["ci.block_length"]) >= 1
+    assert run.data.params["ci.method"] == "stationary-block-t" and int(run.data.params["ci.block_length"]) >= 1
 
     # the epoch is chosen on the selection part of val; the run's val numbers come from the report part,
     # and the predictions artifact reproduces them
