@@ -87,7 +87,8 @@ def summarise(plan: Plan, runs: dict[Cell, str], *, n_boot: int = N_BOOT,
             labels = cell_labels
         elif not np.array_equal(labels, cell_labels):
             raise RuntimeError(f"labels of {cell.label()} differ from the other cells' on the same dates")
-    block = block_length(labels, plan.data.horizon)
+    # the labels' dependence measured on the train labels: a longer history of them, ending before val
+    block = block_length(labels, plan.data.horizon, history=prepare(plan.data).labels("train"))
     idx = block_bootstrap_indices(len(dates), block, n_boot, np.random.default_rng(CI_SEED))
 
     baselines: dict[tuple[int, int], dict[str, np.ndarray]] = {}
