@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     from hpo.study import run_study
     from training import tracking
     from training.threads import apply_default_threads
-    from training.train import evidence_line
+    from training.train import OBJECTIVE, REPORT, SELECT, evidence_line
 
     apply_default_threads()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -99,15 +99,15 @@ def main(argv: list[str] | None = None) -> None:
           + ", ".join(f"{n} {s}" for s, n in outcome.counts.items()))
     if outcome.best is not None:
         b = outcome.best
-        print(f"best: trial {b.number}, val/auroc {b.value:.4f}, run {b.user_attrs.get('mlflow_run_id')}, "
-              f"params {b.params}")
-        e = b.user_attrs.get("evidence")
-        if e:
-            print(f"  {evidence_line(e, b.user_attrs['best_baseline'])}")
-        print("  selection: the best of as many random scorers as completed trials, on these val labels, "
-              f"reaches {outcome.null_p95:.4f} (95th percentile, selection/null_auroc_p95); the best trial's "
-              f"{b.value:.4f} {'exceeds' if b.value > outcome.null_p95 else 'does not exceed'} it. The held-out "
-              "number comes from `python -m training.promote --study ...`, the only command that reads test.")
+        print(f"best: trial {b.number}, run {b.user_attrs.get('mlflow_run_id')}, params {b.params}")
+        print(f"  selected on {SELECT}: {OBJECTIVE} {b.value:.4f} "
+              f"{'exceeds' if b.value > outcome.null_p95 else 'does not exceed'} {outcome.null_p95:.4f}, what the "
+              f"best of as many random scorers as completed trials reaches on the same {SELECT} labels (95th "
+              "percentile, selection/null_auroc_p95)")
+        print(f"  reported on {REPORT}, which chose nothing: "
+              f"{evidence_line(b.user_attrs['evidence'], b.user_attrs['best_baseline'])}")
+        print("  the held-out number comes from `python -m training.promote --study ...`, the only command that "
+              "reads test")
     experiment = mlflow.get_run(outcome.parent_run_id).info.experiment_id
     print(f"MLflow: parent run {outcome.parent_run_id} (tag kind=study) in experiment "
           f"{mlflow.get_experiment(experiment).name!r}; the study is in {outcome.storage} (rerun the command "

@@ -1,7 +1,7 @@
 """Study-level early stopping, one precise rule: after finished trial n (complete or pruned, in the order
 they finished), stop when best(first n) - best(first n - patience) < threshold, where best(first k) is the
-highest val AUROC among the completed trials of the first k (with threshold 0: when there was no gain at
-all). Pruned trials count as finished trials, never as a best."""
+highest objective (`training.train.OBJECTIVE`) among the completed trials of the first k (with threshold 0:
+when there was no gain at all). Pruned trials count as finished trials, never as a best."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ class Convergence:
         gain = now[1] - then[1]
         if gain >= self.threshold - TOLERANCE and gain > 0:
             return None
-        return (f"converged: the best val AUROC gained {gain:.4f} (< {self.threshold:g}) over the last "
+        return (f"converged: the best objective gained {gain:.4f} (< {self.threshold:g}) over the last "
                 f"{self.patience} finished trials; best {now[1]:.4f} (trial {now[0]}), {n} trials finished")
 
     def check(self, study: optuna.Study) -> str | None:

@@ -71,5 +71,5 @@ def _stop(settings: StudySettings) -> str:
     if settings.convergence is None:
         return "after the trials"
     c = settings.convergence
-    return (f"after the trials, or when the best val AUROC gained less than {c.threshold:g} over the last "
+    return (f"after the trials, or when the best objective gained less than {c.threshold:g} over the last "
             f"{c.patience} finished trials")

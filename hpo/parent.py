@@ -1,6 +1,7 @@
 """The study's MLflow parent run (tag `kind=study`): created once per study, its id kept as a study user
 attribute so that every session and worker nests its trials under it; a per-trial summary (one batched
-call) and, at the end of a session, the plots and the best config."""
+call) and, at the end of a session, the plots and the best config. Trials are ranked by the objective
+(`training.train.OBJECTIVE`, on val_select) and reported on val_report."""
 
 from __future__ import annotations
 
@@ -14,12 +15,31 @@ from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global fig
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
+from datamodules.errors import UserError
 from models.budgets import parse_budget
 from models.intervals import selection_null
 from training import tracking
 from training.config import RunConfig
+from training.train import OBJECTIVE, SELECT
 
 PARENT_ATTR = "mlflow_parent_run_id"
+# what the trials of a study whose definition records no objective carry: the AUROC on val_report, the
+# samples that also report it
+LEGACY_OBJECTIVE = "best/val/auroc"
+
+
+def objective_of(study: optuna.Study) -> str:
+    """The metric the study's trials carry as their value, from its definition."""
+    return study.user_attrs.get("definition", {}).get("objective", LEGACY_OBJECTIVE)
+
+
+def check_objective(study: optuna.Study) -> None:
+    """A `UserError` unless the study's trials carry OBJECTIVE: values on other samples never mix with them."""
+    found = objective_of(study)
+    if found != OBJECTIVE:
+        raise UserError(f"study {study.study_name!r} selected its trials on {found}, which is also what it reports; "
+                        f"trials are now selected on {OBJECTIVE} ({SELECT}) and their values do not compare: "
+                        "start a new study (another --study-name)")
 
 
 def launcher_run() -> str | None:
@@ -60,7 +80,9 @@ def close(run_id: str, study: optuna.Study, status: str) -> None:
 
 
 def summarise(run_id: str, study: optuna.Study) -> None:
-    """Counts by state, the best value and params, the best per budget: one batched call, step = trials."""
+    """Counts by state; the best trial's objective (OBJECTIVE, on val_select), its evidence on val_report
+    (which chose nothing) and params; the val_report AUROC of each budget's best trial: one batched call,
+    step = trials."""
     trials = study.get_trials(deepcopy=False)
     counts = Counter(t.state for t in trials)
     step = sum(counts[s] for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL))
@@ -69,9 +91,9 @@ def summarise(run_id: str, study: optuna.Study) -> None:
     tags = {}
     best = best_trial(trials)
     if best is not None:
-        metrics["best/val/auroc"] = best.value
+        metrics[OBJECTIVE] = best.value
         metrics |= best.user_attrs.get("evidence", {})
-        metrics |= {f"best_by_budget/{b}": v for b, v in best_by_budget(trials).items()}
+        metrics |= {f"best_by_budget/{b}": reported(t) for b, t in best_by_budget(trials).items()}
         tags = {"best_trial": str(best.number), "best_run_id": best.user_attrs.get("mlflow_run_id", ""),
                 "best_baseline": best.user_attrs.get("best_baseline", ""),
                 "best_params": json.dumps(best.params, sort_keys=True),
@@ -87,9 +109,19 @@ def counted(trials: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenT
     return [t for t in trials if t.state == TrialState.COMPLETE and not t.user_attrs.get(OUTSIDE_BUDGETS)]
 
 
+def _rank(t: optuna.trial.FrozenTrial) -> tuple[float, int]:
+    """The highest objective first, the earliest trial on ties."""
+    return t.value, -t.number
+
+
 def best_trial(trials: list[optuna.trial.FrozenTrial]) -> optuna.trial.FrozenTrial | None:
-    """The counted trial with the highest val AUROC (the earliest on ties), or None."""
-    return max(counted(trials), key=lambda t: (t.value, -t.number), default=None)
+    """The counted trial with the highest objective, or None."""
+    return max(counted(trials), key=_rank, default=None)
+
+
+def reported(t: optuna.trial.FrozenTrial) -> float:
+    """A completed trial's `best/val/auroc`, on val_report: what is reported for a trial the objective chose."""
+    return t.user_attrs["evidence"]["best/val/auroc"]
 
 
 def budget_of(t: optuna.trial.FrozenTrial) -> str | None:
@@ -98,27 +130,28 @@ def budget_of(t: optuna.trial.FrozenTrial) -> str | None:
     return None if budget in (None, "none") else budget
 
 
-def best_by_budget(trials: list[optuna.trial.FrozenTrial]) -> dict[str, float]:
-    best: dict[str, float] = {}
+def best_by_budget(trials: list[optuna.trial.FrozenTrial]) -> dict[str, optuna.trial.FrozenTrial]:
+    """Each budget's counted trial with the highest objective."""
+    best: dict[str, optuna.trial.FrozenTrial] = {}
     for t in counted(trials):
         budget = budget_of(t)
-        if budget is not None:
-            best[budget] = max(best.get(budget, float("-inf")), t.value)
+        if budget is not None and (budget not in best or _rank(t) > _rank(best[budget])):
+            best[budget] = t
     return best
 
 
-def log_report(run_id: str, study: optuna.Study, val_labels: np.ndarray, horizon: int) -> float | None:
-    """Plots (optimisation history, parameter importances, best val AUROC per budget), the best trial's
-    config as `best_config.json` (usable with `--use-best-from`) and the selection null: the 95th
-    percentile of the best val AUROC that as many random scorers as there are completed trials reach on
-    the study's own val labels (`selection/null_auroc_p95`, returned)."""
+def log_report(run_id: str, study: optuna.Study, select_labels: np.ndarray, horizon: int) -> float | None:
+    """Plots (optimisation history, parameter importances, val_report AUROC of each budget's best trial),
+    the best trial's config as `best_config.json` (usable with `--use-best-from`) and the selection null:
+    the 95th percentile of the best AUROC that as many random scorers as there are counted trials reach on
+    the labels the trials were selected on, `select_labels` (`selection/null_auroc_p95`, returned)."""
     client = MlflowClient()
     trials = study.get_trials(deepcopy=False)
     best = best_trial(trials)
     if best is None:
         return None
     complete = counted(trials)
-    null = selection_null(val_labels, len(complete), horizon=horizon, seed=len(complete))
+    null = selection_null(select_labels, len(complete), horizon=horizon, seed=len(complete))
     tracking.log_batch(run_id, {"selection/null_auroc_p95": null}, step=len(complete))
     for name, figure in (("optimization_history", _history(study)), ("param_importances", _importances(study, len(complete))),
                          ("best_val_auroc_per_budget", _per_budget(complete))):
@@ -146,7 +179,7 @@ def _history(study: optuna.Study):
         running = max(running, y)
         best.append(running)
     ax.step(xs, best, where="post", color="C3", label="best so far")
-    ax.set(xlabel="trial", ylabel="val AUROC", title=f"{study.study_name}: optimisation history")
+    ax.set(xlabel="trial", ylabel=f"{OBJECTIVE} (objective)", title=f"{study.study_name}: optimisation history")
     ax.legend()
     return fig
 
@@ -169,13 +202,14 @@ def _importances(study: optuna.Study, n_complete: int):
 
 
 def _per_budget(complete: list[optuna.trial.FrozenTrial]):
-    best = best_by_budget(complete)
+    best = {b: reported(t) for b, t in best_by_budget(complete).items()}
     if not best:
         return None
     fig = Figure(figsize=(6, 4), layout="constrained")
     ax = fig.subplots()
     budgets = sorted(best, key=parse_budget)
     ax.bar(budgets, [best[b] for b in budgets])
-    ax.set(xlabel="parameter budget", ylabel="best val AUROC", title="best val AUROC per budget",
+    ax.set(xlabel="parameter budget", ylabel="best/val/auroc (val_report)",
+           title=f"each budget's best trial (by {OBJECTIVE}) on val_report",
            ylim=(min(best.values()) - 0.02, max(best.values()) + 0.02))
     return fig

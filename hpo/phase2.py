@@ -1,4 +1,4 @@
-"""Phase 2 (`--supplementary`): TPE restricted to the two budgets whose best phase-1 val AUROC is highest."""
+"""Phase 2 (`--supplementary`): TPE restricted to the two budgets whose best phase-1 objective is highest."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
 from datamodules.errors import UserError
-from hpo.parent import PARENT_ATTR, best_by_budget
+from hpo.parent import PARENT_ATTR, best_by_budget, check_objective
 from hpo.storage import open_storage, study_exists
 from models.budgets import parse_budget
 
@@ -37,7 +37,9 @@ def load_phase1(storage: BaseStorage, name: str, shown: str) -> optuna.Study:
     if not study_exists(storage, name):
         raise UserError(f"--supplementary: no phase-1 study {name!r} in {shown}; run phase 1 first "
                          "(the same command without --supplementary), or name it with --study-name")
-    return optuna.load_study(study_name=name, storage=storage)
+    phase1 = optuna.load_study(study_name=name, storage=storage)
+    check_objective(phase1)  # its budgets would be chosen on other samples
+    return phase1
 
 
 def existing_budgets(storage: BaseStorage, name: str) -> list[str] | None:
@@ -49,8 +51,8 @@ def existing_budgets(storage: BaseStorage, name: str) -> list[str] | None:
 
 
 def select_budgets(phase1: optuna.Study, k: int = 2) -> list[str]:
-    """The `k` budgets with the best val AUROC among completed phase-1 trials, smallest budget first."""
-    best = best_by_budget(phase1.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    """The `k` budgets with the best objective among completed phase-1 trials, smallest budget first."""
+    best = {b: t.value for b, t in best_by_budget(phase1.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))).items()}
     if len(best) < k:
         found = ", ".join(f"{b} ({v:.4f})" for b, v in best.items()) or "none"
         raise UserError(f"--supplementary needs completed trials in at least {k} budgets of phase-1 study "

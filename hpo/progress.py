@@ -11,6 +11,8 @@ from collections.abc import Callable
 import pytorch_lightning as pl
 from tqdm import tqdm
 
+from training.train import MONITOR
+
 
 def _clock(seconds: float) -> str:
     seconds = int(round(seconds))
@@ -46,8 +48,8 @@ class EpochProgress(pl.Callback):
             self.bar = tqdm(total=trainer.max_epochs, desc=self.label, unit="epoch", leave=False)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
-        auroc = trainer.callback_metrics.get("val/auroc")
-        shown = "" if auroc is None else f"val/auroc {float(auroc):.4f}"
+        auroc = trainer.callback_metrics.get(MONITOR)
+        shown = "" if auroc is None else f"{MONITOR} {float(auroc):.4f}"
         if self.bar is not None:
             self.bar.set_postfix_str(shown)
             self.bar.update(1)

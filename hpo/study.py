@@ -45,7 +45,7 @@ from hpo.storage import Admission, open_storage
 from models.budgets import SHAPE_KEYS, StyleGrid, count_params, parse_budget, solve
 from training import tracking
 from training.config import RunConfig
-from training.train import EVIDENCE, REPORT, evidence_line, train
+from training.train import EVIDENCE, MONITOR, OBJECTIVE, SELECT, evidence_line, train
 
 PARENT_WAIT_S = 30.0
 
@@ -58,7 +58,7 @@ class Outcome:
     ran: int  # trials finished in this session
     stop_reason: str
     best: FrozenTrial | None
-    null_p95: float | None  # selection/null_auroc_p95: what the best of as many random scorers reaches
+    null_p95: float | None  # selection/null_auroc_p95: what the best of as many random scorers reaches on SELECT
     counts: dict[str, int] = field(default_factory=dict)
 
 
@@ -109,7 +109,7 @@ def run_study(
             raise
         finally:
             parent.summarise(parent_id, study)
-            null = parent.log_report(parent_id, study, data.labels(REPORT), settings.base.data.horizon)
+            null = parent.log_report(parent_id, study, data.labels(SELECT), settings.base.data.horizon)
             tracking.log_batch(parent_id, tags={"stop_reason": reason})
     counts = {s.name: len(study.get_trials(deepcopy=False, states=(s,))) for s in TrialState}
     return Outcome(study.study_name, parent_id, session.shown, ran, reason, parent.best_trial(study.trials), null,
@@ -196,13 +196,14 @@ class Objective:
                 epochs = EpochProgress(f"trial {trial.number}", self.echo)
                 result = train(cfg, callbacks=(pruning, epochs), progress=False, plots=False,
                                log_checkpoint=self.log_checkpoints)
-                if not math.isfinite(result.val_auroc):
-                    raise ValueError(f"val AUROC is {result.val_auroc} (one class in the val split?)")
+                if not (math.isfinite(result.objective) and math.isfinite(result.val_auroc)):
+                    raise ValueError(f"{OBJECTIVE} is {result.objective} and best/val/auroc {result.val_auroc} "
+                                     "(one class in a val part?)")
                 trial.set_user_attr("epochs", result.epochs)
                 trial.set_user_attr("evidence", {k: result.metrics[k] for k in EVIDENCE})
                 trial.set_user_attr("best_baseline", result.best_baseline)
                 state = "COMPLETE"
-                return result.val_auroc
+                return result.objective
             except optuna.TrialPruned:
                 state = "PRUNED"
                 trial.set_user_attr("epochs", pruning.pruned_at[0] + 1)
@@ -306,14 +307,17 @@ FREE = ("data.path", "train.accelerator", "train.precision", "train.matmul_preci
 
 def _definition(base: RunConfig, space: SearchSpace, fingerprint: str, budgets: list[str], phase: int) -> dict:
     """Everything a study holds fixed: the flattened config less what is searched or solved per trial and
-    `FREE`, the data fingerprint (data, tier, target, splits), the budgets and the phase."""
+    `FREE`, the data fingerprint (data, tier, target, splits), the budgets, the phase and the objective."""
     varied = {key for key, _ in space.dims.values()} | {f"model.{k}" for k in SHAPE_KEYS} | set(FREE)
     fixed = {k: v for k, v in base.to_params().items() if k not in varied}
-    return {**fixed, "data.fingerprint": fingerprint, "budgets": ",".join(budgets), "phase": str(phase)}
+    return {**fixed, "data.fingerprint": fingerprint, "budgets": ",".join(budgets), "phase": str(phase),
+            "objective": OBJECTIVE}
 
 
 def _check_definition(study: optuna.Study, definition: dict) -> None:
-    """Resuming with any setting of the study's definition changed is a `UserError` naming each one."""
+    """Resuming a study of another objective, or with any setting of its definition changed, is a
+    `UserError` (naming each changed setting)."""
+    parent.check_objective(study)
     stored = study.user_attrs.get("definition", definition)
     diff = {k: (stored[k], v) for k, v in definition.items() if k in stored and str(stored[k]) != str(v)}
     if diff:
@@ -366,8 +370,8 @@ def _trial_line(t: FrozenTrial) -> str:
     budget = t.params.get("budget")
     what = ("transferred config" if budget is None else
             f"budget {budget}, {t.user_attrs.get('style', 'searched')}, {t.params.get(depth_param(budget))} layers")
-    last = "last " if t.state == TrialState.PRUNED else ""
-    value = (f"{last}val/auroc {t.value:.4f}" if t.value is not None
+    name = f"last {MONITOR}" if t.state == TrialState.PRUNED else OBJECTIVE
+    value = (f"{name} {t.value:.4f}" if t.value is not None
              else t.user_attrs.get("error") or t.user_attrs.get(FAILED_REASON, ""))
     count = t.user_attrs.get("params_count")
     size = f", {count:,} params" if count else ""

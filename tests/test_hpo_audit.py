@@ -19,15 +19,19 @@ from datamodules.errors import UserError, run_main
 from hpo.audit.__main__ import main
 from hpo.audit.checks import SECTIONS
 from hpo.audit.report import figures
-from hpo.parent import PARENT_ATTR
+from hpo.audit.trials import collect
+from hpo.parent import LEGACY_OBJECTIVE, PARENT_ATTR
 from hpo.storage import open_storage
+from models.intervals import selection_null
 from training import tracking
+from training.train import OBJECTIVE
 
 BUDGETS = ("20k", "50k", "100k")
 SPACE = {"budget": CategoricalDistribution(BUDGETS), "lr": FloatDistribution(1e-5, 1e-2, log=True),
          "dropout": FloatDistribution(0.0, 0.5), "ff_mult": CategoricalDistribution((1, 2, 4))}
 BASELINE = 0.62
-# number: (val AUROC, budget, lr, dropout, ff_mult). Trials 0-3 (in the top five) sit at the top of lr's range
+REPORTED = -0.02  # each trial's val_report AUROC (`best/val/auroc`) minus its objective (its value, on val_select)
+# number: (objective, budget, lr, dropout, ff_mult). Trials 0-3 (in the top five) sit at the top of lr's range
 TRIALS = {
     0: (0.62, "20k", 9e-3, 0.25, 2), 1: (0.63, "50k", 8e-3, 0.20, 2), 2: (0.64, "100k", 1e-2, 0.30, 2),
     3: (0.61, "20k", 7e-3, 0.22, 2), 4: (0.60, "50k", 1e-4, 0.28, 2), 5: (0.58, "100k", 2e-4, 0.15, 4),
@@ -42,11 +46,14 @@ TRIALS = {
 PLANTED = {("implausibly_high", 12), ("below_chance", 13), ("non_finite_loss", 14), ("loss_metric_mismatch", 15),
            ("one_class", 16)}
 OVERFIT = 1  # planted: train AUROC 0.95 at the best epoch
+# val_select of the trial with the best objective: other dates, another positive rate than its val_report
+SELECT_DATES = pd.bdate_range("2014-01-01", periods=200)
+SELECT_LABELS = (np.arange(200) % 5 == 0).astype(float)
 
 
-def predictions(signal: np.ndarray, labels: np.ndarray, dates: pd.DatetimeIndex) -> pd.DataFrame:
+def predictions(signal: np.ndarray, labels: np.ndarray, dates: pd.DatetimeIndex, part: str = "report") -> pd.DataFrame:
     return pd.DataFrame({"date": dates, "label": labels.astype(np.int8), "probability": signal,
-                         "probability_calibrated": np.nan, "part": "report"})
+                         "probability_calibrated": np.nan, "part": part})
 
 
 def make_run(client, experiment, parent_id, number, histories, metrics, frame=None, status="FINISHED"):
@@ -76,6 +83,7 @@ def planted():
     storage, _ = open_storage(None)
     study = optuna.create_study(study_name="planted", storage=storage, direction="maximize")
     study.set_user_attr(PARENT_ATTR, parent_id)
+    study.set_user_attr("definition", {"objective": OBJECTIVE})
 
     rng = np.random.default_rng(0)
     n = 300
@@ -84,13 +92,15 @@ def planted():
     weak = labels * 0.3 + rng.random(n)  # AUROC ~0.65
     # the best of 20k and 100k score the same (not distinguishable), the best of 50k separates the classes
     frames = {0: predictions(weak, labels, dates), 2: predictions(weak, labels, dates),
-              12: predictions(labels * 2.0 + rng.random(n), labels, dates)}
+              12: pd.concat([predictions(rng.random(len(SELECT_DATES)), SELECT_LABELS, SELECT_DATES, "select"),
+                             predictions(labels * 2.0 + rng.random(n), labels, dates)])}
 
     for number, (value, budget, lr, dropout, ff_mult) in TRIALS.items():
-        evidence = {"best/val/auroc": value, "best/val/auroc_ci_low": value - 0.07,
-                    "best/val/auroc_ci_high": value + 0.07, "baseline/best/val/auroc": BASELINE,
-                    "best/val/auroc_vs_best_baseline_ci_low": value - BASELINE - 0.05,
-                    "best/val/auroc_vs_best_baseline_ci_high": value - BASELINE + 0.05}
+        reported = value + REPORTED
+        evidence = {"best/val/auroc": reported, "best/val/auroc_ci_low": reported - 0.07,
+                    "best/val/auroc_ci_high": reported + 0.07, "baseline/best/val/auroc": BASELINE,
+                    "best/val/auroc_vs_best_baseline_ci_low": reported - BASELINE - 0.05,
+                    "best/val/auroc_vs_best_baseline_ci_high": reported - BASELINE + 0.05}
         train_auroc = {OVERFIT: 0.95, 16: math.nan}.get(number, value + 0.03)
         histories = {"train/loss": [0.70, 0.66, 0.63, 0.61], "val/loss": [0.70, 0.69, 0.685, 0.68],
                      "val/auroc": [0.45, 0.47, 0.49, value]}
@@ -100,7 +110,8 @@ def planted():
             histories["val/loss"] = [0.70, 0.71, 0.72, 0.73, 0.74]
             histories["val/auroc"] = [0.50, 0.52, 0.54, 0.56, value]
         run_id = make_run(client, experiment, parent_id, number, histories,
-                          {**evidence, "best/train/auroc": train_auroc, "best/epoch": 2}, frames.get(number))
+                          {**evidence, OBJECTIVE: value, "best/train/auroc": train_auroc, "best/epoch": 3},
+                          frames.get(number))
         layers = f"n_layers_{budget}"
         study.add_trial(create_trial(
             state=TrialState.COMPLETE, value=value,
@@ -148,9 +159,9 @@ def test_audit_finds_exactly_what_was_planted(planted, capsys):
     assert (hit["param"], hit["edge"], sorted(hit["trials"]), hit["top"]) == ("lr", "high", [0, 1, 2, 3], 5)
 
     gap = report["overfit_gap"]
-    assert [r["trial"] for r in gap["trials"]] == [12, 2, 1, 0, 3]  # the top five by val AUROC
+    assert [r["trial"] for r in gap["trials"]] == [12, 2, 1, 0, 3]  # the top five by objective
     assert gap["large"] == [OVERFIT]
-    assert gap["max_gap"] == pytest.approx(0.95 - 0.63)
+    assert gap["max_gap"] == pytest.approx(0.95 - (0.63 + REPORTED))  # against the val_report AUROC
 
     importances = report["importances"]
     assert set(importances["values"]) <= {"budget", "lr", "dropout", "ff_mult"} and importances["values"]
@@ -163,13 +174,16 @@ def test_audit_finds_exactly_what_was_planted(planted, capsys):
 
     by_budget = report["by_budget"]
     assert [(r["budget"], r["best_trial"]) for r in by_budget["best"]] == [("20k", 0), ("50k", 12), ("100k", 2)]
-    assert by_budget["best"][0]["ci_low"] == pytest.approx(0.55)
+    first = by_budget["best"][0]  # chosen by its objective, shown with its val_report AUROC and interval
+    assert first["objective"] == 0.62 and first["val_auroc"] == pytest.approx(0.62 + REPORTED)
+    assert first["ci_low"] == pytest.approx(0.62 + REPORTED - 0.07)
     verdicts = {(p["a"], p["b"]): p["distinguishable"] for p in by_budget["pairs"]}
     assert verdicts == {("20k", "50k"): True, ("20k", "100k"): False, ("50k", "100k"): True}
 
-    selection = report["selection"]
+    selection = report["selection"]  # the best objective against the null on the same (val_select) labels
     assert (selection["best_trial"], selection["k"], selection["exceeds"]) == (12, 17, True)
-    assert 0.5 < selection["null_p95"] < 0.9
+    assert (selection["objective"], selection["samples"], selection["best_value"]) == (OBJECTIVE, "val_select", 0.90)
+    assert selection["null_p95"] == pytest.approx(selection_null(SELECT_LABELS, 17, horizon=1, seed=17))
 
     client = MlflowClient()
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "audit")}
@@ -184,7 +198,22 @@ def test_audit_finds_exactly_what_was_planted(planted, capsys):
 
     printed = capsys.readouterr().out
     assert "suspicious: 5" in printed and "lr: 4 of the top 5 trials at the high edge" in printed
+    assert (f"selection: the best trial's best/val_select/auroc 0.9000 (trial 12) exceeds {selection['null_p95']:.4f}, "
+            "what the best of 17 random scorers reaches on the same val_select labels") in printed
     assert main(["--study", "planted", "--fail-on-findings"]) == 1
+
+
+def test_a_study_that_selected_on_val_report_gets_its_null_on_val_report(planted):
+    """A study whose definition records no objective carries `best/val/auroc` values: its null is simulated on
+    the val_report labels, the samples those values were measured on."""
+    study = optuna.load_study(study_name="planted", storage=open_storage(None)[0])
+    study.set_user_attr("definition", {})
+    assert main(["--study", "planted"]) == 0
+    selection = audit_run(planted)[1]["selection"]
+    assert (selection["objective"], selection["samples"]) == (LEGACY_OBJECTIVE, "val_report")
+    best = next(d for d in collect(study)[0] if d.number == 12)
+    labels = best.predictions("val_report")["label"].to_numpy(dtype=float)
+    assert selection["null_p95"] == pytest.approx(selection_null(labels, 17, horizon=1, seed=17))
 
 
 def test_a_study_without_finished_trials_still_reports_states():

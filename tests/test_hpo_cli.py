@@ -14,6 +14,7 @@ from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import TrialState, create_trial
 
 from tests.conftest import REPO
+from training.train import OBJECTIVE
 
 TINY = ["--model", "itransformer", "--data-tier", "a20", "--input-size", "16", "--batch-size", "256",
         "--max-epochs", "2", "--accelerator", "cpu"]
@@ -58,6 +59,7 @@ def test_bad_input_is_one_line_and_writes_nothing_and_dry_run_writes_nothing(tmp
         d.mkdir()
     one_budget = dirs["--supplementary", "--study-name", "one-budget"]
     phase1 = optuna.create_study(storage=journal(one_budget), study_name="one-budget", direction="maximize")
+    phase1.set_user_attr("definition", {"objective": OBJECTIVE})
     dist = {"budget": CategoricalDistribution(["20k", "50k"])}
     phase1.add_trial(create_trial(value=0.6, params={"budget": "20k"}, distributions=dist))
     phase1.add_trial(create_trial(state=TrialState.FAIL, params={"budget": "50k"}, distributions=dist))
@@ -132,6 +134,11 @@ def test_sigkill_mid_trial_then_rerun_resumes(run_cli, tmp_path):
     assert runs[killed.number].info.status == "FAILED"
     assert runs[killed.number].data.tags["trial_state"] == "FAIL"
     assert parent.info.status == "FINISHED"
+    # the summary: the best trial's objective on the samples that selected it, its evidence on those that did not
+    best = study.best_trial
+    assert f"selected on val_select: best/val_select/auroc {best.value:.4f}" in rerun.stdout
+    assert (f"reported on val_report, which chose nothing: best/val/auroc "
+            f"{best.user_attrs['evidence']['best/val/auroc']:.4f}") in rerun.stdout
 
 
 def test_two_workers_share_one_study(tmp_path):

@@ -4,6 +4,7 @@ real MLflow (the temp sqlite store of conftest)."""
 import os
 
 import optuna
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 from optuna.distributions import CategoricalDistribution
@@ -16,7 +17,8 @@ from hpo.convergence import Convergence
 from hpo.settings import StudySettings
 from hpo.storage import open_storage, study_exists
 from hpo.study import run_study
-from models.intervals import selection_null
+from models.intervals import rank_auroc, selection_null
+from training.train import OBJECTIVE
 
 BUDGETS = ["20k", "50k"]
 F = 20  # features of tier a20
@@ -84,7 +86,8 @@ def test_trials_nest_under_one_parent_with_states_tags_and_the_best(tiny_config)
         assert epochs == ([0] if number == 2 else [0, 1])  # the pruned trial stopped after its first epoch
 
     best = study.best_trial
-    assert study_run.data.metrics["best/val/auroc"] == best.value == out.best.value
+    assert study_run.data.metrics[OBJECTIVE] == best.value == out.best.value
+    assert study_run.data.metrics["best/val/auroc"] == best.user_attrs["evidence"]["best/val/auroc"]
     assert study_run.data.tags["best_trial"] == str(best.number)
     assert study_run.data.tags["best_run_id"] == children[best.number].info.run_id
     assert study_run.data.tags["best.budget"] == best.params["budget"]
@@ -94,8 +97,8 @@ def test_trials_nest_under_one_parent_with_states_tags_and_the_best(tiny_config)
     artifacts = {a.path for a in client.list_artifacts(out.parent_run_id, "plots")}
     assert {"plots/optimization_history.png", "plots/best_val_auroc_per_budget.png"} <= artifacts
     assert any(a.path == "best_config.json" for a in client.list_artifacts(out.parent_run_id))
-    # the selection null: the best of as many random scorers as completed trials, on the report labels
-    null = selection_null(data(tiny_config).labels("val_report"), 2, horizon=1, seed=2)
+    # the selection null: the best of as many random scorers as completed trials, on the labels that selected
+    null = selection_null(data(tiny_config).labels("val_select"), 2, horizon=1, seed=2)
     assert study_run.data.metrics["selection/null_auroc_p95"] == pytest.approx(null) == out.null_p95
     assert 0.5 < null < 1
 
@@ -107,6 +110,58 @@ def test_trials_nest_under_one_parent_with_states_tags_and_the_best(tiny_config)
                  "train.max_epochs: 2 in the study, 3 now", "data.fingerprint"):
         assert what in str(err.value)
     assert len(load("s").trials) == 4 and len(all_runs()) == 5
+
+
+def test_trials_are_selected_on_val_select_and_reported_on_val_report(tiny_config, tmp_path):
+    """A trial's value is its checkpoint's monitored AUROC on val_select, not the val_report number it
+    reports; the best trial is the argmax of those values and the selection null is simulated on the
+    val_select labels."""
+    out = run_study(StudySettings(base=tiny_config, study_name="v", trials=3, budgets=BUDGETS), data(tiny_config))
+    trials = load("v").trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
+    client = MlflowClient()
+    for t in trials:
+        run_id = t.user_attrs["mlflow_run_id"]
+        m = client.get_run(run_id).data.metrics
+        history = {x.step: x.value for x in client.get_metric_history(run_id, "val/auroc")}
+        assert t.value == m[OBJECTIVE] == history[int(m["best/epoch"])]  # the checkpoint's monitored value
+        assert t.intermediate_values == history  # what pruning read, epoch by epoch
+        frame = pd.read_parquet(client.download_artifacts(run_id, "predictions/val.parquet", str(tmp_path)))
+        select = frame[frame["part"] == "select"]
+        assert t.value == pytest.approx(rank_auroc(select["label"].to_numpy(), select["probability"].to_numpy()),
+                                        abs=1e-5)
+        assert t.value != pytest.approx(m["best/val/auroc"], abs=1e-5)
+    best = max(trials, key=lambda t: t.value)
+    study_run = client.get_run(out.parent_run_id)
+    assert out.best.number == best.number and study_run.data.tags["best_trial"] == str(best.number)
+    assert study_run.data.metrics[OBJECTIVE] == best.value
+    reported = client.get_run(best.user_attrs["mlflow_run_id"]).data.metrics["best/val/auroc"]
+    assert study_run.data.metrics["best/val/auroc"] == reported
+    prepared = data(tiny_config)
+    assert out.null_p95 == pytest.approx(selection_null(prepared.labels("val_select"), 3, horizon=1, seed=3))
+    assert out.null_p95 != pytest.approx(selection_null(prepared.labels("val_report"), 3, horizon=1, seed=3))
+
+
+def test_a_study_that_selected_on_val_report_is_not_resumed(tiny_config):
+    """A study whose definition records no objective selected its trials on `best/val/auroc`: new values
+    must not mix with its values, nor its budgets choose phase 2's."""
+    storage, _ = open_storage(None)
+    old = optuna.create_study(storage=storage, study_name="old", direction="maximize")
+    old.set_user_attr("definition", {"budgets": "20k,50k", "phase": "1"})
+    old.set_user_attr(parent.PARENT_ATTR, parent.create_parent("old", {}, {}))
+    dist = {"budget": CategoricalDistribution(BUDGETS)}
+    for budget in BUDGETS:
+        old.add_trial(create_trial(value=0.6, params={"budget": budget}, distributions=dist))
+    message = ("study 'old' selected its trials on best/val/auroc, which is also what it reports; trials are now "
+               "selected on best/val_select/auroc (val_select) and their values do not compare: start a new study "
+               "(another --study-name)")
+    for supplementary in (False, True):
+        settings = StudySettings(base=tiny_config, study_name="old", trials=3, budgets=BUDGETS,
+                                 supplementary=supplementary)
+        with pytest.raises(UserError) as err:
+            run_study(settings, data(tiny_config))
+        assert str(err.value) == message
+    assert len(load("old").trials) == 2 and not study_exists(storage, "old-phase2")
 
 
 def test_a_transferred_config_larger_than_every_budget_is_shown_but_never_the_best(tiny_config, tmp_path):
@@ -181,6 +236,7 @@ def test_resume_requeues_an_interrupted_forced_trial_and_stops_on_convergence(ti
 def test_phase2_runs_tpe_on_the_two_best_budgets_and_links_phase1(tiny_config):
     storage, _ = open_storage(None)
     phase1 = optuna.create_study(storage=storage, study_name="p", direction="maximize")
+    phase1.set_user_attr("definition", {"objective": OBJECTIVE})
     dist = {"budget": CategoricalDistribution(["10k", "20k", "50k"])}
     for budget, value in [("10k", 0.70), ("20k", 0.55), ("50k", 0.60), ("20k", 0.58)]:
         phase1.add_trial(create_trial(value=value, params={"budget": budget}, distributions=dist))

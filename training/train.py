@@ -25,8 +25,10 @@ from training import tracking
 from training.config import RunConfig
 from training.evaluate import Evaluation, baseline_scores, evaluate, figures, predict_probs
 
-MONITOR = "val/auroc"  # per epoch on the selection part of val (datamodules.prepared.VAL_PARTS)
-REPORT = "val_report"  # the part of val a run's `best/val/*` metrics are measured on
+MONITOR = "val/auroc"  # per epoch on SELECT: early stopping, the checkpoint and pruning read it
+SELECT = "val_select"  # the part of val that chooses (datamodules.prepared.VAL_PARTS): the epoch, and a study's trial
+REPORT = "val_report"  # the part of val a run's `best/val/*` metrics are measured on: it chooses nothing
+OBJECTIVE = "best/val_select/auroc"  # MONITOR at the checkpoint's epoch: what a study optimises (its trials' values)
 # what a reader needs beside a run's val AUROC: its interval, the best baseline, their paired difference
 EVIDENCE = ("best/val/auroc", "best/val/auroc_ci_low", "best/val/auroc_ci_high", "baseline/best/val/auroc",
             "best/val/auroc_vs_best_baseline_ci_low", "best/val/auroc_vs_best_baseline_ci_high")
@@ -47,7 +49,7 @@ def evidence_line(m: dict[str, float], best_baseline: str) -> str:
 class RunResult:
     run_id: str
     config: RunConfig
-    metrics: dict[str, float]  # best checkpoint on val (`best/val/...`) and the baselines (`baseline/...`)
+    metrics: dict[str, float]  # best checkpoint: OBJECTIVE; on REPORT `best/val/...` beside the baselines (`baseline/...`)
     best_epoch: int
     epochs: int
     params_count: int
@@ -60,7 +62,13 @@ class RunResult:
 
     @property
     def val_auroc(self) -> float:
-        return self.metrics[f"best/{MONITOR}"]
+        """The best checkpoint's AUROC on REPORT."""
+        return self.metrics["best/val/auroc"]
+
+    @property
+    def objective(self) -> float:
+        """OBJECTIVE: the checkpoint's monitored AUROC on SELECT, on which its epoch was chosen."""
+        return self.metrics[OBJECTIVE]
 
 
 def build_datamodule(cfg: RunConfig) -> TierDataModule:
@@ -144,6 +152,7 @@ def train(
         ev = _evaluate_val(model, dm, cfg, plots)
         metrics = {(f"best/{k}" if k.startswith("val/") else k): v for k, v in ev.metrics.items()}
         metrics["best/epoch"] = best_epoch
+        metrics[OBJECTIVE] = float(checkpoint.best_model_score)
         # the same checkpoint on its own training samples: the audit's overfitting gap
         metrics["best/train/auroc"] = rank_auroc(dm.labels("train"), predict_probs(model, dm.eval_loader("train")))
         tracking.log_batch(run_id, metrics, params=ev.ci_params, tags={"best_baseline": ev.best_baseline})
@@ -164,8 +173,8 @@ def _evaluate_val(model: DirectionClassifier, dm: TierDataModule, cfg: RunConfig
     probs = predict_probs(model, dm.eval_loader(REPORT))
     ev = evaluate("val", dm.labels(REPORT), dm.dates(REPORT), probs,
                   baseline_scores(dm.prepared, REPORT, cfg.train.seed), horizon=cfg.data.horizon, seed=cfg.train.seed)
-    select = pd.DataFrame({"date": dm.dates("val_select"), "label": dm.labels("val_select").astype(np.int8),
-                           "probability": predict_probs(model, dm.eval_loader("val_select")),
+    select = pd.DataFrame({"date": dm.dates(SELECT), "label": dm.labels(SELECT).astype(np.int8),
+                           "probability": predict_probs(model, dm.eval_loader(SELECT)),
                            "probability_calibrated": np.nan, "part": "select"})
     tracking.log_frame(pd.concat([select, ev.predictions().assign(part="report")], ignore_index=True),
                        "predictions/val.parquet")

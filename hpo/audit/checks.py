@@ -7,17 +7,22 @@ into the report (a dict keyed by `SECTIONS`):
   its search scale; for an ordered choice of at least 3 values or an integer with at most 10, the end
   value itself). The range is probably too narrow on that side (or the edge is a hard limit: dropout 0);
   the forced grid and a transferred config sit at fixed values and are left out;
-- `overfit_gap`: train against val AUROC of the top trials at their best epoch (`best/train/auroc`);
+- `overfit_gap`: train against val_report AUROC of the top trials at their best epoch (`best/train/auroc`);
 - `importances`: Optuna's fANOVA importances over the parameters every searched trial has, and the
   optimisation history;
 - `suspicious`: an AUROC interval entirely below 0.5; a val AUROC more than `--high-margin` above the best
   baseline's (for daily direction that is more likely leakage than skill); non-finite losses; val loss and
   val AUROC disagreeing (one improving while the other worsens) on most epochs; one-class splits (an AUROC
   that is NaN);
-- `by_budget`: the best trial per budget and style with its interval, and which budgets' best trials are
-  distinguishable (paired block-bootstrap interval of the difference on their report-part predictions);
-- `selection`: the best val AUROC against the selection null (the 95th percentile of the best of as many
-  random scorers as there are completed trials, on the same val labels).
+- `by_budget`: the best trial per budget and style (by the objective) with its val_report AUROC and
+  interval, and which budgets' best trials are distinguishable (paired block-bootstrap interval of the
+  difference on their report-part predictions);
+- `selection`: the best trial's objective against the selection null (the 95th percentile of the best of as
+  many random scorers as there are counted trials) on the labels the objective is measured on.
+
+Trials are ranked by their value, the study's objective (`hpo.parent.objective_of`: `best/val_select/auroc`,
+or `best/val/auroc` for a study created before selection moved to val_select); the numbers shown for the
+trials it ranks first are their val_report ones (`best/val/auroc`).
 """
 
 from __future__ import annotations
@@ -63,7 +68,7 @@ def states(trials: list[TrialData]) -> dict:
 
 
 def _top(pool: list[TrialData]) -> list[TrialData]:
-    """The top decile by val AUROC (at least MIN_TOP, at most all), best first."""
+    """The top decile by objective (at least MIN_TOP, at most all), best first."""
     k = min(len(pool), max(math.ceil(TOP_FRACTION * len(pool)), MIN_TOP))
     return sorted(pool, key=lambda d: (-d.trial.value, d.number))[:k]
 
@@ -141,9 +146,8 @@ def boundary_hits(trials: list[TrialData]) -> list[dict]:
 def overfit_gap(trials: list[TrialData]) -> dict:
     rows = []
     for d in _top(scored(trials)):
-        train = d.metric("best/train/auroc")
-        val = d.trial.value
-        gap = None if train is None or not math.isfinite(train) else train - val
+        train, val = d.metric("best/train/auroc"), d.metric("best/val/auroc")
+        gap = None if train is None or val is None or not math.isfinite(train) else train - val
         rows.append({"trial": d.number, "run_id": d.run_id, "train_auroc": train, "val_auroc": val, "gap": gap,
                      "best_epoch": d.metric("best/epoch")})
     gaps = [r["gap"] for r in rows if r["gap"] is not None]
@@ -239,9 +243,10 @@ def _interval(values: np.ndarray) -> tuple[float | None, float | None]:
 
 
 def by_budget(trials: list[TrialData]) -> dict:
-    from hpo.parent import budget_of
+    from hpo.parent import best_by_budget, best_trial, budget_of
     from models.budgets import parse_budget
     from models.intervals import block_bootstrap_indices, block_length, rank_auroc, resampled_auroc
+    from training.train import REPORT
 
     counted = scored(trials)
     groups: dict[tuple[str, str], list[TrialData]] = {}
@@ -256,20 +261,17 @@ def by_budget(trials: list[TrialData]) -> dict:
         except UserError:
             return 0
 
+    by_number = {d.number: d for d in counted}
     rows = []
     for (budget, style), members in sorted(groups.items(), key=lambda kv: (size(kv[0][0]), kv[0][1])):
-        best = max(members, key=lambda d: (d.trial.value, -d.number))
+        best = by_number[best_trial([d.trial for d in members]).number]
         rows.append({"budget": budget, "style": style, "trials": len(members), "best_trial": best.number,
-                     "val_auroc": best.trial.value, "ci_low": best.metric("best/val/auroc_ci_low"),
-                     "ci_high": best.metric("best/val/auroc_ci_high"), "run_id": best.run_id})
-    per_budget: dict[str, TrialData] = {}
-    for d in counted:
-        budget = budget_of(d.trial)
-        if budget is not None and (budget not in per_budget or (d.trial.value, -d.number) >
-                                   (per_budget[budget].trial.value, -per_budget[budget].number)):
-            per_budget[budget] = d
+                     "objective": best.trial.value, "val_auroc": best.metric("best/val/auroc"),
+                     "ci_low": best.metric("best/val/auroc_ci_low"), "ci_high": best.metric("best/val/auroc_ci_high"),
+                     "run_id": best.run_id})
+    per_budget = {b: by_number[t.number] for b, t in best_by_budget([d.trial for d in counted]).items()}
     budgets = sorted(per_budget, key=size)
-    frames = {b: per_budget[b].predictions() for b in budgets}
+    frames = {b: per_budget[b].predictions(REPORT) for b in budgets}
     pairs = []
     usable = [b for b in budgets if frames[b] is not None]
     if len(usable) >= 2:
@@ -281,35 +283,40 @@ def by_budget(trials: list[TrialData]) -> dict:
         samples = {b: resampled_auroc(labels, scores[b], idx) for b in usable}
         points = {b: float(rank_auroc(labels, scores[b])) for b in usable}
     for a, b in itertools.combinations(budgets, 2):
-        pair = {"a": a, "b": b, "trial_a": per_budget[a].number, "trial_b": per_budget[b].number,
-                "diff": per_budget[a].trial.value - per_budget[b].trial.value}
-        if a in usable and b in usable:  # the difference on the predictions the interval resamples
+        pair = {"a": a, "b": b, "trial_a": per_budget[a].number, "trial_b": per_budget[b].number}
+        if a in usable and b in usable:  # the difference on the report-part predictions the interval resamples
             low, high = _interval(samples[a] - samples[b])
             pair |= {"diff": points[a] - points[b], "ci_low": low, "ci_high": high,
                      "distinguishable": low is not None and (low > 0 or high < 0)}
         else:
-            pair |= {"ci_low": None, "ci_high": None, "distinguishable": None,
-                     "note": "no predictions/val.parquet for one of them"}
+            va, vb = per_budget[a].metric("best/val/auroc"), per_budget[b].metric("best/val/auroc")
+            pair |= {"diff": None if va is None or vb is None else va - vb, "ci_low": None, "ci_high": None,
+                     "distinguishable": None, "note": "no predictions/val.parquet for one of them"}
         pairs.append(pair)
     return {"best": rows, "pairs": pairs,
             "distinguishable": [[p["a"], p["b"]] for p in pairs if p["distinguishable"]]}
 
 
-def selection(trials: list[TrialData], parent_metrics: dict[str, float]) -> dict:
+def selection(trials: list[TrialData], parent_metrics: dict[str, float], objective: str) -> dict:
+    """`objective`: the metric the trials' values are (`hpo.parent.objective_of`); the null is simulated on
+    the part of val it is measured on."""
     from hpo.parent import best_trial
     from models.intervals import selection_null
+    from training.train import OBJECTIVE, REPORT, SELECT
 
     counted = scored(trials)
     best = best_trial([d.trial for d in trials])
     if best is None:
         return {"note": "no completed trial"}
     data = next(d for d in trials if d.number == best.number)
-    out = {"best_trial": best.number, "best_val_auroc": best.value, "k": len(counted)}
-    frame = data.predictions()
+    samples = SELECT if objective == OBJECTIVE else REPORT
+    out = {"best_trial": best.number, "objective": objective, "samples": samples, "best_value": best.value,
+           "k": len(counted)}
+    frame = data.predictions(samples)
     if frame is not None and frame["label"].nunique() == 2:
         null = selection_null(frame["label"].to_numpy(dtype=float), len(counted), horizon=data.horizon,
                               seed=len(counted))
-        out |= {"null_p95": null, "source": "the best trial's val labels"}
+        out |= {"null_p95": null, "source": f"the best trial's {samples} labels"}
     elif "selection/null_auroc_p95" in parent_metrics:
         out |= {"null_p95": parent_metrics["selection/null_auroc_p95"], "source": "the study's parent run"}
     else:
@@ -322,6 +329,8 @@ def selection(trials: list[TrialData], parent_metrics: dict[str, float]) -> dict
 def audit(study, trials: list[TrialData], parent_metrics: dict[str, float] | None = None,
           high_margin: float = HIGH_MARGIN) -> dict:
     """The report as a dict of the SECTIONS (every key present, also for a study without a finished trial)."""
+    from hpo.parent import objective_of
+
     return {
         "states": states(trials),
         "boundary_hits": boundary_hits(trials),
@@ -329,6 +338,6 @@ def audit(study, trials: list[TrialData], parent_metrics: dict[str, float] | Non
         "importances": importances(study, trials),
         "suspicious": suspicious(trials, high_margin),
         "by_budget": by_budget(trials),
-        "selection": selection(trials, parent_metrics or {}),
+        "selection": selection(trials, parent_metrics or {}, objective_of(study)),
     }
 

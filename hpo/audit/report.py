@@ -43,7 +43,7 @@ def report_lines(name: str, report: dict) -> list[str]:
                      f"{h['range']} ({h['share_of_all_at_edge']:.0%} of all searched trials): widen the range there")
     o = report["overfit_gap"]
     if o["trials"]:
-        lines.append(f"overfit gap (train - val AUROC at the best epoch, top {len(o['trials'])} trials): median "
+        lines.append(f"overfit gap (train - val_report AUROC at the best epoch, top {len(o['trials'])} trials): median "
                      f"{_f(o['median_gap'], '+.3f')}, max {_f(o['max_gap'], '+.3f')}"
                      + (f"; above {LARGE_GAP}: trials {', '.join(map(str, o['large']))}" if o["large"] else "")
                      + (f"; no best/train/auroc for trials {', '.join(map(str, o['missing']))}" if o["missing"] else ""))
@@ -59,18 +59,20 @@ def report_lines(name: str, report: dict) -> list[str]:
         lines.append(f"  trial {f['trial']} {f['check']}: {f['detail']}")
     b = report["by_budget"]
     for row in b["best"]:
-        lines.append(f"budget {row['budget']} {row['style']}: best trial {row['best_trial']} val AUROC "
-                     f"{_f(row['val_auroc'])} [{_f(row['ci_low'])}, {_f(row['ci_high'])}] of {row['trials']} trials")
+        lines.append(f"budget {row['budget']} {row['style']}: best trial {row['best_trial']} (objective "
+                     f"{_f(row['objective'])}) of {row['trials']} trials: val_report AUROC {_f(row['val_auroc'])} "
+                     f"[{_f(row['ci_low'])}, {_f(row['ci_high'])}]")
     for p in b["pairs"]:
         verdict = ("no predictions" if p["distinguishable"] is None else
                    "distinguishable" if p["distinguishable"] else "not distinguishable")
-        lines.append(f"  best {p['a']} - best {p['b']}: {p['diff']:+.4f}, paired 95% CI "
+        lines.append(f"  best {p['a']} - best {p['b']} on val_report: {_f(p['diff'], '+.4f')}, paired 95% CI "
                      f"[{_f(p['ci_low'], '+.4f')}, {_f(p['ci_high'], '+.4f')}]: {verdict}")
     sel = report["selection"]
     if sel.get("null_p95") is not None:
-        lines.append(f"selection: the best val AUROC {sel['best_val_auroc']:.4f} (trial {sel['best_trial']}) "
-                     f"{'exceeds' if sel['exceeds'] else 'does NOT exceed'} {sel['null_p95']:.4f}, what the best of "
-                     f"{sel['k']} random scorers reaches on these labels (95th percentile)")
+        lines.append(f"selection: the best trial's {sel['objective']} {sel['best_value']:.4f} (trial "
+                     f"{sel['best_trial']}) {'exceeds' if sel['exceeds'] else 'does NOT exceed'} {sel['null_p95']:.4f}, "
+                     f"what the best of {sel['k']} random scorers reaches on the same {sel['samples']} labels "
+                     "(95th percentile)")
     else:
         lines.append(f"selection: {sel.get('note', 'not computable')}")
     return lines
@@ -95,7 +97,8 @@ def markdown(name: str, report: dict) -> str:
     else:
         out.append("None.")
     o = report["overfit_gap"]
-    out += ["", "## overfit_gap", "", "| trial | train AUROC | val AUROC | gap | best epoch |", "|---:|---:|---:|---:|---:|",
+    out += ["", "## overfit_gap", "", "| trial | train AUROC | val_report AUROC | gap | best epoch |",
+            "|---:|---:|---:|---:|---:|",
             *[f"| {r['trial']} | {_f(r['train_auroc'])} | {_f(r['val_auroc'])} | {_f(r['gap'], '+.4f')} | "
               f"{_f(r['best_epoch'], '.0f')} |" for r in o["trials"]]]
     imp = report["importances"]
@@ -107,13 +110,13 @@ def markdown(name: str, report: dict) -> str:
              *[f"| {f['trial']} | {f['check']} | {f['detail']} |" for f in report["suspicious"]]]
             if report["suspicious"] else ["None."])
     b = report["by_budget"]
-    out += ["", "## by_budget", "", "| budget | style | trials | best trial | val AUROC | 95% CI |",
-            "|---|---|---:|---:|---:|---|",
-            *[f"| {r['budget']} | {r['style']} | {r['trials']} | {r['best_trial']} | {_f(r['val_auroc'])} | "
-              f"[{_f(r['ci_low'])}, {_f(r['ci_high'])}] |" for r in b["best"]], ""]
+    out += ["", "## by_budget", "", "| budget | style | trials | best trial | objective | val_report AUROC | 95% CI |",
+            "|---|---|---:|---:|---:|---:|---|",
+            *[f"| {r['budget']} | {r['style']} | {r['trials']} | {r['best_trial']} | {_f(r['objective'])} | "
+              f"{_f(r['val_auroc'])} | [{_f(r['ci_low'])}, {_f(r['ci_high'])}] |" for r in b["best"]], ""]
     if b["pairs"]:
         out += ["| best of | minus best of | difference | paired 95% CI | distinguishable |", "|---|---|---:|---|---|",
-                *[f"| {p['a']} | {p['b']} | {p['diff']:+.4f} | [{_f(p['ci_low'], '+.4f')}, {_f(p['ci_high'], '+.4f')}] "
+                *[f"| {p['a']} | {p['b']} | {_f(p['diff'], '+.4f')} | [{_f(p['ci_low'], '+.4f')}, {_f(p['ci_high'], '+.4f')}] "
                   f"| {'-' if p['distinguishable'] is None else 'yes' if p['distinguishable'] else 'no'} |"
                   for p in b["pairs"]]]
     out += ["", "## selection", "", "```", json.dumps(clean(report["selection"]), indent=2), "```", ""]
@@ -135,7 +138,7 @@ def figures(name: str, report: dict, trials: list[TrialData]) -> dict[str, objec
         sel = report["selection"]
         if sel.get("null_p95") is not None:
             ax.axhline(sel["null_p95"], color="grey", linestyle="--", label="selection null (95th pct)")
-        ax.set(xlabel="trial", ylabel="val AUROC", title=f"{name}: optimisation history")
+        ax.set(xlabel="trial", ylabel="objective", title=f"{name}: optimisation history")
         ax.legend(fontsize=8)
         out["optimization_history"] = fig
     values = report["importances"]["values"]
@@ -156,9 +159,9 @@ def figures(name: str, report: dict, trials: list[TrialData]) -> dict[str, objec
         lo = min(min(r["val_auroc"], r["train_auroc"]) for r in rows) - 0.02
         hi = max(max(r["val_auroc"], r["train_auroc"]) for r in rows) + 0.02
         ax.plot([lo, hi], [lo, hi], color="grey", linestyle=":")
-        ax.set(xlabel="val AUROC", ylabel="train AUROC (best epoch)", title="top trials: train vs val")
+        ax.set(xlabel="val_report AUROC", ylabel="train AUROC (best epoch)", title="top trials: train vs val")
         out["overfit_gap"] = fig
-    best = report["by_budget"]["best"]
+    best = [r for r in report["by_budget"]["best"] if r["val_auroc"] is not None]
     if best:
         fig = Figure(figsize=(7, 4), layout="constrained")
         ax = fig.subplots()
@@ -170,7 +173,7 @@ def figures(name: str, report: dict, trials: list[TrialData]) -> dict[str, objec
             ax.plot([k], [r["val_auroc"]], marker="o", color="C0")
         ax.set_xticks(range(len(best)), [f"{r['budget']}\n{r['style']}" for r in best], fontsize=7)
         ax.axhline(0.5, color="black", linewidth=0.6, linestyle=":")
-        ax.set(ylabel="best val AUROC, 95% CI", title="best trial per budget and style")
+        ax.set(ylabel="val_report AUROC, 95% CI", title="best trial (by objective) per budget and style")
         out["by_budget"] = fig
     hits = report["boundary_hits"]
     if hits:
@@ -183,7 +186,7 @@ def figures(name: str, report: dict, trials: list[TrialData]) -> dict[str, objec
             ax.scatter(xs, [p[1] for p in points], s=12)
             if isinstance(h["range"], list) and len(h["range"]) >= 2 and "log" in h["range"]:
                 ax.set_xscale("log")
-            ax.set(xlabel=h["param"], ylabel="val AUROC", title=f"{h['param']}: {h['edge']} edge")
+            ax.set(xlabel=h["param"], ylabel="objective", title=f"{h['param']}: {h['edge']} edge")
         out["boundary_hits"] = fig
     return out
 

@@ -1,5 +1,5 @@
 """What the audit reads: a study from its Optuna storage, and each trial with what its MLflow run holds
-(final metrics, per-epoch curves, the report part of its val predictions)."""
+(final metrics, per-epoch curves, a part of its val predictions)."""
 
 from __future__ import annotations
 
@@ -44,8 +44,9 @@ class TrialData:
             return float(self.run.data.metrics[key])
         return None
 
-    def predictions(self) -> pd.DataFrame | None:
-        """The report part of the run's `predictions/val.parquet` (date index: label, probability), or None."""
+    def predictions(self, stage: str) -> pd.DataFrame | None:
+        """The rows of one val part (`val_select` or `val_report`: the file's `part` is `select` or `report`)
+        of the run's `predictions/val.parquet` (date index: label, probability), or None."""
         if not self.run_id:
             return None
         from mlflow.exceptions import MlflowException
@@ -56,7 +57,7 @@ class TrialData:
                 frame = pd.read_parquet(MlflowClient().download_artifacts(self.run_id, "predictions/val.parquet", tmp))
         except (MlflowException, OSError):
             return None
-        frame = frame[frame["part"] == "report"] if "part" in frame else frame
+        frame = frame[frame["part"] == stage.removeprefix("val_")] if "part" in frame else frame
         return frame.set_index(pd.DatetimeIndex(frame["date"]))[["label", "probability"]]
 
 
@@ -111,7 +112,7 @@ def collect(study) -> tuple[list[TrialData], str | None]:
 
 
 def scored(trials: list[TrialData]) -> list[TrialData]:
-    """The counted trials (`hpo.parent.counted`) with a finite val AUROC: those the checks rank."""
+    """The counted trials (`hpo.parent.counted`) with a finite objective: those the checks rank."""
     from hpo.parent import counted
 
     keep = {t.number for t in counted([d.trial for d in trials])}
