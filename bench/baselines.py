@@ -31,7 +31,7 @@ def main() -> None:
                                   threshold=args.threshold))
         labels = data.labels("val_report")
         scores = baseline_scores(data, "val_report", seed=0)
-        block = bootstrap_auroc(labels, scores, horizon=horizon, seed=0)
+        block = bootstrap_auroc(labels, scores, horizon=horizon, seed=0, history=data.labels("train"))
         iid = bootstrap_auroc(labels, scores, horizon=horizon, seed=0, block=1)
         for name in scores:
             (lo, hi), (ilo, ihi) = block.ci[name], iid.ci[name]

@@ -118,7 +118,8 @@ def main() -> None:
     seconds, baselines = timed(lambda: baseline_scores(dm.prepared, report, cfg.train.seed))
     parts.append(("baselines, first trial only (4 fits on train)", seconds))
     seconds, ev = timed(lambda: evaluate("val", labels, dm.dates(report), probs, baselines,
-                                         horizon=cfg.data.horizon, seed=cfg.train.seed), args.repeats)
+                                         horizon=cfg.data.horizon, history=dm.labels("train"),
+                                         seed=cfg.train.seed), args.repeats)
     parts.append(("evaluate (block bootstrap, calibration, metrics)", seconds))
     seconds, figs = timed(lambda: figures(ev, "validation"), args.repeats)
     parts.append(("figures (ROC, calibration; standalone runs only)", seconds))

@@ -140,18 +140,20 @@ def best_by_budget(trials: list[optuna.trial.FrozenTrial]) -> dict[str, optuna.t
     return best
 
 
-def log_report(run_id: str, study: optuna.Study, select_labels: np.ndarray, horizon: int) -> float | None:
+def log_report(run_id: str, study: optuna.Study, select_labels: np.ndarray, horizon: int,
+               train_labels: np.ndarray) -> float | None:
     """Plots (optimisation history, parameter importances, val_report AUROC of each budget's best trial),
     the best trial's config as `best_config.json` (usable with `--use-best-from`) and the selection null:
     the 95th percentile of the best AUROC that as many random scorers as there are counted trials reach on
-    the labels the trials were selected on, `select_labels` (`selection/null_auroc_p95`, returned)."""
+    the labels the trials were selected on, `select_labels` (`selection/null_auroc_p95`, returned), with
+    the scorers' smoothness from the dependence of `train_labels` (`models.intervals.block_length`)."""
     client = MlflowClient()
     trials = study.get_trials(deepcopy=False)
     best = best_trial(trials)
     if best is None:
         return None
     complete = counted(trials)
-    null = selection_null(select_labels, len(complete), horizon=horizon, seed=len(complete))
+    null = selection_null(select_labels, len(complete), horizon=horizon, seed=len(complete), history=train_labels)
     tracking.log_batch(run_id, {"selection/null_auroc_p95": null}, step=len(complete))
     for name, figure in (("optimization_history", _history(study)), ("param_importances", _importances(study, len(complete))),
                          ("best_val_auroc_per_budget", _per_budget(complete))):

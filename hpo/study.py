@@ -109,7 +109,8 @@ def run_study(
             raise
         finally:
             parent.summarise(parent_id, study)
-            null = parent.log_report(parent_id, study, data.labels(SELECT), settings.base.data.horizon)
+            null = parent.log_report(parent_id, study, data.labels(SELECT), settings.base.data.horizon,
+                                        data.labels("train"))
             tracking.log_batch(parent_id, tags={"stop_reason": reason})
     counts = {s.name: len(study.get_trials(deepcopy=False, states=(s,))) for s in TrialState}
     return Outcome(study.study_name, parent_id, session.shown, ran, reason, parent.best_trial(study.trials), null,

@@ -8,8 +8,10 @@ Rules chosen (see each function):
 
 * block length: ``max(horizon, ceil(b_PW))`` capped at ``max(horizon, n // 4)``, where ``b_PW`` is the
   Politis-White (2004) automatic block length for the stationary bootstrap (with the Patton, Politis and
-  White 2009 correction) of the label series. It is the published data-driven rule, and the floor keeps
-  each block at least as long as one label's look-ahead window.
+  White 2009 correction) of the label series: the train labels where the caller passes them as `history`
+  (a few hundred evaluated labels hide weak long dependence, and the rule then says 1), else the
+  evaluated labels. It is the published data-driven rule, and the floor keeps each block at least as
+  long as one label's look-ahead window.
 * resampling: the stationary bootstrap (Politis and Romano 1994): geometric block lengths of mean ``block``,
   circular wrap, so every day is equally likely to be drawn.
 * interval: the studentized block bootstrap (bootstrap-t; Goetze and Kuensch 1996), on the AUROC's
@@ -123,12 +125,16 @@ def long_run_variance(x, min_window: int = 0) -> float:
     return 0.0 if sums is None else sums[0]
 
 
-def block_length(labels, horizon: int = 1) -> int:
+def block_length(labels, horizon: int = 1, history=None) -> int:
     """Block length for the block bootstrap of samples with these labels.
 
-    ``max(horizon, ceil(politis_white(labels)))``, capped at ``max(horizon, n // 4)`` (and at n): never
-    shorter than one label's look-ahead (consecutive labels share up to ``horizon - 1`` future days), longer
-    when the label series stays autocorrelated beyond the horizon.
+    ``max(horizon, ceil(politis_white(history)))``, capped at ``max(horizon, n // 4)`` (and at n, the number
+    of `labels`): never shorter than one label's look-ahead (consecutive labels share up to ``horizon - 1``
+    future days), longer when the label series stays autocorrelated beyond the horizon. `history` is a
+    longer label series of the same process that ends before these samples (the train labels), default the
+    labels themselves: weak but long dependence (1-day labels through volatility regimes, autocorrelation
+    about 0.1 out to lag 100 on the S&P 500) is below what Politis-White's test can see in a few hundred
+    labels, which then gives a block of 1 and intervals too narrow for it.
     """
     labels = np.asarray(labels, dtype=float).reshape(-1)
     if horizon < 1:
@@ -136,7 +142,8 @@ def block_length(labels, horizon: int = 1) -> int:
     n = labels.size
     if n == 0:
         raise ValueError("block_length needs at least one label")
-    block = max(horizon, math.ceil(politis_white(labels)))
+    dependence = labels if history is None else np.asarray(history, dtype=float).reshape(-1)
+    block = max(horizon, math.ceil(politis_white(dependence)))
     return int(max(1, min(block, max(horizon, n // 4), n)))
 
 
@@ -309,12 +316,12 @@ def studentized_interval(point: float, samples: np.ndarray, sample_var: np.ndarr
 
 def bootstrap_auroc(
     labels, scores: dict[str, np.ndarray], *, horizon: int = 1, n_boot: int = 1000, seed: int = 0,
-    level: float = 0.95, block: int | None = None, method: str = "stationary",
+    level: float = 0.95, block: int | None = None, method: str = "stationary", history=None,
 ) -> Intervals:
     """Studentized block-bootstrap intervals of each scorer's AUROC and of every paired difference.
 
     One index matrix (`block_bootstrap_indices`, blocks of `block` samples, default
-    ``block_length(labels, horizon)``) is shared by all scorers, so differences are paired. Each interval
+    ``block_length(labels, horizon, history)``) is shared by all scorers, so differences are paired. Each interval
     is the bootstrap-t (percentile-t) interval of `studentized_interval`: in every resample the statistic
     (an AUROC, or a difference of two) is studentized by the variance of its resampled influence series
     (`auroc_influence`, differenced for a pair) computed from the resample's block sums, ``sum_j S_j^2 /
@@ -337,7 +344,7 @@ def bootstrap_auroc(
         raise ValueError(f"level must be in (0, 1), got {level}")
     iid = block == 1  # asked for: independence assumed, also on the full sample
     if block is None:
-        block = block_length(labels, horizon)
+        block = block_length(labels, horizon, history)
     idx = block_bootstrap_indices(n, block, n_boot, np.random.default_rng(seed), method)
     point, samples, psi, sums = {}, {}, {}, {}
     index = _block_index(idx)
@@ -384,12 +391,13 @@ def ar1_scores(rows: int, n: int, phi: float, rng) -> np.ndarray:
 
 
 def selection_null_samples(
-    labels, k: int, *, horizon: int = 1, n_sim: int = 2000, seed: int = 0, block: int | None = None
+    labels, k: int, *, horizon: int = 1, n_sim: int = 2000, seed: int = 0, block: int | None = None,
+    history=None,
 ) -> np.ndarray:
     """[n_sim] best AUROC reached by `k` independent random scorers on these labels, per simulation.
 
     Each scorer is a stationary AR(1) series with ``phi = 1 - 1/block`` (block defaults to
-    ``block_length(labels, horizon)``; block=1 gives i.i.d. noise scorers).
+    ``block_length(labels, horizon, history)``; block=1 gives i.i.d. noise scorers).
     """
     labels = np.asarray(labels).reshape(-1).astype(float)
     n = labels.size
@@ -399,7 +407,7 @@ def selection_null_samples(
     if pos in (0, n):
         raise ValueError("selection_null needs both classes in the labels")
     if block is None:
-        block = block_length(labels, horizon)
+        block = block_length(labels, horizon, history)
     phi = 1.0 - 1.0 / block
     rng = np.random.default_rng(seed)
     rank_weight = np.arange(1, n + 1, dtype=float)
@@ -415,9 +423,9 @@ def selection_null_samples(
 
 def selection_null(
     labels, k: int, *, horizon: int = 1, n_sim: int = 2000, seed: int = 0, q: float = 0.95,
-    block: int | None = None,
+    block: int | None = None, history=None,
 ) -> float:
     """The q-quantile of the best AUROC reached by `k` independent random scorers on these labels: a best
     trial of a k-trial study must beat it before its validation AUROC says more than selection luck."""
     return float(np.quantile(selection_null_samples(labels, k, horizon=horizon, n_sim=n_sim, seed=seed,
-                                                    block=block), q))
+                                                    block=block, history=history), q))

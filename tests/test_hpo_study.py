@@ -97,8 +97,11 @@ def test_trials_nest_under_one_parent_with_states_tags_and_the_best(tiny_config)
     artifacts = {a.path for a in client.list_artifacts(out.parent_run_id, "plots")}
     assert {"plots/optimization_history.png", "plots/best_val_auroc_per_budget.png"} <= artifacts
     assert any(a.path == "best_config.json" for a in client.list_artifacts(out.parent_run_id))
-    # the selection null: the best of as many random scorers as completed trials, on the labels that selected
-    null = selection_null(data(tiny_config).labels("val_select"), 2, horizon=1, seed=2)
+    # the selection null: the best of as many random scorers as completed trials, on the labels that selected,
+    # the scorers as smooth as the train labels' dependence says
+    prepared = data(tiny_config)
+    null = selection_null(prepared.labels("val_select"), 2, horizon=1, seed=2, history=prepared.labels("train"))
+    assert null != pytest.approx(selection_null(prepared.labels("val_select"), 2, horizon=1, seed=2))
     assert study_run.data.metrics["selection/null_auroc_p95"] == pytest.approx(null) == out.null_p95
     assert 0.5 < null < 1
 
@@ -138,8 +141,11 @@ def test_trials_are_selected_on_val_select_and_reported_on_val_report(tiny_confi
     reported = client.get_run(best.user_attrs["mlflow_run_id"]).data.metrics["best/val/auroc"]
     assert study_run.data.metrics["best/val/auroc"] == reported
     prepared = data(tiny_config)
-    assert out.null_p95 == pytest.approx(selection_null(prepared.labels("val_select"), 3, horizon=1, seed=3))
-    assert out.null_p95 != pytest.approx(selection_null(prepared.labels("val_report"), 3, horizon=1, seed=3))
+    train = prepared.labels("train")
+    assert out.null_p95 == pytest.approx(selection_null(prepared.labels("val_select"), 3, horizon=1, seed=3,
+                                                        history=train))
+    assert out.null_p95 != pytest.approx(selection_null(prepared.labels("val_report"), 3, horizon=1, seed=3,
+                                                        history=train))
 
 
 def test_a_study_that_selected_on_val_report_is_not_resumed(tiny_config):

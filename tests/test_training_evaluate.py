@@ -29,7 +29,7 @@ def test_evaluate_names_every_number_and_pairs_the_model_with_the_best_baseline(
     baselines = {"noise": rng.random(400), "weak": np.clip(probs + rng.normal(0, 0.3, 400), 0, 1),
                  "copy": probs.copy()}
     dates = pd.bdate_range("2020-01-01", periods=400)
-    ev = evaluate("val", labels, dates, probs, baselines, horizon=3, seed=0)
+    ev = evaluate("val", labels, dates, probs, baselines, horizon=3, history=labels, seed=0)
     m = ev.metrics
     assert ev.best_baseline == "copy" and m["baseline/best/val/auroc"] == m["baseline/copy/val/auroc"]
     assert m["val/auroc"] == pytest.approx(rank_auroc(labels, probs), abs=1e-6)
@@ -50,7 +50,7 @@ def test_calibrated_probabilities_repair_an_overconfident_model():
     z = np.log(true_p / (1 - true_p))
     overconfident = 1 / (1 + np.exp(-(3 * z + 1.5)))
     ev = evaluate("val", labels, pd.bdate_range("2000-01-03", periods=3000), overconfident,
-                  {"majority": np.full(3000, labels.mean())}, horizon=1)
+                  {"majority": np.full(3000, labels.mean())}, horizon=1, history=labels)
     assert ev.metrics["val/brier_calibrated"] < ev.metrics["val/brier"] - 0.01
     assert ev.metrics["val/auroc"] == pytest.approx(rank_auroc(labels, overconfident), abs=1e-6)  # raw scores
 

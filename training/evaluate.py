@@ -100,13 +100,14 @@ class Evaluation:
 
 def evaluate(
     stage: str, labels: np.ndarray, dates: pd.DatetimeIndex, model_probs: np.ndarray,
-    baselines: dict[str, np.ndarray], *, horizon: int, seed: int = 0,
+    baselines: dict[str, np.ndarray], *, horizon: int, history: np.ndarray, seed: int = 0,
 ) -> Evaluation:
-    """The model and the baselines on one set of samples (in date order)."""
+    """The model and the baselines on one set of samples (in date order); `history`: the train labels, whose
+    dependence sets the bootstrap's block length (`models.intervals.block_length`)."""
     labels = np.asarray(labels, dtype=np.float64)
     scores = {MODEL: np.asarray(model_probs, dtype=np.float64), **baselines}
     calibrated = {name: cross_fitted_calibration(p, labels, gap=horizon - 1) for name, p in scores.items()}
-    intervals = bootstrap_auroc(labels, scores, horizon=horizon, n_boot=N_BOOT, seed=seed)
+    intervals = bootstrap_auroc(labels, scores, horizon=horizon, n_boot=N_BOOT, seed=seed, history=history)
     best = intervals.best_of(list(baselines))
     metrics: dict[str, float] = {}
     for name in scores:

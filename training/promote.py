@@ -300,12 +300,12 @@ def promote(cfg, prepared, source: Source, *, name: str, alias: str, seeds: int,
             return np.stack([predict_probs(r.model, dm.eval_loader(stage)) for r in members])
 
         val, report, test = probs("val"), probs(REPORT), probs("test")  # the only read of test
-        h, s = cfg.data.horizon, cfg.train.seed
+        h, s, history = cfg.data.horizon, cfg.train.seed, prepared.labels("train")
         y_test = prepared.labels("test")
         ev = evaluate("test", y_test, prepared.dates("test"), test.mean(0), baseline_scores(prepared, "test", s),
-                      horizon=h, seed=s)
+                      horizon=h, history=history, seed=s)
         ev_val = evaluate("val", prepared.labels(REPORT), prepared.dates(REPORT), report.mean(0),
-                          baseline_scores(prepared, REPORT, s), horizon=h, seed=s)
+                          baseline_scores(prepared, REPORT, s), horizon=h, history=history, seed=s)
         calibrator = fit_calibrator(val.mean(0), prepared.labels("val"))
         deployed = calibrator.transform(test.mean(0))
         seed_metrics = [{"val/auroc": r.val_auroc, "test/auroc": float(rank_auroc(y_test, p)),
@@ -413,7 +413,7 @@ def compare(previous, cfg, prepared, new_probs: np.ndarray) -> tuple[str, dict[s
         return f"{label} scores none of this promotion's test dates", {}
     y = prepared.labels("test")[keep]
     iv = bootstrap_auroc(y, {"new": new_probs[keep], "previous": old[keep]}, horizon=cfg.data.horizon,
-                         seed=cfg.train.seed)
+                         seed=cfg.train.seed, history=prepared.labels("train"))
     low, high = iv.diff["new", "previous"]
     extra = {"previous/test/auroc": iv.point["previous"], "test/auroc_vs_previous_ci_low": low,
              "test/auroc_vs_previous_ci_high": high}

@@ -172,7 +172,8 @@ def _evaluate_val(model: DirectionClassifier, dm: TierDataModule, cfg: RunConfig
     both parts of val (`part`: select | report), the plots only where `plots`."""
     probs = predict_probs(model, dm.eval_loader(REPORT))
     ev = evaluate("val", dm.labels(REPORT), dm.dates(REPORT), probs,
-                  baseline_scores(dm.prepared, REPORT, cfg.train.seed), horizon=cfg.data.horizon, seed=cfg.train.seed)
+                  baseline_scores(dm.prepared, REPORT, cfg.train.seed), horizon=cfg.data.horizon,
+                  history=dm.labels("train"), seed=cfg.train.seed)
     select = pd.DataFrame({"date": dm.dates(SELECT), "label": dm.labels(SELECT).astype(np.int8),
                            "probability": predict_probs(model, dm.eval_loader(SELECT)),
                            "probability_calibrated": np.nan, "part": "select"})

@@ -277,7 +277,7 @@ def by_budget(trials: list[TrialData]) -> dict:
     if len(usable) >= 2:
         dates = pd.DatetimeIndex(sorted(set.intersection(*(set(frames[b].index) for b in usable))))
         labels = frames[usable[0]]["label"].reindex(dates).to_numpy(dtype=float)
-        block = block_length(labels, per_budget[usable[0]].horizon)
+        block = block_length(labels, per_budget[usable[0]].horizon, history=per_budget[usable[0]].train_labels())
         idx = block_bootstrap_indices(len(dates), block, N_BOOT, np.random.default_rng(0))
         scores = {b: frames[b]["probability"].reindex(dates).to_numpy(dtype=float) for b in usable}
         samples = {b: resampled_auroc(labels, scores[b], idx) for b in usable}
@@ -315,7 +315,7 @@ def selection(trials: list[TrialData], parent_metrics: dict[str, float], objecti
     frame = data.predictions(samples)
     if frame is not None and frame["label"].nunique() == 2:
         null = selection_null(frame["label"].to_numpy(dtype=float), len(counted), horizon=data.horizon,
-                              seed=len(counted))
+                              seed=len(counted), history=data.train_labels())
         out |= {"null_p95": null, "source": f"the best trial's {samples} labels"}
     elif "selection/null_auroc_p95" in parent_metrics:
         out |= {"null_p95": parent_metrics["selection/null_auroc_p95"], "source": "the study's parent run"}

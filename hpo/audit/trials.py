@@ -61,6 +61,20 @@ class TrialData:
         return frame.set_index(pd.DatetimeIndex(frame["date"]))[["label", "probability"]]
 
 
+    def train_labels(self):
+        """The train labels of the run's data (what sets the bootstrap's and the null's block length, see
+        `models.intervals.block_length`), or None when the run holds no data config or its data cannot be read."""
+        if self.run is None or "data.tier" not in self.run.data.params:
+            return None
+        from datamodules.prepared import prepare
+        from training.config import ConfigError, RunConfig
+
+        try:
+            return prepare(RunConfig.from_params(self.run.data.params).data).labels("train")
+        except (ConfigError, UserError):
+            return None
+
+
 def load_study(name: str, storage: str | None):
     """The study, or a `UserError` naming the studies the storage holds."""
     import optuna
