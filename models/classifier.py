@@ -67,14 +67,15 @@ class EpochLosses:
                 "check the inputs for NaN/inf and lower the learning rate"
             )
         self._sum = self._sum + (losses * sizes).sum()
-        self._count += int(sizes.sum())
+        self._count += sum(size for _, _, size in self._where)
         self._losses, self._where = [], []
 
     def mean(self) -> torch.Tensor:
+        """On the losses' device; nothing waits for it."""
         total, count = self._sum, self._count
         if self._losses:
             losses, sizes = self._pending()
-            total, count = total + (losses * sizes).sum(), count + int(sizes.sum())
+            total, count = total + (losses * sizes).sum(), count + sum(size for _, _, size in self._where)
         return total / count
 
 
