@@ -18,8 +18,10 @@ class DataError(UserError):
 
 
 def run_main(main: Callable[..., object], *args) -> None:
-    """Run a command's `main`: a `UserError` is one `error:` line on stderr and exit status 2, Ctrl-C is
-    `error: interrupted` and 130; any other exception is a bug and keeps its traceback (exit 1)."""
+    """Run a command's `main`: a `UserError` is one `error:` line on stderr and exit status 2, Ctrl-C (and
+    SIGTERM, a scheduler's `kill`) is `error: interrupted` and 130; any other exception is a bug and keeps
+    its traceback (exit 1)."""
+    interrupt_on_sigterm()
     try:
         main(*args)
     except UserError as err:
@@ -40,12 +42,19 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+class _DefaultsShown(argparse.ArgumentDefaultsHelpFormatter):
+    """Each flag's default in `--help`, but for None ("not given": the help says what applies then)."""
+
+    def _get_help_string(self, action):
+        return action.help if action.default is None else super()._get_help_string(action)
+
+
 class Parser(argparse.ArgumentParser):
     """argparse that raises `UserError` (one `error:` line via `run_main`) instead of printing the usage
     and exiting 2, and shows each flag's default in `--help`."""
 
     def __init__(self, **kwargs):
-        super().__init__(formatter_class=argparse.ArgumentDefaultsHelpFormatter, **kwargs)
+        super().__init__(formatter_class=_DefaultsShown, **kwargs)
 
     def error(self, message: str) -> None:
         raise UserError(message)

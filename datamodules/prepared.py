@@ -161,6 +161,12 @@ def _prepare(s: DataConfig, cache_dir: str | None) -> Prepared:
             f"({warmup}) + context ({s.input_size}) + horizon ({s.horizon}) + 2 purge gaps "
             f"({s.horizon + s.embargo} each) + three non-empty splits (val in two parts)"
         )
+    y = labels.y[warmup:]
+    one_class = [stage for stage in ("train", *VAL_PARTS, "test") if np.unique(y[ends[stage]]).size < 2]
+    if one_class:
+        raise DataError(f"threshold {s.threshold} within horizon {s.horizon} gives one class only in the "
+                        f"{', '.join(one_class)} samples: AUROC, the baselines and the intervals need rises and "
+                        "non-rises in every split; choose another --threshold or --horizon")
 
     values = feature_frame.to_numpy(dtype=np.float64)[:n]
     scaler = Scaler.fit(values[split == "train"])
@@ -178,7 +184,7 @@ def _prepare(s: DataConfig, cache_dir: str | None) -> Prepared:
         index=feature_frame.index[:n],
         features=values,
         x=np.ascontiguousarray(scaler.transform(values)),  # row-major: windows are row slices
-        y=labels.y[warmup:].astype(np.float32),
+        y=y.astype(np.float32),
         split=split,
         ends=ends,
         volatility_rows=np.nan_to_num(volatility[warmup : warmup + n], nan=0.0),

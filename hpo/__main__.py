@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from datamodules.errors import SWITCH, Parser, UserError, interrupt_on_sigterm, optional, run_main
+from datamodules.errors import SWITCH, Parser, UserError, optional, run_main
 from hpo.convergence import Convergence
 from hpo.dry_run import n_features_of, report
 from hpo.settings import DEFAULT_STORAGE, StudySettings
@@ -75,7 +75,6 @@ def settings_from_args(args: argparse.Namespace) -> StudySettings:
 
 
 def main(argv: list[str] | None = None) -> None:
-    interrupt_on_sigterm()  # the trial FAIL, its run KILLED, the parent closed
     args = build_parser().parse_args(argv)
     settings = settings_from_args(args)
     if args.dry_run:

@@ -24,7 +24,7 @@ class Convergence:
     threshold: float = 0.0
 
     def __post_init__(self):
-        if self.patience < 1 or self.threshold < 0:
+        if self.patience < 1 or not self.threshold >= 0:  # NaN too
             raise UserError(f"--early-stop-patience must be >= 1 and --early-stop-threshold >= 0, "
                             f"got {self.patience} and {self.threshold}")
 

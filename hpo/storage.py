@@ -22,6 +22,7 @@ import abc
 import contextlib
 import fcntl
 import hashlib
+import json
 import os
 import sys
 import time
@@ -66,10 +67,25 @@ def open_storage(url: str | None, must_exist: bool = False) -> tuple[BaseStorage
             raise UserError(f"{path} is a directory, not a journal file")
         if not path.parent.is_dir():
             raise UserError(f"directory {path.parent} does not exist")
+        if path.is_file():
+            _check_journal(path)
         return JournalStorage(JournalFileBackend(str(path))), shown
     except Exception as err:  # SQLAlchemy, driver and OS errors come in many classes
         reason = mask(str(err).strip().splitlines()[0]) if str(err).strip() else type(err).__name__
         raise UserError(f"cannot open storage {shown}: {reason}") from None
+
+
+def _check_journal(path: Path) -> None:
+    """Every line of an existing file is a journal operation, else `UserError`: Optuna would append its own
+    to whatever the file holds (it reads a bad last line as a write in progress)."""
+    with path.open("rb") as f:
+        for number, line in enumerate(f, 1):
+            try:
+                ok = not line.strip() or "op_code" in json.loads(line)
+            except (ValueError, TypeError):  # JSONDecodeError, UnicodeDecodeError; `in` on a non-dict
+                ok = False
+            if not ok:
+                raise UserError(f"{path} is not an Optuna journal file (line {number}); pass another --storage")
 
 
 def _rdb(url: str) -> RDBStorage:

@@ -50,6 +50,7 @@ BAD = {  # flags -> the error; each command runs in its own directory, all at on
     ("--storage", "postgresql://me:secret@127.0.0.1:1/db"): "cannot open storage postgresql://me:***@127.0.0.1:1/db",
     ("--supplementary",): "no study storage at optuna.journal",
     ("--supplementary", "--study-name", "one-budget"): "needs completed trials in at least 2 budgets",
+    ("--storage", "not-a-journal.txt"): "not-a-journal.txt is not an Optuna journal file (line 1)",
 }
 
 
@@ -57,6 +58,8 @@ def test_bad_input_is_one_line_and_writes_nothing_and_dry_run_writes_nothing(tmp
     dirs = {args: tmp_path / f"bad{i}" for i, args in enumerate(BAD)}
     for d in dirs.values():
         d.mkdir()
+    not_journal = dirs["--storage", "not-a-journal.txt"] / "not-a-journal.txt"
+    not_journal.write_text("garbage\n")
     one_budget = dirs["--supplementary", "--study-name", "one-budget"]
     phase1 = optuna.create_study(storage=journal(one_budget), study_name="one-budget", direction="maximize")
     phase1.set_user_attr("definition", {"objective": OBJECTIVE})
@@ -79,6 +82,7 @@ def test_bad_input_is_one_line_and_writes_nothing_and_dry_run_writes_nothing(tmp
         expected = ["one-budget"] if "one-budget" in args else []
         assert studies(dirs[args]) == expected, args  # no study created
     assert all_runs() == []  # no MLflow run, RUNNING or otherwise
+    assert not_journal.read_text() == "garbage\n"  # nothing appended to a file that is not a journal
 
     out, err = dry_run.communicate(timeout=300)
     assert dry_run.returncode == 0, err

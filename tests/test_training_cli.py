@@ -44,6 +44,9 @@ def parse(*argv):
     (["--accelerator", "tpu9"], "unknown accelerator 'tpu9'"),
     (["--data", "."], "is a directory: give a CSV or parquet file"),
     (["--set", "train.loss=hinge"], "unknown loss 'hinge'"),
+    (["--seed", "-1"], "train.seed must be in [0, 2**31), got -1"),
+    (["--threshold", "1"], "threshold 1.0 within horizon 1 gives one class only in the train"),
+    (["--use-best-from", str(REPO / "pyproject.toml")], "pyproject.toml: not a JSON config"),
 ])
 def test_bad_input_is_one_line_and_no_run(capsys, args, message):
     with pytest.raises(SystemExit) as exit_:
@@ -61,10 +64,12 @@ def test_bad_input_from_a_fresh_process_prints_only_one_line(run_cli):
         "error: unknown model 'transformerx'; known: informer, itransformer, patchtst, timexer"]
 
 
-@pytest.mark.parametrize("store", ["file", "unwritable"])
+@pytest.mark.parametrize("store", ["file", "unwritable", "unreachable"])
 def test_a_tracking_store_that_cannot_be_used_is_one_line(run_cli, tmp_path, monkeypatch, store):
     if store == "file":
         uri = (tmp_path / "mlruns").as_uri()
+    elif store == "unreachable":  # a refused connection: at once, not after MLflow's retries
+        uri = "http://127.0.0.1:1"
     else:  # a path below a regular file: not writable, even for root
         blocker = tmp_path / "blocker"
         blocker.write_text("")
@@ -149,3 +154,28 @@ def test_use_best_from_run_then_flags_override(tiny_config, tmp_path, capsys):
     with pytest.raises(ConfigError, match="registered without a run"):
         client.create_model_version("itransformer-a20", f"runs:/{result.run_id}/checkpoints")
         parse("--use-best-from", "models:/itransformer-a20/2")
+
+
+def test_sigterm_as_the_run_opens_ends_it_killed(tmp_path, monkeypatch):
+    """SIGTERM (a scheduler's kill) at the moment the run exists, before Lightning has its own handler:
+    exit 130 with `error: interrupted`, and the run KILLED, not left RUNNING."""
+    import signal
+    import subprocess
+    import time
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "MLFLOW_TRACKING_URI": uri, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "training", *TINY, "--max-epochs", "50", "--patience", "50"],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    client = MlflowClient(uri)
+    deadline = time.monotonic() + 300
+    while proc.poll() is None and time.monotonic() < deadline:
+        if (tmp_path / "mlflow.db").exists() and any(
+                client.search_runs([e.experiment_id]) for e in client.search_experiments()):
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and err.strip().splitlines()[-1] == "error: interrupted", err
+    runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
+    assert [r.info.status for r in runs] == ["KILLED"]

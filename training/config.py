@@ -61,6 +61,8 @@ class TrainConfig:
         for name, low in (("max_epochs", 1), ("patience", 1)):
             if getattr(self, name) < low:
                 raise ConfigError(f"train.{name} must be >= {low}, got {getattr(self, name)}")
+        if not 0 <= self.seed < 2**31:  # numpy and Optuna take [0, 2**32); seeds + offsets (promotion's K seeds) too
+            raise ConfigError(f"train.seed must be in [0, 2**31), got {self.seed}")
         if self.max_steps != -1 and self.max_steps < 1:
             raise ConfigError(f"train.max_steps must be >= 1 (or -1: no limit), got {self.max_steps}")
         if not self.lr > 0 or self.weight_decay < 0 or self.grad_clip < 0:
@@ -141,7 +143,13 @@ class RunConfig:
 
     @classmethod
     def from_json(cls, text: str) -> RunConfig:
-        raw = json.loads(text)
+        """A config from its JSON (`to_json`): {section: {field: value}}; `ConfigError` for anything else."""
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"not a JSON config: {err}") from None
+        if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
+            raise ConfigError("not a config: expected {section: {field: value}} as written to config.json")
         return cls().override({f"{s}.{k}": v for s, vals in raw.items() for k, v in vals.items()})
 
     @classmethod
@@ -151,8 +159,10 @@ class RunConfig:
             raise ConfigError(f"config file not found: {path}")
         try:
             return cls.from_json(path.read_text())
-        except json.JSONDecodeError as err:
-            raise ConfigError(f"{path} is not valid JSON: {err}") from None
+        except UnicodeDecodeError as err:
+            raise ConfigError(f"{path}: not a JSON config: {err}") from None
+        except ConfigError as err:
+            raise ConfigError(f"{path}: {err}") from None
 
 
 _SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}

@@ -44,7 +44,7 @@ def model_info(uri: str) -> dict[str, object]:
         raise UserError("--model-uri is empty: give models:/NAME@ALIAS, models:/NAME/VERSION or runs:/RUN_ID/model")
     try:
         info = mlflow.models.get_model_info(uri)
-    except (MlflowException, OSError) as err:
+    except (MlflowException, OSError, ImportError) as err:  # ImportError: a store whose client is not installed
         text = str(getattr(err, "message", "") or err).strip()
         raise UserError(f"model {uri}: {text.splitlines()[0] if text else type(err).__name__}") from None
     meta = (info.metadata or {}).get(MARKER)

@@ -47,16 +47,43 @@ def experiment_id() -> str:
     if uri.startswith("file:") or "://" not in uri and not uri.startswith(("databricks", "sqlite")):
         raise UserError(f"tracking URI {uri}: MLflow's file store is not supported; use a database "
                         "(sqlite:///mlflow.db, the default) or a server (http://host:5000)")
+    _reachable(uri)
     attempt = 0
     while True:
         try:
             with _sqlite_turn(uri):
-                return _experiment_id(MlflowClient())
+                exp_id = _experiment_id(MlflowClient())
+            _writable(uri)
+            return exp_id
+        except UserError:
+            raise
         except Exception as err:  # the store's own errors (MLflow, SQLAlchemy, OS, HTTP) come in many classes
             attempt += 1
             if attempt == STORE_ATTEMPTS:
                 raise UserError(f"cannot use the MLflow tracking store {uri}: {_first_line(err)}") from None
             time.sleep(0.5 * attempt)
+
+
+def _reachable(uri: str) -> None:
+    """A tracking server that refuses or drops the connection is one error now, not after MLflow's retries
+    (about 16 minutes)."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    import requests
+
+    try:
+        requests.get(f"{uri.rstrip('/')}/health", timeout=10)
+    except requests.RequestException as err:
+        raise UserError(f"cannot reach the MLflow tracking server {uri}: {type(err).__name__}") from None
+
+
+def _writable(uri: str) -> None:
+    """A sqlite store that cannot be written (a read-only file or directory) is one error before any run."""
+    if not uri.startswith("sqlite:///"):
+        return
+    path = Path(uri.removeprefix("sqlite:///").partition("?")[0])
+    if not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
+        raise UserError(f"the MLflow tracking store {uri} is read-only here: runs cannot be written to it")
 
 
 @contextlib.contextmanager

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import os
 
-from datamodules.errors import UserError, interrupt_on_sigterm, run_main
+from datamodules.errors import UserError, run_main
 from hpo.ablation.plan import build_parser, plan_from_args
 from hpo.ablation.run import run_ablation
 from hpo.ablation.summary import LEVEL
 
 
 def main(argv: list[str] | None = None) -> None:
-    interrupt_on_sigterm()
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per cell's predictions
     args = build_parser().parse_args(argv)
     plan = plan_from_args(args)

@@ -24,12 +24,12 @@ def build_parser() -> Parser:
                         help="Optuna storage: a journal file path (default ./optuna.journal) or an RDB URL")
     parser.add_argument("--fail-on-findings", **SWITCH,
                         help="exit 1 when the suspicious section is not empty")
-    parser.add_argument("--high-margin", type=_margin, default=HIGH_MARGIN,
+    parser.add_argument("--high-margin", type=margin, default=HIGH_MARGIN,
                         help="val AUROC this far above the best baseline's is flagged implausibly high")
     return parser
 
 
-def _margin(text: str) -> float:
+def margin(text: str) -> float:
     """A number > 0; "" (MLproject's "not given") is the default."""
     if not text.strip():
         return HIGH_MARGIN
