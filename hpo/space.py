@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from datamodules.errors import UserError
 from models.backbones.spec import FEATURE_PROJ
-from models.budgets import MAX_LAYERS, MIN_WIDTH, count_params, n_heads, parse_budget
+from models.budgets import MAX_LAYERS, MIN_WIDTH, SHAPE_KEYS, count_params, n_heads, parse_budget
 from models.registry import get_spec
 from models.space import Categorical, Dimension, Float, Int
 from training.config import RunConfig
@@ -52,7 +52,12 @@ class SearchSpace:
 
     @classmethod
     def build(cls, base: RunConfig, budgets: list[str], pinned: set[str], n_features: int) -> SearchSpace:
-        """`pinned`: config keys the user set explicitly (`--set`); they are not searched."""
+        """`pinned`: config keys the user set explicitly (`--set`); they are not searched. The shape is
+        decided per budget (depth searched, width and heads solved), so it cannot be pinned."""
+        shape = sorted(k for k in pinned if k.removeprefix("model.") in SHAPE_KEYS)
+        if shape:
+            raise UserError(f"--set {', '.join(shape)}: a study decides the shape per budget (the depth searched, "
+                            "the width and heads solved to fit); train one shape with `python -m training`")
         spec = get_spec(base.model.name)
         dims: dict[str, tuple[str, Dimension]] = {}
         for name, dim in spec.search_space.items():

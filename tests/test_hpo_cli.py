@@ -51,6 +51,7 @@ BAD = {  # flags -> the error; each command runs in its own directory, all at on
     ("--supplementary",): "no study storage at optuna.journal",
     ("--supplementary", "--study-name", "one-budget"): "needs completed trials in at least 2 budgets",
     ("--storage", "not-a-journal.txt"): "not-a-journal.txt is not an Optuna journal file (line 1)",
+    ("--set", "model.hidden_size=16"): "--set model.hidden_size: a study decides the shape per budget",
 }
 
 
