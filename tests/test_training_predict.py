@@ -107,6 +107,16 @@ def test_bad_prediction_input_is_one_line(promoted, capsys, tmp_path):
     assert not (tmp_path / "p.txt").exists()
 
 
+def test_a_tracking_store_that_does_not_exist_is_one_line_and_not_created(capsys, tmp_path):
+    store = tmp_path / "missing" / "mlflow.db"
+    mlflow.set_tracking_uri(f"sqlite:///{store}")  # conftest sets each test's own store again
+    code, _, err = cli(capsys, "--model-uri", URI)
+    assert code == 2 and err.strip().splitlines() == [
+        f"error: {URI} is looked up in the MLflow tracking store sqlite:///{store}, which does not exist (nothing "
+        "was created); set MLFLOW_TRACKING_URI to the store the model was registered in"]
+    assert not store.parent.exists()
+
+
 class Echo(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         return model_input

@@ -42,6 +42,11 @@ def model_info(uri: str) -> dict[str, object]:
 
     if not uri.strip():
         raise UserError("--model-uri is empty: give models:/NAME@ALIAS, models:/NAME/VERSION or runs:/RUN_ID/model")
+    store = mlflow.get_tracking_uri()
+    if uri.startswith(("models:/", "runs:/")) and store.startswith("sqlite:///") and not Path(
+            store.removeprefix("sqlite:///").partition("?")[0]).is_file():
+        raise UserError(f"{uri} is looked up in the MLflow tracking store {store}, which does not exist (nothing "
+                        "was created); set MLFLOW_TRACKING_URI to the store the model was registered in")
     try:
         info = mlflow.models.get_model_info(uri)
     except (MlflowException, OSError, ImportError) as err:  # ImportError: a store whose client is not installed
