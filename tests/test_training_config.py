@@ -48,5 +48,12 @@ def test_missing_and_invalid_config_files(tmp_path):
         RunConfig.load(tmp_path / "nope.json")
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    with pytest.raises(ConfigError, match="not valid JSON"):
+    with pytest.raises(ConfigError, match="bad.json: not a JSON config"):
+        RunConfig.load(bad)
+    for text in ("[1, 2]", '{"model": 3}'):
+        bad.write_text(text)
+        with pytest.raises(ConfigError, match=r"bad.json: not a config: expected \{section: \{field: value\}\}"):
+            RunConfig.load(bad)
+    bad.write_bytes(b"\xff\xfe\x00binary")
+    with pytest.raises(ConfigError, match="bad.json: not a JSON config"):
         RunConfig.load(bad)
