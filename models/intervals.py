@@ -289,6 +289,16 @@ def resampled_block_sums(idx: np.ndarray, x: np.ndarray, *, _index=None) -> np.n
     return sums.reshape(n_boot, m)
 
 
+def percentile_interval(samples: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """The central `level` interval of resampled values (NaN resamples left out; (nan, nan) when all are)."""
+    samples = np.asarray(samples, dtype=float)
+    if np.isnan(samples).all():
+        return math.nan, math.nan
+    tail = (1 - level) / 2 * 100
+    low, high = np.nanpercentile(samples, [tail, 100 - tail])
+    return float(low), float(high)
+
+
 def studentized_interval(point: float, samples: np.ndarray, sample_var: np.ndarray, var: float, level: float,
                          bounds: tuple[float, float]) -> tuple[float, float]:
     """Bootstrap-t interval ``[point - q_hi se, point - q_lo se]``, q the quantiles of

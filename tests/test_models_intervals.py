@@ -16,6 +16,7 @@ from models.intervals import (
     block_length,
     bootstrap_auroc,
     long_run_variance,
+    percentile_interval,
     politis_white,
     rank_auroc,
     resampled_auroc,
@@ -403,3 +404,9 @@ def test_the_block_of_one_day_labels_comes_from_the_train_history(tmp_path):
     iv = bootstrap_auroc(report, {"volatility": baseline_scores(prepared, "val_report", 0)["volatility"]},
                          history=train)
     assert iv.block == len(report) // 4
+
+
+def test_percentile_interval_leaves_out_nan_resamples():
+    samples = np.array([np.nan, *np.arange(1.0, 101.0)])
+    assert percentile_interval(samples, 0.9) == pytest.approx(tuple(np.percentile(np.arange(1.0, 101.0), [5, 95])))
+    assert all(math.isnan(v) for v in percentile_interval(np.full(5, np.nan)))

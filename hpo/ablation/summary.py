@@ -49,14 +49,6 @@ def report_predictions(run_id: str) -> pd.DataFrame:
     return frame.set_index(pd.DatetimeIndex(frame["date"]))[["label", "probability"]]
 
 
-def _interval(values: np.ndarray) -> tuple[float, float]:
-    if np.isnan(values).all():
-        return math.nan, math.nan
-    tail = (1 - LEVEL) / 2 * 100
-    low, high = np.nanpercentile(values, [tail, 100 - tail])
-    return float(low), float(high)
-
-
 def _verdict(low: float, high: float) -> str:
     if low > 0:
         return "beats it"
@@ -71,7 +63,13 @@ def summarise(plan: Plan, runs: dict[Cell, str], *, n_boot: int = N_BOOT,
     every cell; per row the seeds' AUROCs averaged on each resample, the baselines (fit on train at the
     row's input size, with the row's seeds) on the same resamples."""
     from datamodules.prepared import prepare
-    from models.intervals import block_bootstrap_indices, block_length, rank_auroc, resampled_auroc
+    from models.intervals import (
+        block_bootstrap_indices,
+        block_length,
+        percentile_interval,
+        rank_auroc,
+        resampled_auroc,
+    )
     from training.evaluate import baseline_scores
 
     frames = {cell: predictions(run_id) for cell, run_id in runs.items()}
@@ -118,14 +116,14 @@ def summarise(plan: Plan, runs: dict[Cell, str], *, n_boot: int = N_BOOT,
                 base_points[name] = float(np.mean([rank_auroc(labels, s) for s in scores]))
                 base_samples[name] = np.mean([resampled_auroc(labels, s, idx) for s in scores], axis=0)
             best = max(base_points, key=lambda n: -math.inf if math.isnan(base_points[n]) else base_points[n])
-            diff = _interval(model_samples - base_samples[best])
+            diff = percentile_interval(model_samples - base_samples[best], LEVEL)
             samples[model, size] = model_samples
             row |= {
                 "val_auroc": float(np.mean(points)), **dict(zip(("val_auroc_ci_low", "val_auroc_ci_high"),
-                                                                _interval(model_samples), strict=True)),
+                                                                percentile_interval(model_samples, LEVEL), strict=True)),
                 "seed_aurocs": " ".join(f"{p:.4f}" for p in points), "best_baseline": best,
                 "baseline_auroc": base_points[best],
-                **dict(zip(("baseline_ci_low", "baseline_ci_high"), _interval(base_samples[best]), strict=True)),
+                **dict(zip(("baseline_ci_low", "baseline_ci_high"), percentile_interval(base_samples[best], LEVEL), strict=True)),
                 "diff_ci_low": diff[0], "diff_ci_high": diff[1],
                 "vs_baseline": "beats" if diff[0] > 0 else "worse" if diff[1] < 0 else "not distinguishable",
                 "run_ids": " ".join(runs[c] for c in cells),
@@ -148,7 +146,7 @@ def summarise(plan: Plan, runs: dict[Cell, str], *, n_boot: int = N_BOOT,
         if len(done) > 1:
             second = done.iloc[1]
             other = int(second["input_size"])
-            low, high = _interval(samples[model, size] - samples[model, other])
+            low, high = percentile_interval(samples[model, size] - samples[model, other], LEVEL)
             info |= {"runner_up": other, "runner_up_val_auroc": float(second["val_auroc"]),
                      "diff": float(top["val_auroc"] - second["val_auroc"]), "diff_ci_low": low, "diff_ci_high": high,
                      "distinguishable": bool(low > 0)}

@@ -234,18 +234,16 @@ def _disagreement(loss: list[float], auroc: list[float]) -> tuple[int, int] | No
     return int((np.sign(dl[moved]) == np.sign(da[moved])).sum()), int(moved.sum())
 
 
-def _interval(values: np.ndarray) -> tuple[float | None, float | None]:
-    if np.isnan(values).all():
-        return None, None
-    tail = (1 - LEVEL) / 2 * 100
-    low, high = np.nanpercentile(values, [tail, 100 - tail])
-    return float(low), float(high)
-
-
 def by_budget(trials: list[TrialData]) -> dict:
     from hpo.parent import best_by_budget, best_trial, budget_of
     from models.budgets import parse_budget
-    from models.intervals import block_bootstrap_indices, block_length, rank_auroc, resampled_auroc
+    from models.intervals import (
+        block_bootstrap_indices,
+        block_length,
+        percentile_interval,
+        rank_auroc,
+        resampled_auroc,
+    )
     from training.train import REPORT
 
     counted = scored(trials)
@@ -285,9 +283,9 @@ def by_budget(trials: list[TrialData]) -> dict:
     for a, b in itertools.combinations(budgets, 2):
         pair = {"a": a, "b": b, "trial_a": per_budget[a].number, "trial_b": per_budget[b].number}
         if a in usable and b in usable:  # the difference on the report-part predictions the interval resamples
-            low, high = _interval(samples[a] - samples[b])
+            low, high = percentile_interval(samples[a] - samples[b], LEVEL)
             pair |= {"diff": points[a] - points[b], "ci_low": low, "ci_high": high,
-                     "distinguishable": low is not None and (low > 0 or high < 0)}
+                     "distinguishable": bool(low > 0 or high < 0)}
         else:
             va, vb = per_budget[a].metric("best/val/auroc"), per_budget[b].metric("best/val/auroc")
             pair |= {"diff": None if va is None or vb is None else va - vb, "ci_low": None, "ci_high": None,
