@@ -42,9 +42,10 @@ def model_info(uri: str) -> dict[str, object]:
 
     if not uri.strip():
         raise UserError("--model-uri is empty: give models:/NAME@ALIAS, models:/NAME/VERSION or runs:/RUN_ID/model")
+    from training.tracking import sqlite_file
+
     store = mlflow.get_tracking_uri()
-    if uri.startswith(("models:/", "runs:/")) and store.startswith("sqlite:///") and not Path(
-            store.removeprefix("sqlite:///").partition("?")[0]).is_file():
+    if uri.startswith(("models:/", "runs:/")) and (path := sqlite_file(store)) is not None and not path.is_file():
         raise UserError(f"{uri} is looked up in the MLflow tracking store {store}, which does not exist (nothing "
                         "was created); set MLFLOW_TRACKING_URI to the store the model was registered in")
     try:

@@ -77,12 +77,15 @@ def _reachable(uri: str) -> None:
         raise UserError(f"cannot reach the MLflow tracking server {uri}: {type(err).__name__}") from None
 
 
+def sqlite_file(uri: str) -> Path | None:
+    """The database file of a `sqlite:///` tracking URI, None for other stores."""
+    return Path(uri.removeprefix("sqlite:///").partition("?")[0]) if uri.startswith("sqlite:///") else None
+
+
 def _writable(uri: str) -> None:
     """A sqlite store that cannot be written (a read-only file or directory) is one error before any run."""
-    if not uri.startswith("sqlite:///"):
-        return
-    path = Path(uri.removeprefix("sqlite:///").partition("?")[0])
-    if not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
+    path = sqlite_file(uri)
+    if path is not None and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
         raise UserError(f"the MLflow tracking store {uri} is read-only here: runs cannot be written to it")
 
 
@@ -91,10 +94,11 @@ def _sqlite_turn(uri: str) -> Iterator[None]:
     """An exclusive `flock` on a sqlite store's file (created empty if missing, which sqlite reads as a new
     database) while the block runs; nothing for other stores. SQLite's own locks are `fcntl` locks, which a
     `flock` leaves alone."""
-    if not uri.startswith("sqlite:///"):
+    path = sqlite_file(uri)
+    if path is None:
         yield
         return
-    fd = os.open(uri.removeprefix("sqlite:///").partition("?")[0], os.O_RDONLY | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
