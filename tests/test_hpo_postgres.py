@@ -153,7 +153,8 @@ def test_four_workers_start_at_once_one_killed_on_another_machine_and_restarted(
     study = load(servers)
     trial = study.trials[killed.number]
     assert trial.state == TrialState.FAIL and "no heartbeat for" in trial.user_attrs[FAILED_REASON]
-    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in counted(study))
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in counted(study)), [
+        (t.number, t.state.name, t.user_attrs.get("error")) for t in counted(study)]
     parent, runs = check_study_and_runs(study, trials)
     assert runs[killed.number].info.status == "FAILED"
     assert runs[killed.number].data.tags["trial_state"] == "FAIL"

@@ -5,7 +5,11 @@ the UI's model-training view."""
 import os
 import subprocess
 import sys
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 
+import mlflow
 from mlflow.tracking import MlflowClient
 
 from training import tracking
@@ -45,3 +49,29 @@ def test_processes_starting_together_on_a_new_sqlite_store_all_get_the_experimen
     assert {out.strip() for out, _ in outputs} == {"0"}
     client = MlflowClient(uri)
     assert [e.name for e in client.search_experiments()] == ["direction"]
+
+
+def test_runs_logging_one_new_dataset_at_once_all_record_it(tracking_server, monkeypatch):
+    """Trials of workers that start together log the same new dataset in the same instant. MLflow's
+    log_inputs reads whether the dataset exists, then inserts it: the loser of that race gets BAD_REQUEST
+    (a duplicate key) from the server. Every run must still record the dataset."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_server.uri)
+    mlflow.set_tracking_uri(tracking_server.uri)
+    client = MlflowClient()
+    exp_id = client.create_experiment(f"datasets-{uuid.uuid4().hex[:8]}")
+    runs = 6
+
+    def log(barrier: threading.Barrier, run_id: str, digest: str) -> None:
+        with mlflow.start_run(run_id=run_id):
+            barrier.wait()
+            tracking.log_dataset(source_path="/data/spx.csv", name="a20:spx.csv", digest=digest, tags={"tier": "a20"})
+
+    for _ in range(10):  # without the retry, some run loses the race in about half the rounds
+        digest, barrier = uuid.uuid4().hex, threading.Barrier(runs)
+        ids = [client.create_run(exp_id).info.run_id for _ in range(runs)]
+        with ThreadPoolExecutor(runs) as pool:
+            for future in [pool.submit(log, barrier, run_id, digest) for run_id in ids]:
+                future.result()
+        for run_id in ids:
+            (logged,) = client.get_run(run_id).inputs.dataset_inputs
+            assert (logged.dataset.name, logged.dataset.digest) == ("a20:spx.csv", digest[:36])

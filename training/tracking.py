@@ -23,6 +23,7 @@ import pytorch_lightning as pl
 from mlflow.data.meta_dataset import MetaDataset
 from mlflow.data.sources import LocalArtifactDatasetSource
 from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from datamodules.errors import UserError
@@ -36,6 +37,7 @@ DEFAULT_EXPERIMENT_ID = "0"
 KIND_TAG = "mlflow.experimentKind"
 KIND = "custom_model_development"  # the MLflow UI's "model training" mode
 STORE_ATTEMPTS = 4  # tries to reach or set up the tracking store before it counts as unusable
+DATASET_ATTEMPTS = 3  # tries to log a run's dataset (see log_dataset)
 
 
 def experiment_id() -> str:
@@ -223,7 +225,15 @@ def log_frame(frame: pd.DataFrame, artifact_path: str) -> None:
 def log_dataset(*, source_path: str, name: str, digest: str, tags: dict[str, str]) -> None:
     """Record the data a run saw as an MLflow input: its source file, fingerprint, tier and dates."""
     dataset = MetaDataset(LocalArtifactDatasetSource(source_path), name=name, digest=digest[:36])
-    mlflow.log_input(dataset, context="training", tags=tags)
+    for attempt in range(DATASET_ATTEMPTS):
+        try:
+            mlflow.log_input(dataset, context="training", tags=tags)
+            return
+        except MlflowException as err:
+            # MLflow reads whether the dataset exists, then inserts it: of runs logging one new dataset at once
+            # (workers that start together), the losers get BAD_REQUEST for a duplicate key and find it next time
+            if err.error_code != "BAD_REQUEST" or attempt == DATASET_ATTEMPTS - 1:
+                raise
 
 
 class EpochLogger(pl.Callback):
