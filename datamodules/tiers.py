@@ -113,8 +113,8 @@ def drop_warmup(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     values = frame.to_numpy()
     complete = np.isfinite(values).all(axis=1)
     if not complete.any():
-        raise DataError(f"too few rows: all {len(frame)} rows are within the features' warm-up; needed: "
-                        "warm-up + context + horizon + three non-empty splits")
+        raise DataError(f"too few rows: all {len(frame)} rows are within the features' warm-up (the longest "
+                        "indicator window); give a longer history")
     warmup = int(complete.argmax())
     bad = ~complete[warmup:]
     if bad.any():

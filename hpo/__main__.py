@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--forced-extremes", **SWITCH,
                        help="first run budgets x styles x {strong, weak} regularisation (18 configs by default)")
     study.add_argument("--early-stop-patience", type=optional(int), default=None,
-                       help="stop when the best val AUROC has not improved over this many completed trials")
+                       help="stop when the best val_select AUROC (the objective) has not improved over this many completed trials")
     study.add_argument("--early-stop-threshold", type=optional(float), default=None,
                        help="the improvement that counts (default 0: any)")
     study.add_argument("--supplementary", **SWITCH,
@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 def settings_from_args(args: argparse.Namespace) -> StudySettings:
     if args.demo:
         for key, value in DEMO.items():
-            if getattr(args, key) in (None, False):
+            if getattr(args, key) is None or getattr(args, key) is False:  # not `in (None, False)`: 0 == False
                 setattr(args, key, value)
     cfg = config_from_args(args)
     if args.param_budget and args.budgets:

@@ -15,12 +15,13 @@ from __future__ import annotations
 import json
 import math
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import mlflow
 import optuna
-from optuna.exceptions import DuplicatedStudyError
+from optuna.exceptions import DuplicatedStudyError, UpdateFinishedTrialError
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
@@ -41,7 +42,7 @@ from hpo.recovery import (
 from hpo.sampling import TrialSeededTPE
 from hpo.settings import StudySettings
 from hpo.space import SearchSpace, depth_param
-from hpo.storage import Admission, open_storage
+from hpo.storage import Admission, open_storage, study_exists
 from models.budgets import SHAPE_KEYS, StyleGrid, count_params, parse_budget, solve
 from training import tracking
 from training.config import RunConfig
@@ -77,14 +78,6 @@ def run_study(
     ran, reason, null, waiting = 0, "error", None, False
     admission = Admission(settings.storage, study.study_name)
 
-    def admitted(trial: optuna.Trial) -> float:  # the trial exists: other workers count it from now on
-        admission.release()
-        return objective(trial)
-
-    def after_trial(study: optuna.Study, trial: FrozenTrial) -> None:
-        parent.summarise(parent_id, study)
-        echo(f"{_trial_line(trial)} {progress.status(_count(study))}")
-
     with tracking.ending(parent_id, close=lambda status: parent.close(parent_id, study, status)):
         try:
             while True:
@@ -93,10 +86,13 @@ def run_study(
                     reason = settings.convergence.check(study) if settings.convergence else None
                     if reason is None and _count(study) >= settings.trials:
                         reason = f"done: the study holds {settings.trials} trials"
-                    if reason is None:
-                        study.optimize(admitted, n_trials=1, catch=(Exception,), callbacks=[after_trial])
-                        ran += 1
-                        continue
+                    trial = study.ask() if reason is None else None  # other workers count it from now on
+                if trial is not None:
+                    finished = _run_trial(study, trial, objective)
+                    ran += 1
+                    parent.summarise(parent_id, study)
+                    echo(f"{_trial_line(finished)} {progress.status(_count(study))}")
+                    continue
                 running = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
                 if not running:
                     break
@@ -209,6 +205,9 @@ class Objective:
                 state = "PRUNED"
                 trial.set_user_attr("epochs", pruning.pruned_at[0] + 1)
                 raise
+            except UpdateFinishedTrialError as err:  # the run's `error` says why
+                raise UpdateFinishedTrialError(f"another worker failed trial {trial.number}, judging its worker "
+                                               "dead: its result is discarded") from err
             except Exception as err:
                 trial.set_user_attr("error", f"{type(err).__name__}: {err}"[:4000])
                 raise
@@ -242,6 +241,26 @@ class Objective:
             raise RuntimeError(f"no {values['n_layers']}-layer {cfg.model.name} fits {budget} at {cfg.model}")
         trial.set_user_attr("params_count", shape.count)
         return cfg.override(shape.hp)
+
+
+def _run_trial(study: optuna.Study, trial: optuna.Trial, objective: Objective) -> FrozenTrial:
+    """The objective on `trial`, then its state told (what `study.optimize` does, with `catch=(Exception,)`).
+    A trial that another worker failed meanwhile, judging this one dead (`hpo.recovery`), keeps that
+    verdict: its worker finds out at its next write to the trial, which stops the training, and telling is
+    skipped."""
+    value, state = None, TrialState.FAIL
+    try:
+        value, state = objective(trial), TrialState.COMPLETE
+    except optuna.TrialPruned:
+        state = TrialState.PRUNED
+    except UpdateFinishedTrialError:
+        pass
+    except Exception:  # recorded on the trial and its run; the study goes on, the traceback is shown
+        traceback.print_exc()
+    except BaseException:  # Ctrl-C, SIGTERM: the trial is not counted (FAILED_REASON) and the session ends
+        study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+        raise
+    return study.tell(trial, value, state=state, skip_if_finished=True)
 
 
 def _median_pruner(max_epochs: int) -> optuna.pruners.MedianPruner:
@@ -282,14 +301,18 @@ def _requeue_forced(study: optuna.Study) -> list[int]:
 
 
 def _create_or_load(storage: BaseStorage, name: str, sampler, pruner) -> tuple[optuna.Study, bool]:
+    """Load the study when it exists (a journal records every create attempt, even a refused one), else
+    create it; of workers creating it at once, one succeeds and the others load it."""
     try:
-        return optuna.create_study(storage=storage, study_name=name, direction="maximize", sampler=sampler,
-                                   pruner=pruner), True
+        if not study_exists(storage, name):
+            return optuna.create_study(storage=storage, study_name=name, direction="maximize", sampler=sampler,
+                                       pruner=pruner), True
     except DuplicatedStudyError:
-        study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
-        if study.direction != optuna.study.StudyDirection.MAXIMIZE:
-            raise UserError(f"study {name!r} exists but does not maximise: not an HPO study of this project") from None
-        return study, False
+        pass
+    study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
+    if study.direction != optuna.study.StudyDirection.MAXIMIZE:
+        raise UserError(f"study {name!r} exists but does not maximise: not an HPO study of this project")
+    return study, False
 
 
 def _wait_for_parent(study: optuna.Study) -> str | None:

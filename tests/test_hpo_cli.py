@@ -47,6 +47,7 @@ BAD = {  # flags -> the error; each command runs in its own directory, all at on
     ("--budgets", "20k,50k", "--forced-extremes"): "--trials 2 is smaller than the 12 configs that run first",
     ("--max-epochs", "0"): "train.max_epochs must be >= 1",
     ("--trials", "0"): "--trials must be >= 1",
+    ("--demo", "--trials", "0"): "--trials must be >= 1",  # given flags win over the demo's, 0 too
     ("--storage", "postgresql://me:secret@127.0.0.1:1/db"): "cannot open storage postgresql://me:***@127.0.0.1:1/db",
     ("--supplementary",): "no study storage at optuna.journal",
     ("--supplementary", "--study-name", "one-budget"): "needs completed trials in at least 2 budgets",

@@ -2,6 +2,7 @@
 real MLflow (the temp sqlite store of conftest)."""
 
 import os
+from pathlib import Path
 
 import optuna
 import pandas as pd
@@ -14,6 +15,7 @@ from datamodules.errors import UserError
 from datamodules.prepared import prepare
 from hpo import parent
 from hpo.convergence import Convergence
+from hpo.recovery import FAILED_REASON, fail_stale_trials
 from hpo.settings import StudySettings
 from hpo.storage import open_storage, study_exists
 from hpo.study import run_study
@@ -107,12 +109,14 @@ def test_trials_nest_under_one_parent_with_states_tags_and_the_best(tiny_config)
 
     # resuming with settings that are not searched changed: one error naming each difference, nothing run
     changed = base.override({"data.horizon": 5, "data.threshold": 0.02, "train.max_epochs": 3})
+    journal = Path("optuna.journal").read_bytes()
     with pytest.raises(UserError, match="created with other settings") as err:
         run_study(StudySettings(base=changed, study_name="s", trials=5, budgets=BUDGETS), data(changed))
     for what in ("data.horizon: 1 in the study, 5 now", "data.threshold: 0.01 in the study, 0.02 now",
                  "train.max_epochs: 2 in the study, 3 now", "data.fingerprint"):
         assert what in str(err.value)
     assert len(load("s").trials) == 4 and len(all_runs()) == 5
+    assert Path("optuna.journal").read_bytes() == journal  # not a line appended
 
 
 def test_trials_are_selected_on_val_select_and_reported_on_val_report(tiny_config, tmp_path):
@@ -191,6 +195,40 @@ class InterruptAt:
         self.lines.append(line)
         if self.needle and self.needle in line:
             raise KeyboardInterrupt
+
+
+class JudgedDeadAt(InterruptAt):
+    """An `echo` that, at the first line containing `needle`, does what another worker does to a trial whose
+    heartbeat it finds too old (a worker stalled past the grace, or cut off from the storage): marks every
+    RUNNING trial FAIL with `fail_stale_trials` on the same storage (grace -1: any heartbeat is too old)."""
+
+    def __call__(self, line):
+        self.lines.append(line)
+        if self.needle and self.needle in line:
+            self.needle = None
+            storage = open_storage(None)[0]
+            self.failed = fail_stale_trials(optuna.load_study(study_name="d", storage=storage), storage, grace=-1.0)
+
+
+def test_a_live_trial_judged_dead_by_another_worker_is_discarded_and_the_study_goes_on(tiny_config):
+    """Its worker learns it at the next write to the trial (the epoch's report), stops training it, keeps the
+    other worker's verdict and runs the trial that replaces it."""
+    echo = JudgedDeadAt("trial 1 epoch 1/")
+    out = run_study(StudySettings(base=tiny_config, study_name="d", trials=3, budgets=BUDGETS), data(tiny_config),
+                    echo=echo)
+    assert echo.failed == [1]
+    trials = load("d").trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE,
+                                         TrialState.COMPLETE]
+    assert trials[1].user_attrs[FAILED_REASON].startswith("stale: no heartbeat for")
+    assert "error" not in trials[1].user_attrs and 1 not in trials[1].intermediate_values  # stopped at epoch 2
+    assert out.ran == 4 and out.stop_reason == "done: the study holds 3 trials"
+    assert any(line.startswith("trial 1 FAIL stale: no heartbeat for") for line in echo.lines), echo.lines
+    runs = {r.data.tags["trial_number"]: r for r in all_runs() if r.data.tags["kind"] == "trial"}
+    assert runs["1"].info.status == "FAILED" and runs["1"].data.tags["trial_state"] == "FAIL"
+    assert runs["1"].data.tags["error"].endswith("another worker failed trial 1, judging its worker dead: its result "
+                                                 "is discarded")
+    assert {runs[n].info.status for n in "023"} == {"FINISHED"}
 
 
 def test_resume_requeues_an_interrupted_forced_trial_and_stops_on_convergence(tiny_config):

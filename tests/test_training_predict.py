@@ -88,7 +88,8 @@ def test_bad_prediction_input_is_one_line(promoted, capsys, tmp_path):
     capsys.readouterr()
     cases = [
         (["--data", "short.csv"], f"too few rows for one window: {WARMUP + L - 1} rows"),
-        (["--data", "warmup.csv"], "within the features' warm-up"),
+        (["--data", "warmup.csv"], "all 30 rows are within the features' warm-up (the longest indicator window); "
+                                      "give a longer history"),
         (["--data", "novolume.csv"], "missing column 'Volume'"),
         (["--data", "unsorted.csv"], "dates are not in increasing order"),
         (["--data", "dup.csv"], f"duplicate date {ohlcv.loc[10, 'Date'].date()}"),

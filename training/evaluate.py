@@ -2,10 +2,11 @@
 
 - Baselines (`models.baselines.BASELINES`: majority, volatility, logistic, boosting) are fit on train rows
   only and score the same samples as the model.
-- Intervals are stationary block-bootstrap percentile intervals (`models.intervals`): the block length
-  comes from the horizon and the labels' autocorrelation, never below the horizon, so overlapping labels
-  do not make them too narrow. The model's AUROC is compared, paired, with each baseline and with the best
-  of them on these samples (`best_baseline`).
+- Intervals are studentized stationary block-bootstrap intervals (`models.intervals`): the block length
+  comes from the horizon and the dependence of the train labels (`history`), never below the horizon, so
+  overlapping and volatility-clustered labels do not make them too narrow. The model's AUROC is compared,
+  paired, with each baseline and with the best of them on these samples (`best_baseline`: chosen on the
+  samples it is compared on, which can only favour the baseline).
 - Brier score and the accuracies at p >= 0.5 are given on raw probabilities (`brier`, ...) and on
   calibrated ones (`brier_calibrated`, ...): Platt scaling cross-fitted in time order, so no sample is
   scored by a calibrator fit on it. AUROC stays on raw scores (calibration keeps the ranking).

@@ -1,8 +1,8 @@
 """`python -m training.promote (--study NAME [--storage URL] | --run RUN_ID | --use-best-from SRC) --name NAME
 [--alias champion] [--seeds 5] [run flags]`: the one command that reads the test split.
 
-It retrains the chosen config (a study's best trial by val AUROC, a run, or any `--use-best-from` source;
-flags given beside it override its data and training settings) with `--seeds` seeds (seed, seed+1, ...),
+It retrains the chosen config (a study's best trial, chosen on val_select; a run; or any `--use-best-from`
+source; flags given beside it override its data and training settings) with `--seeds` seeds (seed, seed+1, ...),
 each exactly as a trial trains (early stopping on val), as `train` runs nested under one run of kind
 `promotion`. Then, once, it scores each seed's best checkpoint and their mean-probability ensemble on test
 beside every baseline with block-bootstrap intervals, fits a Platt calibrator on the ensemble's val
@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="python -m training.promote", description=__doc__.split("\n\n")[0])
     what = parser.add_argument_group("what to promote (one of --study, --run, --use-best-from)")
     what.add_argument("--study", type=optional(str), default=None,
-                      help="a study's name (its MLflow parent run): its best trial by val AUROC")
+                      help="a study's name (its MLflow parent run): its best trial (by val_select AUROC)")
     what.add_argument("--storage", type=optional(str), default=None,
                       help="the study's Optuna storage as given to python -m hpo: picks among studies of one name")
     what.add_argument("--run", type=optional(str), default=None, help="an MLflow run id holding a run config")
