@@ -1,5 +1,5 @@
-"""Coverage and mean width of 95% block-bootstrap intervals of an AUROC and of a paired AUROC difference,
-on simulated dependent series whose true AUROCs are known: how honest `bootstrap_auroc`'s interval is at
+"""Coverage and mean width of 95% block-bootstrap intervals of an AUROC, of a paired AUROC difference and of
+a mean AUROC over seeds, on simulated dependent series whose true AUROCs are known: how honest `bootstrap_auroc`'s interval is at
 the sizes of a validation half, beside the percentile interval it replaced and other published corrections.
 
     python -m bench.interval_coverage [--reps 250] [--n 200,400,1000] [--phi 0,0.5,0.8,0.9]
@@ -8,14 +8,17 @@ the sizes of a validation half, beside the percentile interval it replaced and o
 Simulation (the one of the coverage test in tests/test_models_intervals.py, and a second scorer): a latent
 stationary Gaussian AR(1) series with coefficient phi and unit variance, label = latent > 0.5; scorer `a` =
 latent + AR(1) noise (coefficient phi, sd 1), scorer `b` = latent + independent AR(1) noise (phi, sd 1.5).
-Labels and both scorers' errors are autocorrelated alike (phi = 0: i.i.d.). The target is the AUROC of the
+Labels and both scorers' errors are autocorrelated alike (phi = 0: i.i.d.). Scorers `a2` and `a3` are `a`
+again with their own noise: `a`, `a2` and `a3` are three seeds of one model, and their mean AUROC is the
+statistic of the context-length ablation (hpo/ablation/summary.py). The target is the AUROC of the
 marginal law of (score, label), P(S1 > S0) for independent draws of a positive and a negative, computed by
-quadrature: 0.8403 for `a`, 0.7634 for `b`, 0.0769 for the difference a - b.
+quadrature: 0.8403 for `a` (and the seed mean), 0.7634 for `b`, 0.0769 for the difference a - b.
 
 Every replication draws one stationary-bootstrap index matrix (Politis and Romano 1994; block =
 `block_length(labels)`, `--n-boot` resamples, seed = replication), as `bootstrap_auroc` does, and every
 method reads the same resamples (built from the functions `bootstrap_auroc` is made of; the first
-replication of every chunk checks that the last method equals `bootstrap_auroc`'s own intervals):
+replication of every chunk checks that the last method equals `bootstrap_auroc`'s own intervals, and
+`PairedBootstrap`'s for the seed mean):
 
 - percentile: quantiles of the resampled statistic (what `bootstrap_auroc` gave before this bench);
 - basic: the reversed percentile interval ``2 theta - q`` (Davison and Hinkley 1997, eq. 5.6);
@@ -49,6 +52,7 @@ import numpy as np
 from scipy.stats import norm
 
 from models.intervals import (
+    PairedBootstrap,
     ar1_scores,
     auroc_influence,
     block_bootstrap_indices,
@@ -65,7 +69,8 @@ LEVEL = 0.95
 THRESHOLD = 0.5
 NOISE_SD = {"a": 1.0, "b": 1.5}
 METHODS = ("percentile", "basic", "pct n/(n-b)", "BCa", "t, block var", "t, flat-top", "t, ft >= iid")
-TARGETS = ("AUROC a", "a - b")
+SEEDS = ("a", "a2", "a3")  # seeds of scorer a: the same signal, independent noise
+TARGETS = ("AUROC a", "a - b", "seed mean")
 
 
 def true_auroc(noise_sd: float, threshold: float = THRESHOLD, points: int = 4001) -> float:
@@ -84,6 +89,7 @@ def simulate(n: int, phi: float, rng) -> tuple[np.ndarray, dict[str, np.ndarray]
     while True:
         latent = ar1_scores(1, n, phi, rng)[0]
         scores = {name: latent + sd * ar1_scores(1, n, phi, rng)[0] for name, sd in NOISE_SD.items()}
+        scores |= {name: latent + NOISE_SD["a"] * ar1_scores(1, n, phi, rng)[0] for name in SEEDS[1:]}
         labels = (latent > THRESHOLD).astype(int)
         if 0 < labels.sum() < n:
             return labels, scores
@@ -140,10 +146,14 @@ def replicate(n: int, phi: float, rep: int, n_boot: int, truth: dict[str, float]
         psi[name] = auroc_influence(labels, s)
     jack = _block_jackknife(labels, scores, b)
     inflate = math.sqrt(n / (n - b))
+    def mean(values: dict) -> np.ndarray:
+        return np.mean([values[name] for name in SEEDS], axis=0)
+
     targets = {
         "AUROC a": (point["a"], star["a"], sums["a"], psi["a"], jack["a"], (0.0, 1.0), truth["a"]),
         "a - b": (point["a"] - point["b"], star["a"] - star["b"], sums["a"] - sums["b"], psi["a"] - psi["b"],
                   jack["a"] - jack["b"], (-1.0, 1.0), truth["a"] - truth["b"]),
+        "seed mean": (float(mean(point)), mean(star), mean(sums), mean(psi), mean(jack), (0.0, 1.0), truth["a"]),
     }
     out = {"block": b}
     for target, (theta, t_star, t_sums, t_psi, t_jack, bounds, true) in targets.items():
@@ -167,8 +177,11 @@ def replicate(n: int, phi: float, rep: int, n_boot: int, truth: dict[str, float]
             lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
             out[(target, method)] = (float(lo <= true <= hi), hi - lo)
     if check:
-        iv = bootstrap_auroc(labels, scores, n_boot=n_boot, seed=rep, level=LEVEL)
+        iv = bootstrap_auroc(labels, {k: scores[k] for k in NOISE_SD}, n_boot=n_boot, seed=rep, level=LEVEL)
         assert iv.block == b and iv.ci["a"] == out["AUROC a"] and iv.diff[("a", "b")] == out["a - b"], rep
+        boot = PairedBootstrap(labels, n_boot=n_boot, seed=rep, level=LEVEL)
+        seed_mean = boot.interval(boot.resample(np.stack([scores[k] for k in SEEDS])))
+        np.testing.assert_allclose(seed_mean, out["seed mean"], rtol=1e-12, err_msg=str(rep))
     return out
 
 
@@ -201,7 +214,7 @@ def main() -> None:
             results.setdefault((n, phi), []).extend(reps)
     elapsed = time.perf_counter() - start
 
-    head = f"{'target':<8} {'n':>5} {'phi':>4} {'block':>5}  " + "  ".join(f"{m:>13}" for m in METHODS)
+    head = f"{'target':<9} {'n':>5} {'phi':>4} {'block':>5}  " + "  ".join(f"{m:>13}" for m in METHODS)
     print("\ncoverage and mean width per cell")
     print(head)
     summary: dict[tuple[str, int], dict[str, list]] = {}
@@ -216,10 +229,10 @@ def main() -> None:
                     cells.append(f"{cov:6.3f} {width:6.4f}")
                     summary.setdefault((target, n), {}).setdefault(method, []).append((cov, width))
                 block = np.mean([r["block"] for r in reps])
-                print(f"{target:<8} {n:>5} {phi:>4} {block:5.1f}  " + "  ".join(f"{c:>13}" for c in cells))
+                print(f"{target:<9} {n:>5} {phi:>4} {block:5.1f}  " + "  ".join(f"{c:>13}" for c in cells))
 
     print(f"\nmean over phi in {args.phi}: coverage (width / percentile width)")
-    print(f"{'target':<8} {'n':>5}  " + "  ".join(f"{m:>13}" for m in METHODS))
+    print(f"{'target':<9} {'n':>5}  " + "  ".join(f"{m:>13}" for m in METHODS))
     for target in TARGETS:
         for n in sizes:
             rows = summary[(target, n)]
@@ -228,7 +241,7 @@ def main() -> None:
             for m in METHODS:
                 cov, width = np.mean(rows[m], axis=0)
                 cells.append(f"{cov:5.3f} ({width / base:4.2f})")
-            print(f"{target:<8} {n:>5}  " + "  ".join(f"{c:>13}" for c in cells))
+            print(f"{target:<9} {n:>5}  " + "  ".join(f"{c:>13}" for c in cells))
     mc = math.sqrt(LEVEL * (1 - LEVEL) / args.reps)
     print(f"\nMonte Carlo SE of one coverage near {LEVEL}: {mc:.3f} (of a mean over {len(phis)} phi: "
           f"{mc / math.sqrt(len(phis)):.3f}); {elapsed:.0f} s with {args.jobs} jobs, "

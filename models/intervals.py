@@ -289,16 +289,6 @@ def resampled_block_sums(idx: np.ndarray, x: np.ndarray, *, _index=None) -> np.n
     return sums.reshape(n_boot, m)
 
 
-def percentile_interval(samples: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    """The central `level` interval of resampled values (NaN resamples left out; (nan, nan) when all are)."""
-    samples = np.asarray(samples, dtype=float)
-    if np.isnan(samples).all():
-        return math.nan, math.nan
-    tail = (1 - level) / 2 * 100
-    low, high = np.nanpercentile(samples, [tail, 100 - tail])
-    return float(low), float(high)
-
-
 def studentized_interval(point: float, samples: np.ndarray, sample_var: np.ndarray, var: float, level: float,
                          bounds: tuple[float, float]) -> tuple[float, float]:
     """Bootstrap-t interval ``[point - q_hi se, point - q_lo se]``, q the quantiles of
@@ -324,72 +314,107 @@ def studentized_interval(point: float, samples: np.ndarray, sample_var: np.ndarr
     return float(np.clip(low, *bounds)), float(np.clip(high, *bounds))
 
 
+@dataclass(frozen=True)
+class Resampled:
+    """An AUROC (or a difference of two) on the full sample and on each resample, with the influence series
+    that studentizes it: `psi` [n] on the full sample, `sums` [n_boot, m] its block sums in each resample.
+    Linear in the scorers, so `a - b` is the paired difference and a mean over seeds is the mean of these."""
+
+    point: float
+    samples: np.ndarray = field(repr=False)
+    psi: np.ndarray = field(repr=False)
+    sums: np.ndarray = field(repr=False)
+    bounds: tuple[float, float] = (0.0, 1.0)
+
+    def __sub__(self, other: Resampled) -> Resampled:
+        return Resampled(self.point - other.point, self.samples - other.samples, self.psi - other.psi,
+                         self.sums - other.sums, (-1.0, 1.0))
+
+
+class PairedBootstrap:
+    """One block-resample index matrix (`block_bootstrap_indices`, blocks of `block` samples, default
+    ``block_length(labels, horizon, history)``) shared by every scorer, so that differences are paired, and
+    the studentized interval of any AUROC, seed mean or difference on it.
+
+    The interval is the bootstrap-t (percentile-t) interval of `studentized_interval`: in every resample the
+    statistic is studentized by the variance of its resampled influence series (`auroc_influence`) computed
+    from the resample's block sums, ``sum_j S_j^2 / n^2`` (Goetze and Kuensch 1996); on the full sample by
+    the flat-top long-run variance of the influence series (`long_run_variance`, window at least two
+    horizons), never below its i.i.d. variance, over n. The floor keeps an interval from being narrower than
+    the i.i.d. one on the strength of small negative autocorrelations, mostly noise at these sizes (in
+    `bench.interval_coverage` it moves coverage by under a point). ``block=1`` passed explicitly gives the
+    i.i.d. bootstrap-t, studentized on the full sample by DeLong's variance (``mean(psi^2) / n``) alone,
+    i.e. independence assumed throughout (an automatic block of 1 keeps the flat-top variance). Samples
+    must be in time order."""
+
+    def __init__(self, labels, *, horizon: int = 1, n_boot: int = 1000, seed: int = 0, level: float = 0.95,
+                 block: int | None = None, method: str = "stationary", history=None):
+        if not 0 < level < 1:
+            raise ValueError(f"level must be in (0, 1), got {level}")
+        self.labels = np.asarray(labels).reshape(-1)
+        self.n, self.horizon, self.level, self.n_boot = self.labels.size, horizon, level, n_boot
+        self.iid = block == 1  # asked for: independence assumed, also on the full sample
+        self.block = int(block_length(self.labels, horizon, history) if block is None else block)
+        self.method = f"{method}-block-t"
+        self.idx = block_bootstrap_indices(self.n, self.block, n_boot, np.random.default_rng(seed), method)
+        self._index = _block_index(self.idx)
+
+    def resample(self, scores) -> Resampled:
+        """`scores` [n]: one scorer; [k, n]: k scorers (seeds) whose AUROCs are averaged."""
+        rows = np.asarray(scores, dtype=float)
+        rows = rows[None] if rows.ndim == 1 else rows
+        if rows.ndim != 2 or rows.shape[1] != self.n or rows.shape[0] == 0:
+            raise ValueError(f"scores of shape {np.shape(scores)}: expected ({self.n},) or (k, {self.n})")
+        point, samples, psi, sums = 0.0, 0.0, 0.0, 0.0
+        for s in rows:
+            star, star_psi = resampled_auroc(self.labels, s, self.idx, influence=True)
+            point += float(rank_auroc(self.labels, s))
+            samples += star
+            psi += auroc_influence(self.labels, s)
+            sums += resampled_block_sums(self.idx, star_psi, _index=self._index)
+        k = len(rows)
+        return Resampled(point / k, samples / k, psi / k, sums / k)
+
+    def interval(self, r: Resampled) -> tuple[float, float]:
+        """The studentized interval of `r` at this bootstrap's level, clipped to `r.bounds`."""
+        if np.isnan(r.psi).any():
+            var = math.nan
+        elif self.iid:
+            var = float(np.mean(r.psi**2)) / self.n
+        else:
+            var = max(long_run_variance(r.psi, 2 * self.horizon), float(np.mean(r.psi**2))) / self.n
+        return studentized_interval(r.point, r.samples, (r.sums**2).sum(1) / self.n**2, var, self.level, r.bounds)
+
+
 def bootstrap_auroc(
     labels, scores: dict[str, np.ndarray], *, horizon: int = 1, n_boot: int = 1000, seed: int = 0,
     level: float = 0.95, block: int | None = None, method: str = "stationary", history=None,
 ) -> Intervals:
-    """Studentized block-bootstrap intervals of each scorer's AUROC and of every paired difference.
-
-    One index matrix (`block_bootstrap_indices`, blocks of `block` samples, default
-    ``block_length(labels, horizon, history)``) is shared by all scorers, so differences are paired. Each interval
-    is the bootstrap-t (percentile-t) interval of `studentized_interval`: in every resample the statistic
-    (an AUROC, or a difference of two) is studentized by the variance of its resampled influence series
-    (`auroc_influence`, differenced for a pair) computed from the resample's block sums, ``sum_j S_j^2 /
-    n^2`` (Goetze and Kuensch 1996); on the full sample by the flat-top long-run variance of the influence
-    series (`long_run_variance`, window at least two horizons), never below its i.i.d. variance, over n.
-    The floor keeps an interval from being narrower than the i.i.d. one on the strength of small negative
-    autocorrelations, mostly noise at these sizes (in `bench.interval_coverage` it moves coverage by under
-    a point). ``block=1`` passed explicitly gives the i.i.d. bootstrap-t, studentized on the full sample
-    by DeLong's variance (``mean(psi^2) / n``) alone, i.e. independence assumed throughout (an automatic
-    block of 1 keeps the flat-top variance). Samples must be in time order.
-    """
-    labels = np.asarray(labels).reshape(-1)
+    """Studentized block-bootstrap intervals (`PairedBootstrap`) of each scorer's AUROC and of every paired
+    difference."""
     if not scores:
         raise ValueError("bootstrap_auroc needs at least one scorer")
-    n = labels.size
+    boot = PairedBootstrap(labels, horizon=horizon, n_boot=n_boot, seed=seed, level=level, block=block,
+                           method=method, history=history)
     for name, s in scores.items():
-        if np.shape(s) != (n,):
-            raise ValueError(f"scorer {name!r} has shape {np.shape(s)}, labels have ({n},)")
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), got {level}")
-    iid = block == 1  # asked for: independence assumed, also on the full sample
-    if block is None:
-        block = block_length(labels, horizon, history)
-    idx = block_bootstrap_indices(n, block, n_boot, np.random.default_rng(seed), method)
-    point, samples, psi, sums = {}, {}, {}, {}
-    index = _block_index(idx)
-    for name, s in scores.items():
-        point[name] = float(rank_auroc(labels, s))
-        samples[name], resampled_psi = resampled_auroc(labels, s, idx, influence=True)
-        sums[name] = resampled_block_sums(idx, resampled_psi, _index=index)
-        psi[name] = auroc_influence(labels, s)
-
-    def interval(theta, star, influence, block_sums, bounds):
-        if np.isnan(influence).any():
-            var = math.nan
-        elif iid:
-            var = float(np.mean(influence**2)) / n
-        else:
-            var = max(long_run_variance(influence, 2 * horizon), float(np.mean(influence**2))) / n
-        return studentized_interval(theta, star, (block_sums**2).sum(1) / n**2, var, level, bounds)
-
+        if np.shape(s) != (boot.n,):
+            raise ValueError(f"scorer {name!r} has shape {np.shape(s)}, labels have ({boot.n},)")
+    r = {name: boot.resample(s) for name, s in scores.items()}
     names = list(scores)
-    ci = {a: interval(point[a], samples[a], psi[a], sums[a], (0.0, 1.0)) for a in names}
     diff = {}
     for i, a in enumerate(names):
         for b in names[i + 1:]:
-            low, high = interval(point[a] - point[b], samples[a] - samples[b], psi[a] - psi[b],
-                                 sums[a] - sums[b], (-1.0, 1.0))
+            low, high = boot.interval(r[a] - r[b])
             diff[(a, b)], diff[(b, a)] = (low, high), (-high, -low)
     return Intervals(
-        point=point,
-        ci=ci,
+        point={a: r[a].point for a in names},
+        ci={a: boot.interval(r[a]) for a in names},
         diff={(a, b): diff[(a, b)] for a in names for b in names if a != b},
-        method=f"{method}-block-t",
-        block=int(block),
+        method=boot.method,
+        block=boot.block,
         level=level,
         n_boot=n_boot,
-        samples=samples,
+        samples={a: r[a].samples for a in names},
     )
 
 

@@ -16,9 +16,11 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from datamodules.errors import UserError
+from datamodules.prepared import prepare
 from hpo.ablation.plan import build_parser, plan_from_args
 from hpo.ablation.run import run_ablation
-from hpo.ablation.summary import COLUMNS, Summary, plot
+from hpo.ablation.summary import CI_SEED, COLUMNS, N_BOOT, Summary, plot, report_predictions
+from models.intervals import PairedBootstrap
 from tests.conftest import REPO
 from training.config import RunConfig
 
@@ -71,6 +73,12 @@ def test_cells_table_plot_and_resume(tmp_path):
             np.mean([r.data.metrics[f"baseline/{row['best_baseline']}/val/auroc"] for r in mine]), abs=1e-6)
         assert row["val_auroc_ci_low"] < row["val_auroc"] < row["val_auroc_ci_high"]
         assert row["diff_ci_low"] < row["diff_ci_high"]
+        # the seeds' mean AUROC, studentized on the summary's one index matrix, the block from the train labels
+        frames = [report_predictions(r.info.run_id) for r in sorted(mine, key=lambda r: int(r.data.tags["seed"]))]
+        boot = PairedBootstrap(frames[0]["label"].to_numpy(), horizon=p.data.horizon, n_boot=N_BOOT, seed=CI_SEED,
+                               history=prepare(p.data).labels("train"))
+        mean = boot.resample(np.stack([f["probability"].to_numpy() for f in frames]))
+        assert (row["val_auroc_ci_low"], row["val_auroc_ci_high"]) == pytest.approx(boot.interval(mean), abs=1e-12)
         assert sorted(row["run_ids"].split()) == sorted(r.info.run_id for r in mine)
         assert len(row["seed_aurocs"].split()) == 2
     markdown = Path(client.download_artifacts(parent.info.run_id, "ablation/table.md", str(tmp_path))).read_text()

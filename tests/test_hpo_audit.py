@@ -255,7 +255,7 @@ def test_a_deleted_parent_run_is_no_parent(capsys):
 
 
 def test_the_budget_plot_draws_an_interval_that_misses_its_point():
-    """A percentile interval need not contain its point estimate (errorbar refuses negative distances)."""
+    """A bootstrap interval need not contain its point estimate (errorbar refuses negative distances)."""
     row = {"budget": "20k", "style": "searched", "val_auroc": 0.60, "ci_low": 0.61, "ci_high": 0.70}
     report = {"importances": {"history": [], "values": {}}, "selection": {}, "overfit_gap": {"trials": []},
               "by_budget": {"best": [row]}, "boundary_hits": []}

@@ -10,13 +10,13 @@ from sklearn.metrics import roc_auc_score
 from datamodules.config import DataConfig
 from datamodules.prepared import prepare
 from models.intervals import (
+    PairedBootstrap,
     ar1_scores,
     auroc_influence,
     block_bootstrap_indices,
     block_length,
     bootstrap_auroc,
     long_run_variance,
-    percentile_interval,
     politis_white,
     rank_auroc,
     resampled_auroc,
@@ -406,7 +406,40 @@ def test_the_block_of_one_day_labels_comes_from_the_train_history(tmp_path):
     assert iv.block == len(report) // 4
 
 
-def test_percentile_interval_leaves_out_nan_resamples():
-    samples = np.array([np.nan, *np.arange(1.0, 101.0)])
-    assert percentile_interval(samples, 0.9) == pytest.approx(tuple(np.percentile(np.arange(1.0, 101.0), [5, 95])))
-    assert all(math.isnan(v) for v in percentile_interval(np.full(5, np.nan)))
+def test_a_seed_mean_is_resampled_and_studentized_as_the_mean_of_its_seeds():
+    """The ablation's statistic: the mean AUROC of k seeds' scores. It is linear in the seeds' AUROCs, so its
+    resamples, influence series and block sums are the seeds' means, and its interval is the bootstrap-t
+    interval of those."""
+    rng = np.random.default_rng(21)
+    n, n_boot, horizon = 300, 150, 5
+    labels, latent = _dependent_sample(n, rng)
+    seeds = np.stack([latent + ar1_scores(1, n, 0.8, rng)[0] for _ in range(3)])
+    baseline = latent + 2 * rng.standard_normal(n)
+    boot = PairedBootstrap(labels, horizon=horizon, n_boot=n_boot, seed=4)
+    assert boot.block == block_length(labels, horizon)
+    idx = block_bootstrap_indices(n, boot.block, n_boot, np.random.default_rng(4))
+    mean, base = boot.resample(seeds), boot.resample(baseline)
+    assert mean.point == pytest.approx(np.mean([roc_auc_score(labels, s) for s in seeds]), abs=1e-12)
+    np.testing.assert_allclose(mean.samples, np.mean([rank_auroc(labels[idx], s[idx]) for s in seeds], 0), rtol=1e-12)
+    psi = np.mean([_influence_loop(labels, s) for s in seeds], 0)
+    psi_star = np.mean([[_influence_loop(labels[i], s[i]) for i in idx] for s in seeds], 0)
+    base_psi, base_star = _influence_loop(labels, baseline), np.array([_influence_loop(labels[i], baseline[i]) for i in idx])
+    np.testing.assert_allclose(mean.psi, psi, rtol=1e-10, atol=1e-12)
+
+    def want(theta, star, x, x_star, bounds):
+        var = max(long_run_variance(x, 2 * horizon), np.mean(x**2)) / n
+        return studentized_interval(theta, star, (_run_sums_loop(idx, x_star) ** 2).sum(1) / n**2, var, 0.95, bounds)
+
+    np.testing.assert_allclose(boot.interval(mean), want(mean.point, mean.samples, psi, psi_star, (0, 1)), rtol=1e-10)
+    diff = mean - base
+    assert diff.bounds == (-1.0, 1.0) and diff.point == mean.point - base.point
+    np.testing.assert_allclose(boot.interval(diff), want(diff.point, diff.samples, psi - base_psi,
+                                                         psi_star - base_star, (-1, 1)), rtol=1e-10)
+    # k copies of one scorer: that scorer's interval; one row: bootstrap_auroc's, on the same resamples
+    np.testing.assert_allclose(boot.interval(boot.resample(np.stack([baseline] * 3))), boot.interval(base), rtol=1e-12)
+    assert boot.interval(base) == bootstrap_auroc(labels, {"b": baseline}, horizon=horizon, n_boot=n_boot, seed=4).ci["b"]
+    for bad in (np.zeros(5), np.zeros((0, n)), np.zeros((2, 2, n))):
+        with pytest.raises(ValueError, match=rf"expected \({n},\) or \(k, {n}\)"):
+            boot.resample(bad)
+
+

@@ -15,8 +15,8 @@ sizes or seeds to the same command reuses the cells already run. Ctrl-C or SIGTE
 ends the running cell and the parent KILLED, none left RUNNING; the rerun runs that cell again.
 
 On the parent: `ablation/table.csv` and `ablation/table.md` (one row per model and input size: seeds,
-mean val AUROC over the seeds on the report part of val, its block-bootstrap interval over dates and
-seeds, the best baseline on the same resamples and the paired interval of the difference) and
+mean val AUROC over the seeds on the report part of val, its studentized block-bootstrap interval over
+dates, the per-seed AUROCs, the best baseline on the same resamples and the paired interval of the difference) and
 `ablation/plot.png`; the summary names the best input size per model and says whether the paired
 interval against the runner-up excludes 0.
 """

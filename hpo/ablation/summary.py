@@ -1,6 +1,6 @@
 """The ablation's summary: one row per model and input size from the cells' report-part predictions, the
-block-bootstrap intervals over dates and seeds, the paired differences, the markdown table, the plot, and
-what the parent run logs."""
+studentized block-bootstrap intervals over dates of the seeds' mean AUROC, the paired differences, the
+markdown table, the plot, and what the parent run logs."""
 
 from __future__ import annotations
 
@@ -63,13 +63,7 @@ def summarise(plan: Plan, runs: dict[Cell, str], *, n_boot: int = N_BOOT,
     every cell; per row the seeds' AUROCs averaged on each resample, the baselines (fit on train at the
     row's input size, with the row's seeds) on the same resamples."""
     from datamodules.prepared import prepare
-    from models.intervals import (
-        block_bootstrap_indices,
-        block_length,
-        percentile_interval,
-        rank_auroc,
-        resampled_auroc,
-    )
+    from models.intervals import PairedBootstrap, rank_auroc
     from training.evaluate import baseline_scores
 
     frames = {cell: predictions(run_id) for cell, run_id in runs.items()}
@@ -86,8 +80,8 @@ def summarise(plan: Plan, runs: dict[Cell, str], *, n_boot: int = N_BOOT,
         elif not np.array_equal(labels, cell_labels):
             raise RuntimeError(f"labels of {cell.label()} differ from the other cells' on the same dates")
     # the labels' dependence measured on the train labels: a longer history of them, ending before val
-    block = block_length(labels, plan.data.horizon, history=prepare(plan.data).labels("train"))
-    idx = block_bootstrap_indices(len(dates), block, n_boot, np.random.default_rng(CI_SEED))
+    boot = PairedBootstrap(labels, horizon=plan.data.horizon, n_boot=n_boot, seed=CI_SEED, level=LEVEL,
+                           history=prepare(plan.data).labels("train"))
 
     baselines: dict[tuple[int, int], dict[str, np.ndarray]] = {}
     for size, seed in sorted({(c.input_size, c.seed) for c in frames}):  # size first: one prepare per size
@@ -107,23 +101,19 @@ def summarise(plan: Plan, runs: dict[Cell, str], *, n_boot: int = N_BOOT,
             if not cells:
                 rows.append(row)
                 continue
-            probs = [frames[c]["probability"].reindex(dates).to_numpy(dtype=float) for c in cells]
-            points = [float(rank_auroc(labels, p)) for p in probs]
-            model_samples = np.mean([resampled_auroc(labels, p, idx) for p in probs], axis=0)
-            base_points, base_samples = {}, {}
-            for name in baselines[size, cells[0].seed]:
-                scores = [baselines[size, c.seed][name] for c in cells]
-                base_points[name] = float(np.mean([rank_auroc(labels, s) for s in scores]))
-                base_samples[name] = np.mean([resampled_auroc(labels, s, idx) for s in scores], axis=0)
-            best = max(base_points, key=lambda n: -math.inf if math.isnan(base_points[n]) else base_points[n])
-            diff = percentile_interval(model_samples - base_samples[best], LEVEL)
-            samples[model, size] = model_samples
+            probs = np.stack([frames[c]["probability"].reindex(dates).to_numpy(dtype=float) for c in cells])
+            mean = boot.resample(probs)
+            base = {name: boot.resample(np.stack([baselines[size, c.seed][name] for c in cells]))
+                    for name in baselines[size, cells[0].seed]}
+            best = max(base, key=lambda n: -math.inf if math.isnan(base[n].point) else base[n].point)
+            diff = boot.interval(mean - base[best])
+            samples[model, size] = mean
             row |= {
-                "val_auroc": float(np.mean(points)), **dict(zip(("val_auroc_ci_low", "val_auroc_ci_high"),
-                                                                percentile_interval(model_samples, LEVEL), strict=True)),
-                "seed_aurocs": " ".join(f"{p:.4f}" for p in points), "best_baseline": best,
-                "baseline_auroc": base_points[best],
-                **dict(zip(("baseline_ci_low", "baseline_ci_high"), percentile_interval(base_samples[best], LEVEL), strict=True)),
+                "val_auroc": mean.point,
+                **dict(zip(("val_auroc_ci_low", "val_auroc_ci_high"), boot.interval(mean), strict=True)),
+                "seed_aurocs": " ".join(f"{rank_auroc(labels, p):.4f}" for p in probs), "best_baseline": best,
+                "baseline_auroc": base[best].point,
+                **dict(zip(("baseline_ci_low", "baseline_ci_high"), boot.interval(base[best]), strict=True)),
                 "diff_ci_low": diff[0], "diff_ci_high": diff[1],
                 "vs_baseline": "beats" if diff[0] > 0 else "worse" if diff[1] < 0 else "not distinguishable",
                 "run_ids": " ".join(runs[c] for c in cells),
@@ -146,7 +136,7 @@ def summarise(plan: Plan, runs: dict[Cell, str], *, n_boot: int = N_BOOT,
         if len(done) > 1:
             second = done.iloc[1]
             other = int(second["input_size"])
-            low, high = percentile_interval(samples[model, size] - samples[model, other], LEVEL)
+            low, high = boot.interval(samples[model, size] - samples[model, other])
             info |= {"runner_up": other, "runner_up_val_auroc": float(second["val_auroc"]),
                      "diff": float(top["val_auroc"] - second["val_auroc"]), "diff_ci_low": low, "diff_ci_high": high,
                      "distinguishable": bool(low > 0)}
@@ -162,7 +152,7 @@ def summarise(plan: Plan, runs: dict[Cell, str], *, n_boot: int = N_BOOT,
         best_of[model] = info
         lines.append(line)
     first, last = (str(dates[0].date()), str(dates[-1].date()))
-    return Summary(table, lines, best_of, (first, last), len(dates), block, n_boot)
+    return Summary(table, lines, best_of, (first, last), len(dates), boot.block, n_boot)
 
 
 def _cell_text(value: float, low: float, high: float) -> str:
@@ -177,9 +167,10 @@ def table_markdown(summary: Summary, name: str) -> str:
         "",
         f"Val AUROC on the report part of val: {summary.n_dates} dates ({summary.dates[0]} .. {summary.dates[1]}), "
         "the same for every cell (the epoch was chosen on the other part). A row is the mean over its seeds' "
-        f"runs. Intervals: {LEVEL:.0%} stationary block bootstrap over the dates (block length {summary.block}, "
-        f"{summary.n_boot} resamples, one index matrix for every row), the seeds' AUROCs averaged on each "
-        "resample, so they cover both date sampling and seed variation. The best baseline is the one with the "
+        f"runs. Intervals: {LEVEL:.0%} studentized stationary block bootstrap (bootstrap-t) over the dates "
+        f"(block length {summary.block}, {summary.n_boot} resamples, one index matrix for every row) of the "
+        "seeds' mean AUROC: they cover date sampling for these seeds, not the spread between seeds, which "
+        "`seed_aurocs` shows. The best baseline is the one with the "
         "highest AUROC at that input size (fit on train, same dates); `model - baseline` is the paired interval "
         "of the difference. An interval that contains 0 is not a finding.",
         "",

@@ -15,8 +15,8 @@ into the report (a dict keyed by `SECTIONS`):
   val AUROC disagreeing (one improving while the other worsens) on most epochs; one-class splits (an AUROC
   that is NaN);
 - `by_budget`: the best trial per budget and style (by the objective) with its val_report AUROC and
-  interval, and which budgets' best trials are distinguishable (paired block-bootstrap interval of the
-  difference on their report-part predictions);
+  interval, and which budgets' best trials are distinguishable (the paired studentized block-bootstrap
+  interval of the difference on their report-part predictions, `models.intervals.bootstrap_auroc`);
 - `selection`: the best trial's objective against the selection null (the 95th percentile of the best of as
   many random scorers as there are counted trials) on the labels the objective is measured on.
 
@@ -237,13 +237,7 @@ def _disagreement(loss: list[float], auroc: list[float]) -> tuple[int, int] | No
 def by_budget(trials: list[TrialData]) -> dict:
     from hpo.parent import best_by_budget, best_trial, budget_of
     from models.budgets import parse_budget
-    from models.intervals import (
-        block_bootstrap_indices,
-        block_length,
-        percentile_interval,
-        rank_auroc,
-        resampled_auroc,
-    )
+    from models.intervals import bootstrap_auroc
     from training.train import REPORT
 
     counted = scored(trials)
@@ -275,16 +269,14 @@ def by_budget(trials: list[TrialData]) -> dict:
     if len(usable) >= 2:
         dates = pd.DatetimeIndex(sorted(set.intersection(*(set(frames[b].index) for b in usable))))
         labels = frames[usable[0]]["label"].reindex(dates).to_numpy(dtype=float)
-        block = block_length(labels, per_budget[usable[0]].horizon, history=per_budget[usable[0]].train_labels())
-        idx = block_bootstrap_indices(len(dates), block, N_BOOT, np.random.default_rng(0))
         scores = {b: frames[b]["probability"].reindex(dates).to_numpy(dtype=float) for b in usable}
-        samples = {b: resampled_auroc(labels, scores[b], idx) for b in usable}
-        points = {b: float(rank_auroc(labels, scores[b])) for b in usable}
+        intervals = bootstrap_auroc(labels, scores, horizon=per_budget[usable[0]].horizon, n_boot=N_BOOT, level=LEVEL,
+                                    history=per_budget[usable[0]].train_labels())
     for a, b in itertools.combinations(budgets, 2):
         pair = {"a": a, "b": b, "trial_a": per_budget[a].number, "trial_b": per_budget[b].number}
         if a in usable and b in usable:  # the difference on the report-part predictions the interval resamples
-            low, high = percentile_interval(samples[a] - samples[b], LEVEL)
-            pair |= {"diff": points[a] - points[b], "ci_low": low, "ci_high": high,
+            low, high = intervals.diff[a, b]
+            pair |= {"diff": intervals.point[a] - intervals.point[b], "ci_low": low, "ci_high": high,
                      "distinguishable": bool(low > 0 or high < 0)}
         else:
             va, vb = per_budget[a].metric("best/val/auroc"), per_budget[b].metric("best/val/auroc")

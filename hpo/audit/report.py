@@ -168,7 +168,7 @@ def figures(name: str, report: dict, trials: list[TrialData]) -> dict[str, objec
         for k, r in enumerate(best):
             low = r["ci_low"] if r["ci_low"] is not None else r["val_auroc"]
             high = r["ci_high"] if r["ci_high"] is not None else r["val_auroc"]
-            # the interval itself, then the point: a percentile interval need not contain its point estimate
+            # the interval itself, then the point: a bootstrap interval need not contain its point estimate
             ax.errorbar([k], [(low + high) / 2], yerr=[(high - low) / 2], fmt="none", capsize=3, color="C0")
             ax.plot([k], [r["val_auroc"]], marker="o", color="C0")
         ax.set_xticks(range(len(best)), [f"{r['budget']}\n{r['style']}" for r in best], fontsize=7)
