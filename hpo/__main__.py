@@ -33,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--forced-extremes", **SWITCH,
                        help="first run budgets x styles x {strong, weak} regularisation (18 configs by default)")
     study.add_argument("--early-stop-patience", type=optional(int), default=None,
-                       help="stop when the best val_select AUROC (the objective) has not improved over this many completed trials")
+                       help="stop when the objective (the best val_select AUROC) has not improved over this "
+                            "many completed trials")
     study.add_argument("--early-stop-threshold", type=optional(float), default=None,
                        help="the improvement that counts (default 0: any)")
     study.add_argument("--supplementary", **SWITCH,
