@@ -1,14 +1,14 @@
 """`python -m training.promote (--study NAME [--storage URL] | --run RUN_ID | --use-best-from SRC) --name NAME
 [--alias champion] [--seeds 5] [run flags]`: the one command that reads the test split.
 
-It retrains the chosen config (a study's best trial, chosen on val_select; a run; or any
-`--use-best-from` source; flags given beside it override its data and training settings) with `--seeds`
-seeds (seed, seed+1, ...), each exactly as a trial trains (early stopping on val), as `train` runs nested under one run of kind
+It retrains the chosen config (a study's best trial, chosen on val_select; a run; or any `--use-best-from`
+source; flags given beside it override its data and training settings) with `--seeds` seeds (seed, seed+1, ...),
+each exactly as a trial trains (early stopping on val), as `train` runs nested under one run of kind
 `promotion`. Then, once, it scores each seed's best checkpoint and their mean-probability ensemble on test
-beside every baseline with block-bootstrap intervals, fits a Platt calibrator on the ensemble's val
-predictions, and registers the ensemble as a new version of the MLflow model `--name` (a pyfunc,
-`training.pyfunc`), moving `--alias` to it. Every input is checked before any run is opened; registering is
-the last step, so bad input leaves no run RUNNING and no version or alias behind.
+beside every baseline with block-bootstrap intervals, fits a Platt calibrator on the ensemble's val predictions,
+and registers the ensemble as a new version of the MLflow model `--name` (a pyfunc, `training.pyfunc`), moving
+`--alias` to it. Every input is checked before any run is opened; registering is the last step, so bad input
+leaves no run RUNNING and no version or alias behind.
 
 Test ledger: a promotion whose config comes from a study (or one of its trials, or an earlier promotion of
 it) is recorded on the study's parent run: a tag `test_read.<promotion run id>` per read (its own key, so
