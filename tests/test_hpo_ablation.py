@@ -19,7 +19,7 @@ from datamodules.errors import UserError
 from datamodules.prepared import prepare
 from hpo.ablation.plan import build_parser, plan_from_args
 from hpo.ablation.run import run_ablation
-from hpo.ablation.summary import CI_SEED, COLUMNS, N_BOOT, Summary, plot, report_predictions
+from hpo.ablation.summary import CI_SEED, COLUMNS, N_BOOT, Summary, plot, val_predictions
 from models.intervals import PairedBootstrap
 from tests.conftest import REPO
 from training.config import RunConfig
@@ -69,12 +69,16 @@ def test_cells_table_plot_and_resume(tmp_path):
         # val and report dates are the same for every input size: the table's mean over seeds is the mean of
         # the runs' own val AUROCs, and its baseline is the runs' best baseline on the same samples
         assert row["val_auroc"] == pytest.approx(np.mean([r.data.metrics["best/val/auroc"] for r in mine]), abs=1e-6)
+        # what chooses the best input size: the seeds' mean of the runs' own objective, on the other part of val
+        assert row["select_auroc"] == pytest.approx(
+            np.mean([r.data.metrics["best/val_select/auroc"] for r in mine]), abs=1e-4)
         assert row["baseline_auroc"] == pytest.approx(
             np.mean([r.data.metrics[f"baseline/{row['best_baseline']}/val/auroc"] for r in mine]), abs=1e-6)
         assert row["val_auroc_ci_low"] < row["val_auroc"] < row["val_auroc_ci_high"]
         assert row["diff_ci_low"] < row["diff_ci_high"]
         # the seeds' mean AUROC, studentized on the summary's one index matrix, the block from the train labels
-        frames = [report_predictions(r.info.run_id) for r in sorted(mine, key=lambda r: int(r.data.tags["seed"]))]
+        frames = [val_predictions(r.info.run_id)["report"]
+                  for r in sorted(mine, key=lambda r: int(r.data.tags["seed"]))]
         boot = PairedBootstrap(frames[0]["label"].to_numpy(), horizon=p.data.horizon, n_boot=N_BOOT, seed=CI_SEED,
                                history=prepare(p.data).labels("train"))
         mean = boot.resample(np.stack([f["probability"].to_numpy() for f in frames]))
@@ -83,8 +87,9 @@ def test_cells_table_plot_and_resume(tmp_path):
         assert len(row["seed_aurocs"].split()) == 2
     markdown = Path(client.download_artifacts(parent.info.run_id, "ablation/table.md", str(tmp_path))).read_text()
     assert "## Summary" in markdown and "| itransformer | 0." in markdown and "| best baseline |" in markdown
-    best = table.loc[table["val_auroc"].idxmax(), "input_size"]
-    assert f"itransformer: best at {best}d" in markdown
+    best, other = table.sort_values("select_auroc", ascending=False)["input_size"]
+    assert f"itransformer: best at {best}d on val_select (AUROC " in markdown
+    assert f"runner-up on val_select {other}d (" in markdown
     assert "distinguishable" in markdown
     assert parent.data.tags["best_input_size.itransformer"] == str(best)
     assert Path(client.download_artifacts(parent.info.run_id, "ablation/plot.png", str(tmp_path))).stat().st_size > 0
@@ -192,7 +197,8 @@ def test_the_plot_draws_an_interval_that_misses_its_point():
     row.update(model="itransformer", input_size=60, seeds=2, val_auroc=0.60, val_auroc_ci_low=0.61,
                val_auroc_ci_high=0.70, baseline_auroc=0.55, baseline_ci_low=0.5, baseline_ci_high=0.6,
                best_baseline="logistic")
-    summary = Summary(pd.DataFrame([row], columns=COLUMNS), [], {}, ("2020-01-01", "2020-12-31"), 250, 5, 100)
+    summary = Summary(pd.DataFrame([row], columns=COLUMNS), [], {}, ("2020-01-01", "2020-12-31"), 250, 5, 100,
+                      "stationary-block-t")
     (ax,) = plot(summary, "s").axes
     (bar,) = [c for c in ax.collections if hasattr(c, "get_segments")]
     assert np.allclose(bar.get_segments(), [[[60, 0.61], [60, 0.70]]])

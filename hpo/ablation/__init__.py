@@ -14,9 +14,10 @@ of their configs and the data, or `--name`), and a cell whose run under it FINIS
 sizes or seeds to the same command reuses the cells already run. Ctrl-C or SIGTERM (a scheduler's `kill`)
 ends the running cell and the parent KILLED, none left RUNNING; the rerun runs that cell again.
 
-On the parent: `ablation/table.csv` and `ablation/table.md` (one row per model and input size: seeds,
-mean val AUROC over the seeds on the report part of val, its studentized block-bootstrap interval over
-dates, the per-seed AUROCs, the best baseline on the same resamples and the paired interval of the difference) and
-`ablation/plot.png`; the summary names the best input size per model and says whether the paired
-interval against the runner-up excludes 0.
+On the parent: `ablation/table.csv` and `ablation/table.md` (one row per model and input size: seeds, the
+seeds' mean AUROC on the select part of val, which chooses; the mean val AUROC over the seeds on the report
+part of val, which chooses nothing, with its studentized block-bootstrap interval over dates; the per-seed
+AUROCs, the best baseline on the same resamples and the paired interval of the difference) and
+`ablation/plot.png`; the summary names each model's best input size and runner-up on the select part and
+says, on the report part, whether the paired interval of their difference excludes 0.
 """

@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     s = out.summary
     print(f"\n{out.ran} cells run now, {out.reused} done before, {len(out.failed)} failed")
     print(f"val AUROC on {s.n_dates} report dates ({s.dates[0]} .. {s.dates[1]}), mean over seeds "
-          f"[{LEVEL:.0%} CI over dates and seeds]:")
+          f"[{LEVEL:.0%} CI over dates]; each model's best input size chosen on the select part of val:")
     print(s.markdown(plan.name).split("## Val AUROC by input size (mean over seeds [95% CI])\n\n")[1]
           .split("\n\n## All rows")[0])
     for line in s.lines:

@@ -12,12 +12,15 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from datamodules.errors import UserError
 from hpo.ablation.plan import Cell, Plan
 
 N_BOOT = 1000
 LEVEL = 0.95
 CI_SEED = 0  # the one index matrix of the summary: the same resamples for every row
-REPORT = "val_report"  # training.train.REPORT: the part of val a run's numbers are measured on
+# the `part` of a run's predictions/val.parquet (training.train.SELECT, REPORT): the select part chooses
+# each model's best input size; everything shown is measured on the report part, which chooses nothing
+SELECT_PART, REPORT_PART = "select", "report"
 
 
 @dataclass
@@ -29,24 +32,28 @@ class Summary:
     n_dates: int
     block: int
     n_boot: int
+    method: str  # the interval's, as `ci.method`
 
     def markdown(self, name: str) -> str:
         return table_markdown(self, name)
 
 
-COLUMNS = ["model", "input_size", "seeds", "val_auroc", "val_auroc_ci_low", "val_auroc_ci_high", "seed_aurocs",
+COLUMNS = ["model", "input_size", "seeds", "select_auroc", "val_auroc", "val_auroc_ci_low", "val_auroc_ci_high", "seed_aurocs",
            "best_baseline", "baseline_auroc", "baseline_ci_low", "baseline_ci_high", "diff_ci_low", "diff_ci_high",
            "vs_baseline", "run_ids"]
 
 
-def report_predictions(run_id: str) -> pd.DataFrame:
-    """The report part of a cell's `predictions/val.parquet`, indexed by date: label, probability."""
+def val_predictions(run_id: str) -> dict[str, pd.DataFrame]:
+    """A cell's `predictions/val.parquet` by part (select, report), each indexed by date: label, probability."""
     from mlflow.tracking import MlflowClient
 
     with tempfile.TemporaryDirectory() as tmp:
         frame = pd.read_parquet(MlflowClient().download_artifacts(run_id, "predictions/val.parquet", tmp))
-    frame = frame[frame["part"] == "report"] if "part" in frame else frame
-    return frame.set_index(pd.DatetimeIndex(frame["date"]))[["label", "probability"]]
+    if "part" not in frame:
+        raise UserError(f"run {run_id} has val predictions of one part only (made before val was split into a "
+                        "part that selects and one that reports): rerun the ablation under another --name")
+    return {part: rows.set_index(pd.DatetimeIndex(rows["date"]))[["label", "probability"]]
+            for part, rows in frame.groupby("part")}
 
 
 def _verdict(low: float, high: float) -> str:
@@ -58,27 +65,23 @@ def _verdict(low: float, high: float) -> str:
 
 
 def summarise(plan: Plan, runs: dict[Cell, str], *, n_boot: int = N_BOOT,
-              predictions: Callable[[str], pd.DataFrame] = report_predictions) -> Summary:
-    """The table from the cells' report-part predictions: one block index matrix over the dates shared by
-    every cell; per row the seeds' AUROCs averaged on each resample, the baselines (fit on train at the
-    row's input size, with the row's seeds) on the same resamples."""
+              predictions: Callable[[str], dict[str, pd.DataFrame]] = val_predictions) -> Summary:
+    """The table from the cells' val predictions. Each row's seed-mean AUROC on the select part of val
+    (`select_auroc`) chooses each model's best input size and runner-up; everything shown is measured on
+    the report part, which chooses nothing: one block index matrix over the report dates shared by every
+    cell, per row the seeds' mean AUROC studentized on it, and the baselines (fit on train at the row's
+    input size, with the row's seeds) on the same resamples."""
     from datamodules.prepared import prepare
     from models.intervals import PairedBootstrap, rank_auroc
     from training.evaluate import baseline_scores
+    from training.train import REPORT
 
     frames = {cell: predictions(run_id) for cell, run_id in runs.items()}
     if not frames:
         empty = pd.DataFrame(columns=COLUMNS)
-        return Summary(empty, ["no cell has finished"], {}, ("", ""), 0, 0, n_boot)
-    dates = sorted(set.intersection(*(set(f.index) for f in frames.values())))
-    dates = pd.DatetimeIndex(dates)
-    labels = None
-    for cell, frame in frames.items():
-        cell_labels = frame["label"].reindex(dates).to_numpy(dtype=float)
-        if labels is None:
-            labels = cell_labels
-        elif not np.array_equal(labels, cell_labels):
-            raise RuntimeError(f"labels of {cell.label()} differ from the other cells' on the same dates")
+        return Summary(empty, ["no cell has finished"], {}, ("", ""), 0, 0, n_boot, "")
+    parts = {part: _shared(frames, part) for part in (SELECT_PART, REPORT_PART)}
+    dates, labels = parts[REPORT_PART]
     # the labels' dependence measured on the train labels: a longer history of them, ending before val
     boot = PairedBootstrap(labels, horizon=plan.data.horizon, n_boot=n_boot, seed=CI_SEED, level=LEVEL,
                            history=prepare(plan.data).labels("train"))
@@ -92,6 +95,10 @@ def summarise(plan: Plan, runs: dict[Cell, str], *, n_boot: int = N_BOOT,
             raise RuntimeError(f"the baselines at input size {size} miss {int(where.isna().sum())} report dates")
         baselines[size, seed] = {name: s[where.to_numpy(dtype=int)] for name, s in scores.items()}
 
+    def probabilities(cells: list[Cell], part: str) -> np.ndarray:
+        return np.stack([frames[c][part]["probability"].reindex(parts[part][0]).to_numpy(dtype=float)
+                         for c in cells])
+
     rows, samples = [], {}
     for model in plan.models:
         for size in plan.input_sizes:
@@ -101,7 +108,7 @@ def summarise(plan: Plan, runs: dict[Cell, str], *, n_boot: int = N_BOOT,
             if not cells:
                 rows.append(row)
                 continue
-            probs = np.stack([frames[c]["probability"].reindex(dates).to_numpy(dtype=float) for c in cells])
+            probs = probabilities(cells, REPORT_PART)
             mean = boot.resample(probs)
             base = {name: boot.resample(np.stack([baselines[size, c.seed][name] for c in cells]))
                     for name in baselines[size, cells[0].seed]}
@@ -109,6 +116,8 @@ def summarise(plan: Plan, runs: dict[Cell, str], *, n_boot: int = N_BOOT,
             diff = boot.interval(mean - base[best])
             samples[model, size] = mean
             row |= {
+                "select_auroc": float(np.mean(rank_auroc(parts[SELECT_PART][1],
+                                                      probabilities(cells, SELECT_PART)))),
                 "val_auroc": mean.point,
                 **dict(zip(("val_auroc_ci_low", "val_auroc_ci_high"), boot.interval(mean), strict=True)),
                 "seed_aurocs": " ".join(f"{rank_auroc(labels, p):.4f}" for p in probs), "best_baseline": best,
@@ -124,15 +133,18 @@ def summarise(plan: Plan, runs: dict[Cell, str], *, n_boot: int = N_BOOT,
     lines, best_of = [], {}
     for model in plan.models:
         done = table[(table["model"] == model) & (table["seeds"] > 0)].sort_values(
-            ["val_auroc", "input_size"], ascending=[False, True])
+            ["select_auroc", "input_size"], ascending=[False, True])
         if done.empty:
             lines.append(f"{model}: no cell finished")
             continue
         top = done.iloc[0]
         size = int(top["input_size"])
-        info: dict[str, object] = {"input_size": size, "val_auroc": float(top["val_auroc"])}
+        info: dict[str, object] = {"input_size": size, "select_auroc": float(top["select_auroc"]),
+                                   "val_auroc": float(top["val_auroc"])}
         seeds = int(top["seeds"])
-        line = f"{model}: best at {size}d (val AUROC {top['val_auroc']:.3f}, {seeds} seed{'s' if seeds > 1 else ''})"
+        line = (f"{model}: best at {size}d on val_select (AUROC {top['select_auroc']:.3f}, {seeds} "
+                f"seed{'s' if seeds > 1 else ''}); on val_report, which chose nothing: {top['val_auroc']:.3f} "
+                f"[{top['val_auroc_ci_low']:.3f}, {top['val_auroc_ci_high']:.3f}]")
         if len(done) > 1:
             second = done.iloc[1]
             other = int(second["input_size"])
@@ -140,10 +152,10 @@ def summarise(plan: Plan, runs: dict[Cell, str], *, n_boot: int = N_BOOT,
             info |= {"runner_up": other, "runner_up_val_auroc": float(second["val_auroc"]),
                      "diff": float(top["val_auroc"] - second["val_auroc"]), "diff_ci_low": low, "diff_ci_high": high,
                      "distinguishable": bool(low > 0)}
-            line += (f"; runner-up {other}d ({second['val_auroc']:.3f}): difference "
+            line += (f"; runner-up on val_select {other}d ({second['val_auroc']:.3f} on val_report): difference "
                      f"{top['val_auroc'] - second['val_auroc']:+.3f}, paired 95% CI [{low:+.3f}, {high:+.3f}]: "
                      + ("distinguishable (the interval excludes 0)" if low > 0
-                        else "NOT distinguishable (the interval contains 0)"))
+                        else "NOT distinguishable (the interval does not exclude 0)"))
         else:
             line += "; the only input size with a finished cell"
         line += (f"; against the best baseline ({top['best_baseline']} {top['baseline_auroc']:.3f}) it "
@@ -152,7 +164,20 @@ def summarise(plan: Plan, runs: dict[Cell, str], *, n_boot: int = N_BOOT,
         best_of[model] = info
         lines.append(line)
     first, last = (str(dates[0].date()), str(dates[-1].date()))
-    return Summary(table, lines, best_of, (first, last), len(dates), boot.block, n_boot)
+    return Summary(table, lines, best_of, (first, last), len(dates), boot.block, n_boot, boot.method)
+
+
+def _shared(frames: dict[Cell, dict[str, pd.DataFrame]], part: str) -> tuple[pd.DatetimeIndex, np.ndarray]:
+    """The dates of `part` that every cell has, and their labels (the same in every cell, else a bug)."""
+    dates = pd.DatetimeIndex(sorted(set.intersection(*(set(f[part].index) for f in frames.values()))))
+    labels = None
+    for cell, frame in frames.items():
+        cell_labels = frame[part]["label"].reindex(dates).to_numpy(dtype=float)
+        if labels is None:
+            labels = cell_labels
+        elif not np.array_equal(labels, cell_labels):
+            raise RuntimeError(f"{part} labels of {cell.label()} differ from the other cells' on the same dates")
+    return dates, labels
 
 
 def _cell_text(value: float, low: float, high: float) -> str:
@@ -166,8 +191,9 @@ def table_markdown(summary: Summary, name: str) -> str:
         f"# Context-length ablation `{name}`",
         "",
         f"Val AUROC on the report part of val: {summary.n_dates} dates ({summary.dates[0]} .. {summary.dates[1]}), "
-        "the same for every cell (the epoch was chosen on the other part). A row is the mean over its seeds' "
-        f"runs. Intervals: {LEVEL:.0%} studentized stationary block bootstrap (bootstrap-t) over the dates "
+        "the same for every cell. The other part of val (val_select) chose each run's epoch and each model's best "
+        "input size and runner-up (`select AUROC`); the report part chose nothing. A row is the mean over its "
+        f"seeds' runs. Intervals: {LEVEL:.0%} studentized stationary block bootstrap (bootstrap-t) over the dates "
         f"(block length {summary.block}, {summary.n_boot} resamples, one index matrix for every row) of the "
         "seeds' mean AUROC: they cover date sampling for these seeds, not the spread between seeds, which "
         "`seed_aurocs` shows. The best baseline is the one with the "
@@ -199,14 +225,14 @@ def table_markdown(summary: Summary, name: str) -> str:
         baseline_cells.append(f"{row['best_baseline']} "
                               + _cell_text(row["baseline_auroc"], row["baseline_ci_low"], row["baseline_ci_high"]))
     out += ["| best baseline | " + " | ".join(baseline_cells) + " |", "", "## All rows", "",
-            "| model | input size | seeds | val AUROC | 95% CI | per seed | best baseline | baseline AUROC | "
-            "model - baseline 95% CI | vs baseline |",
-            "|---|---:|---:|---:|---|---|---|---:|---|---|"]
+            "| model | input size | seeds | select AUROC | val AUROC | 95% CI | per seed | best baseline | "
+            "baseline AUROC | model - baseline 95% CI | vs baseline |",
+            "|---|---:|---:|---:|---:|---|---|---|---:|---|---|"]
     for _, r in t.iterrows():
         if not r["seeds"]:
-            out.append(f"| {r['model']} | {r['input_size']} | 0 | - | - | - | - | - | - | - |")
+            out.append(f"| {r['model']} | {r['input_size']} | 0 | - | - | - | - | - | - | - | - |")
             continue
-        out.append(f"| {r['model']} | {r['input_size']} | {r['seeds']} | {r['val_auroc']:.3f} | "
+        out.append(f"| {r['model']} | {r['input_size']} | {r['seeds']} | {r['select_auroc']:.3f} | {r['val_auroc']:.3f} | "
                    f"[{r['val_auroc_ci_low']:.3f}, {r['val_auroc_ci_high']:.3f}] | {r['seed_aurocs']} | "
                    f"{r['best_baseline']} | {r['baseline_auroc']:.3f} | "
                    f"[{r['diff_ci_low']:+.3f}, {r['diff_ci_high']:+.3f}] | {r['vs_baseline']} |")
@@ -241,7 +267,7 @@ def plot(summary: Summary, name: str):
                   color=line.get_color())
     ax.axhline(0.5, color="black", linewidth=0.6, linestyle=":")
     ax.set(xlabel="input size (days)", ylabel="val AUROC (report part)", xticks=sizes)
-    ax.set_title(f"{name}\nmean over seeds, {LEVEL:.0%} block-bootstrap intervals over dates and seeds", fontsize=9)
+    ax.set_title(f"{name}\nmean over seeds, {LEVEL:.0%} studentized block-bootstrap intervals over dates", fontsize=9)
     ax.legend(fontsize=8)
     return fig
 
@@ -260,12 +286,13 @@ def log_summary(parent_id: str, plan: Plan, summary: Summary) -> None:
     for _, r in summary.table[summary.table["seeds"] > 0].iterrows():
         prefix = f"{r['model']}/L{r['input_size']}/val"
         metrics |= {f"{prefix}/auroc": r["val_auroc"], f"{prefix}/auroc_ci_low": r["val_auroc_ci_low"],
-                    f"{prefix}/auroc_ci_high": r["val_auroc_ci_high"]}
+                    f"{prefix}/auroc_ci_high": r["val_auroc_ci_high"],
+                    f"{r['model']}/L{r['input_size']}/val_select/auroc": r["select_auroc"]}
     tags = {f"best_input_size.{m}": str(b["input_size"]) for m, b in summary.best.items()}
     tags |= {f"distinguishable.{m}": str(b["distinguishable"]).lower() for m, b in summary.best.items()
              if "distinguishable" in b}
     note = markdown.split("## All rows")[0]
     tags["mlflow.note.content"] = note[:7000]
-    tracking.log_batch(parent_id, metrics, params={"ci.method": "stationary-block", "ci.level": LEVEL,
+    tracking.log_batch(parent_id, metrics, params={"ci.method": summary.method, "ci.level": LEVEL,
                                                    "ci.n_boot": summary.n_boot, "ci.seed": CI_SEED}, tags=tags)
     tracking.log_batch(parent_id, tags={"ci.block_length": str(summary.block)})
