@@ -1,6 +1,7 @@
-"""The ablation's summary: one row per model and input size from the cells' report-part predictions, the
-studentized block-bootstrap intervals over dates of the seeds' mean AUROC, the paired differences, the
-markdown table, the plot, and what the parent run logs."""
+"""The ablation's summary: one row per model and input size from the cells' val predictions (each model's
+best input size chosen on the select part, everything shown measured on the report part), the studentized
+block-bootstrap intervals over dates of the seeds' mean AUROC, the paired differences, the markdown table,
+the plot, and what the parent run logs."""
 
 from __future__ import annotations
 
@@ -38,9 +39,9 @@ class Summary:
         return table_markdown(self, name)
 
 
-COLUMNS = ["model", "input_size", "seeds", "select_auroc", "val_auroc", "val_auroc_ci_low", "val_auroc_ci_high", "seed_aurocs",
-           "best_baseline", "baseline_auroc", "baseline_ci_low", "baseline_ci_high", "diff_ci_low", "diff_ci_high",
-           "vs_baseline", "run_ids"]
+COLUMNS = ["model", "input_size", "seeds", "select_auroc", "val_auroc", "val_auroc_ci_low", "val_auroc_ci_high",
+           "seed_aurocs", "best_baseline", "baseline_auroc", "baseline_ci_low", "baseline_ci_high", "diff_ci_low",
+           "diff_ci_high", "vs_baseline", "run_ids"]
 
 
 def val_predictions(run_id: str) -> dict[str, pd.DataFrame]:
@@ -232,7 +233,8 @@ def table_markdown(summary: Summary, name: str) -> str:
         if not r["seeds"]:
             out.append(f"| {r['model']} | {r['input_size']} | 0 | - | - | - | - | - | - | - | - |")
             continue
-        out.append(f"| {r['model']} | {r['input_size']} | {r['seeds']} | {r['select_auroc']:.3f} | {r['val_auroc']:.3f} | "
+        out.append(f"| {r['model']} | {r['input_size']} | {r['seeds']} | {r['select_auroc']:.3f} | "
+                   f"{r['val_auroc']:.3f} | "
                    f"[{r['val_auroc_ci_low']:.3f}, {r['val_auroc_ci_high']:.3f}] | {r['seed_aurocs']} | "
                    f"{r['best_baseline']} | {r['baseline_auroc']:.3f} | "
                    f"[{r['diff_ci_low']:+.3f}, {r['diff_ci_high']:+.3f}] | {r['vs_baseline']} |")
