@@ -441,5 +441,3 @@ def test_a_seed_mean_is_resampled_and_studentized_as_the_mean_of_its_seeds():
     for bad in (np.zeros(5), np.zeros((0, n)), np.zeros((2, 2, n))):
         with pytest.raises(ValueError, match=rf"expected \({n},\) or \(k, {n}\)"):
             boot.resample(bad)
-
-
