@@ -1,6 +1,7 @@
 """Coverage and mean width of 95% block-bootstrap intervals of an AUROC, of a paired AUROC difference and of
-a mean AUROC over seeds, on simulated dependent series whose true AUROCs are known: how honest `bootstrap_auroc`'s interval is at
-the sizes of a validation half, beside the percentile interval it replaced and other published corrections.
+a mean AUROC over seeds, on simulated dependent series whose true AUROCs are known: how honest
+`bootstrap_auroc`'s interval is at the sizes of a validation half, beside the percentile interval it replaced
+and other published corrections.
 
     python -m bench.interval_coverage [--reps 250] [--n 200,400,1000] [--phi 0,0.5,0.8,0.9]
                                       [--n-boot 1000] [--jobs 2]
@@ -146,6 +147,7 @@ def replicate(n: int, phi: float, rep: int, n_boot: int, truth: dict[str, float]
         psi[name] = auroc_influence(labels, s)
     jack = _block_jackknife(labels, scores, b)
     inflate = math.sqrt(n / (n - b))
+
     def mean(values: dict) -> np.ndarray:
         return np.mean([values[name] for name in SEEDS], axis=0)
 
