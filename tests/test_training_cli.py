@@ -1,6 +1,8 @@
 """`python -m training` as a user runs it: bad input is one line on stderr, exit 2, no run left RUNNING."""
 
+import contextlib
 import os
+import sqlite3
 import sys
 
 import pytest
@@ -156,6 +158,17 @@ def test_use_best_from_run_then_flags_override(tiny_config, tmp_path, capsys):
         parse("--use-best-from", "models:/itransformer-a20/2")
 
 
+def _runs_in(db) -> int:
+    """Runs in a store another process is setting up, read with sqlite alone and read-only: an MLflow client
+    here would set up the store's tables itself (MLflow does when some are missing), racing the other
+    process's set-up and holding the write lock for seconds."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.1)) as conn:
+            return conn.execute("SELECT count(*) FROM runs").fetchone()[0]
+    except sqlite3.Error:  # no file or no table yet, or locked by a write
+        return 0
+
+
 def test_sigterm_as_the_run_opens_ends_it_killed(tmp_path, monkeypatch):
     """SIGTERM (a scheduler's kill) at the moment the run exists, before Lightning has its own handler:
     exit 130 with `error: interrupted`, and the run KILLED, not left RUNNING."""
@@ -163,19 +176,16 @@ def test_sigterm_as_the_run_opens_ends_it_killed(tmp_path, monkeypatch):
     import subprocess
     import time
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "MLFLOW_TRACKING_URI": uri, "OMP_NUM_THREADS": "1"}
+    db = tmp_path / "mlflow.db"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "MLFLOW_TRACKING_URI": f"sqlite:///{db}", "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "training", *TINY, "--max-epochs", "50", "--patience", "50"],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    client = MlflowClient(uri)
     deadline = time.monotonic() + 300
-    while proc.poll() is None and time.monotonic() < deadline:
-        if (tmp_path / "mlflow.db").exists() and any(
-                client.search_runs([e.experiment_id]) for e in client.search_experiments()):
-            break
+    while proc.poll() is None and time.monotonic() < deadline and not _runs_in(db):
         time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130 and err.strip().splitlines()[-1] == "error: interrupted", err
+    client = MlflowClient(f"sqlite:///{db}")
     runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
     assert [r.info.status for r in runs] == ["KILLED"]
