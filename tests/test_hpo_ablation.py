@@ -19,10 +19,11 @@ from datamodules.errors import UserError
 from datamodules.prepared import prepare
 from hpo.ablation.plan import build_parser, plan_from_args
 from hpo.ablation.run import run_ablation
-from hpo.ablation.summary import CI_SEED, COLUMNS, N_BOOT, Summary, plot, val_predictions
+from hpo.ablation.summary import CI_SEED, COLUMNS, N_BOOT, Summary, cell_predictions, plot
 from models.intervals import PairedBootstrap
 from tests.conftest import REPO
 from training.config import RunConfig
+from training.train import REPORT
 
 TINY = ["--data-tier", "a20", "--batch-size", "256", "--max-epochs", "1", "--accelerator", "cpu",
         "--set", "model.hidden_size=16", "--set", "model.n_layers=1", "--set", "model.n_heads=2"]
@@ -77,7 +78,7 @@ def test_cells_table_plot_and_resume(tmp_path):
         assert row["val_auroc_ci_low"] < row["val_auroc"] < row["val_auroc_ci_high"]
         assert row["diff_ci_low"] < row["diff_ci_high"]
         # the seeds' mean AUROC, studentized on the summary's one index matrix, the block from the train labels
-        frames = [val_predictions(r.info.run_id)["report"]
+        frames = [cell_predictions(r.info.run_id)[REPORT]
                   for r in sorted(mine, key=lambda r: int(r.data.tags["seed"]))]
         boot = PairedBootstrap(frames[0]["label"].to_numpy(), horizon=p.data.horizon, n_boot=N_BOOT, seed=CI_SEED,
                                history=prepare(p.data).labels("train"))

@@ -222,6 +222,12 @@ def log_frame(frame: pd.DataFrame, artifact_path: str) -> None:
         mlflow.log_artifact(str(path), str(Path(artifact_path).parent))
 
 
+def read_frame(run_id: str, artifact_path: str) -> pd.DataFrame:
+    """A table a run logged with `log_frame`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return pd.read_parquet(MlflowClient().download_artifacts(run_id, artifact_path, tmp))
+
+
 def log_dataset(*, source_path: str, name: str, digest: str, tags: dict[str, str]) -> None:
     """Record the data a run saw as an MLflow input: its source file, fingerprint, tier and dates."""
     dataset = MetaDataset(LocalArtifactDatasetSource(source_path), name=name, digest=digest[:36])

@@ -29,6 +29,8 @@ MONITOR = "val/auroc"  # per epoch on SELECT: early stopping, the checkpoint and
 SELECT = "val_select"  # the part of val that chooses (datamodules.prepared.VAL_PARTS): the epoch, and a study's trial
 REPORT = "val_report"  # the part of val a run's `best/val/*` metrics are measured on: it chooses nothing
 OBJECTIVE = "best/val_select/auroc"  # MONITOR at the checkpoint's epoch: what a study optimises (its trials' values)
+VAL_PREDICTIONS = "predictions/val.parquet"  # the best checkpoint on both parts of val
+PARTS = {SELECT: "select", REPORT: "report"}  # their `part` in VAL_PREDICTIONS
 # what a reader needs beside a run's val AUROC: its interval, the best baseline, their paired difference
 EVIDENCE = ("best/val/auroc", "best/val/auroc_ci_low", "best/val/auroc_ci_high", "baseline/best/val/auroc",
             "best/val/auroc_vs_best_baseline_ci_low", "best/val/auroc_vs_best_baseline_ci_high")
@@ -167,6 +169,13 @@ def train(
         )
 
 
+def val_predictions(run_id: str) -> pd.DataFrame:
+    """A run's VAL_PREDICTIONS indexed by date: label, probability and `part` (PARTS; absent from a run made
+    before val was split)."""
+    frame = tracking.read_frame(run_id, VAL_PREDICTIONS)
+    return frame.set_index(pd.DatetimeIndex(frame["date"]))
+
+
 def _evaluate_val(model: DirectionClassifier, dm: TierDataModule, cfg: RunConfig, plots: bool) -> Evaluation:
     """The best checkpoint on the report part of val beside the baselines; `predictions/val.parquet` holds
     both parts of val (`part`: select | report), the plots only where `plots`."""
@@ -176,9 +185,9 @@ def _evaluate_val(model: DirectionClassifier, dm: TierDataModule, cfg: RunConfig
                   history=dm.labels("train"), seed=cfg.train.seed)
     select = pd.DataFrame({"date": dm.dates(SELECT), "label": dm.labels(SELECT).astype(np.int8),
                            "probability": predict_probs(model, dm.eval_loader(SELECT)),
-                           "probability_calibrated": np.nan, "part": "select"})
-    tracking.log_frame(pd.concat([select, ev.predictions().assign(part="report")], ignore_index=True),
-                       "predictions/val.parquet")
+                           "probability_calibrated": np.nan, "part": PARTS[SELECT]})
+    tracking.log_frame(pd.concat([select, ev.predictions().assign(part=PARTS[REPORT])], ignore_index=True),
+                       VAL_PREDICTIONS)
     if plots:
         for path, figure in figures(ev, "validation").items():
             mlflow.log_figure(figure, path)

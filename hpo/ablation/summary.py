@@ -6,7 +6,6 @@ the plot, and what the parent run logs."""
 from __future__ import annotations
 
 import math
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -19,9 +18,6 @@ from hpo.ablation.plan import Cell, Plan
 N_BOOT = 1000
 LEVEL = 0.95
 CI_SEED = 0  # the one index matrix of the summary: the same resamples for every row
-# the `part` of a run's predictions/val.parquet (training.train.SELECT, REPORT): the select part chooses
-# each model's best input size; everything shown is measured on the report part, which chooses nothing
-SELECT_PART, REPORT_PART = "select", "report"
 
 
 @dataclass
@@ -44,17 +40,17 @@ COLUMNS = ["model", "input_size", "seeds", "select_auroc", "val_auroc", "val_aur
            "diff_ci_high", "vs_baseline", "run_ids"]
 
 
-def val_predictions(run_id: str) -> dict[str, pd.DataFrame]:
-    """A cell's `predictions/val.parquet` by part (select, report), each indexed by date: label, probability."""
-    from mlflow.tracking import MlflowClient
+def cell_predictions(run_id: str) -> dict[str, pd.DataFrame]:
+    """A cell's val predictions by part (`training.train.SELECT`, `REPORT`), each indexed by date: label,
+    probability. The select part chooses each model's best input size; everything shown is measured on the
+    report part, which chooses nothing."""
+    from training.train import PARTS, val_predictions
 
-    with tempfile.TemporaryDirectory() as tmp:
-        frame = pd.read_parquet(MlflowClient().download_artifacts(run_id, "predictions/val.parquet", tmp))
+    frame = val_predictions(run_id)
     if "part" not in frame:
         raise UserError(f"run {run_id} has val predictions of one part only (made before val was split into a "
                         "part that selects and one that reports): rerun the ablation under another --name")
-    return {part: rows.set_index(pd.DatetimeIndex(rows["date"]))[["label", "probability"]]
-            for part, rows in frame.groupby("part")}
+    return {stage: frame[frame["part"] == part][["label", "probability"]] for stage, part in PARTS.items()}
 
 
 def _verdict(low: float, high: float) -> str:
@@ -66,7 +62,7 @@ def _verdict(low: float, high: float) -> str:
 
 
 def summarise(plan: Plan, runs: dict[Cell, str], *, n_boot: int = N_BOOT,
-              predictions: Callable[[str], dict[str, pd.DataFrame]] = val_predictions) -> Summary:
+              predictions: Callable[[str], dict[str, pd.DataFrame]] = cell_predictions) -> Summary:
     """The table from the cells' val predictions. Each row's seed-mean AUROC on the select part of val
     (`select_auroc`) chooses each model's best input size and runner-up; everything shown is measured on
     the report part, which chooses nothing: one block index matrix over the report dates shared by every
@@ -75,14 +71,14 @@ def summarise(plan: Plan, runs: dict[Cell, str], *, n_boot: int = N_BOOT,
     from datamodules.prepared import prepare
     from models.intervals import PairedBootstrap, rank_auroc
     from training.evaluate import baseline_scores
-    from training.train import REPORT
+    from training.train import REPORT, SELECT
 
     frames = {cell: predictions(run_id) for cell, run_id in runs.items()}
     if not frames:
         empty = pd.DataFrame(columns=COLUMNS)
         return Summary(empty, ["no cell has finished"], {}, ("", ""), 0, 0, n_boot, "")
-    parts = {part: _shared(frames, part) for part in (SELECT_PART, REPORT_PART)}
-    dates, labels = parts[REPORT_PART]
+    parts = {stage: _shared(frames, stage) for stage in (SELECT, REPORT)}
+    dates, labels = parts[REPORT]
     # the labels' dependence measured on the train labels: a longer history of them, ending before val
     boot = PairedBootstrap(labels, horizon=plan.data.horizon, n_boot=n_boot, seed=CI_SEED, level=LEVEL,
                            history=prepare(plan.data).labels("train"))
@@ -96,8 +92,8 @@ def summarise(plan: Plan, runs: dict[Cell, str], *, n_boot: int = N_BOOT,
             raise RuntimeError(f"the baselines at input size {size} miss {int(where.isna().sum())} report dates")
         baselines[size, seed] = {name: s[where.to_numpy(dtype=int)] for name, s in scores.items()}
 
-    def probabilities(cells: list[Cell], part: str) -> np.ndarray:
-        return np.stack([frames[c][part]["probability"].reindex(parts[part][0]).to_numpy(dtype=float)
+    def probabilities(cells: list[Cell], stage: str) -> np.ndarray:
+        return np.stack([frames[c][stage]["probability"].reindex(parts[stage][0]).to_numpy(dtype=float)
                          for c in cells])
 
     rows, samples = [], {}
@@ -109,7 +105,7 @@ def summarise(plan: Plan, runs: dict[Cell, str], *, n_boot: int = N_BOOT,
             if not cells:
                 rows.append(row)
                 continue
-            probs = probabilities(cells, REPORT_PART)
+            probs = probabilities(cells, REPORT)
             mean = boot.resample(probs)
             base = {name: boot.resample(np.stack([baselines[size, c.seed][name] for c in cells]))
                     for name in baselines[size, cells[0].seed]}
@@ -117,8 +113,7 @@ def summarise(plan: Plan, runs: dict[Cell, str], *, n_boot: int = N_BOOT,
             diff = boot.interval(mean - base[best])
             samples[model, size] = mean
             row |= {
-                "select_auroc": float(np.mean(rank_auroc(parts[SELECT_PART][1],
-                                                      probabilities(cells, SELECT_PART)))),
+                "select_auroc": float(np.mean(rank_auroc(parts[SELECT][1], probabilities(cells, SELECT)))),
                 "val_auroc": mean.point,
                 **dict(zip(("val_auroc_ci_low", "val_auroc_ci_high"), boot.interval(mean), strict=True)),
                 "seed_aurocs": " ".join(f"{rank_auroc(labels, p):.4f}" for p in probs), "best_baseline": best,
@@ -168,16 +163,16 @@ def summarise(plan: Plan, runs: dict[Cell, str], *, n_boot: int = N_BOOT,
     return Summary(table, lines, best_of, (first, last), len(dates), boot.block, n_boot, boot.method)
 
 
-def _shared(frames: dict[Cell, dict[str, pd.DataFrame]], part: str) -> tuple[pd.DatetimeIndex, np.ndarray]:
-    """The dates of `part` that every cell has, and their labels (the same in every cell, else a bug)."""
-    dates = pd.DatetimeIndex(sorted(set.intersection(*(set(f[part].index) for f in frames.values()))))
+def _shared(frames: dict[Cell, dict[str, pd.DataFrame]], stage: str) -> tuple[pd.DatetimeIndex, np.ndarray]:
+    """The dates of `stage` that every cell has, and their labels (the same in every cell, else a bug)."""
+    dates = pd.DatetimeIndex(sorted(set.intersection(*(set(f[stage].index) for f in frames.values()))))
     labels = None
     for cell, frame in frames.items():
-        cell_labels = frame[part]["label"].reindex(dates).to_numpy(dtype=float)
+        cell_labels = frame[stage]["label"].reindex(dates).to_numpy(dtype=float)
         if labels is None:
             labels = cell_labels
         elif not np.array_equal(labels, cell_labels):
-            raise RuntimeError(f"{part} labels of {cell.label()} differ from the other cells' on the same dates")
+            raise RuntimeError(f"{stage} labels of {cell.label()} differ from the other cells' on the same dates")
     return dates, labels
 
 

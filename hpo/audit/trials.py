@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import math
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,16 +49,14 @@ class TrialData:
         if not self.run_id:
             return None
         from mlflow.exceptions import MlflowException
-        from mlflow.tracking import MlflowClient
+
+        from training.train import PARTS, val_predictions
 
         try:
-            with tempfile.TemporaryDirectory() as tmp:
-                frame = pd.read_parquet(MlflowClient().download_artifacts(self.run_id, "predictions/val.parquet", tmp))
+            frame = val_predictions(self.run_id)
         except (MlflowException, OSError):
             return None
-        frame = frame[frame["part"] == stage.removeprefix("val_")] if "part" in frame else frame
-        return frame.set_index(pd.DatetimeIndex(frame["date"]))[["label", "probability"]]
-
+        return (frame[frame["part"] == PARTS[stage]] if "part" in frame else frame)[["label", "probability"]]
 
     def train_labels(self):
         """The train labels of the run's data (what sets the bootstrap's and the null's block length, see
