@@ -16,10 +16,9 @@ marginal law of (score, label), P(S1 > S0) for independent draws of a positive a
 quadrature: 0.8403 for `a` (and the seed mean), 0.7634 for `b`, 0.0769 for the difference a - b.
 
 Every replication draws one stationary-bootstrap index matrix (Politis and Romano 1994; block =
-`block_length(labels)`, `--n-boot` resamples, seed = replication), as `bootstrap_auroc` does, and every
-method reads the same resamples (built from the functions `bootstrap_auroc` is made of; the first
-replication of every chunk checks that the last method equals `bootstrap_auroc`'s own intervals, and
-`PairedBootstrap`'s for the seed mean):
+`block_length(labels)`, `--n-boot` resamples, seed = replication) in a `PairedBootstrap`, as
+`bootstrap_auroc` does, and every method reads the same resamples of the target (`PairedBootstrap.resample`:
+the resampled AUROCs, influence series and block sums):
 
 - percentile: quantiles of the resampled statistic (what `bootstrap_auroc` gave before this bench);
 - basic: the reversed percentile interval ``2 theta - q`` (Davison and Hinkley 1997, eq. 5.6);
@@ -32,7 +31,7 @@ replication of every chunk checks that the last method equals `bootstrap_auroc`'
 - t, flat-top: the same t*, the full sample studentized by the flat-top lag-window long-run variance of
   the influence series (Politis and Romano 1995);
 - t, ft >= iid: the same, the flat-top variance floored at the influence series' i.i.d. variance (the
-  full sample's standard error never below DeLong's): `bootstrap_auroc` as it is now.
+  full sample's standard error never below DeLong's): `PairedBootstrap.interval`, what the project uses.
 
 Prints, per (target, n, phi), each method's coverage and mean width and the mean block length; then per
 (target, n) the coverage averaged over phi and the width relative to the percentile interval. The Monte
@@ -55,14 +54,8 @@ from scipy.stats import norm
 from models.intervals import (
     PairedBootstrap,
     ar1_scores,
-    auroc_influence,
-    block_bootstrap_indices,
-    block_length,
-    bootstrap_auroc,
     long_run_variance,
     rank_auroc,
-    resampled_auroc,
-    resampled_block_sums,
     studentized_interval,
 )
 
@@ -130,66 +123,46 @@ def _block_jackknife(labels, scores: dict[str, np.ndarray], block: int) -> dict[
     return out
 
 
-def replicate(n: int, phi: float, rep: int, n_boot: int, truth: dict[str, float], check: bool = False
-              ) -> dict:
-    """Covered (0/1) and width of every (target, method) in one replication, and the block length. All
-    methods from the primitives `bootstrap_auroc` is built of, on its index matrix; with `check`, the
-    last method is asserted equal to `bootstrap_auroc`'s own intervals."""
+def replicate(n: int, phi: float, rep: int, n_boot: int, truth: dict[str, float]) -> dict:
+    """Covered (0/1) and width of every (target, method) in one replication, and the block length: every
+    method on `PairedBootstrap`'s resamples of the target; the last one is its own interval."""
     rng = np.random.default_rng([n, round(phi * 1000), rep])
     labels, scores = simulate(n, phi, rng)
-    b = block_length(labels)
-    idx = block_bootstrap_indices(n, b, n_boot, np.random.default_rng(rep))
-    point, star, sums, psi = {}, {}, {}, {}
-    for name, s in scores.items():
-        point[name] = rank_auroc(labels, s)
-        star[name], resampled_psi = resampled_auroc(labels, s, idx, influence=True)
-        sums[name] = resampled_block_sums(idx, resampled_psi)
-        psi[name] = auroc_influence(labels, s)
-    jack = _block_jackknife(labels, scores, b)
-    inflate = math.sqrt(n / (n - b))
-
-    def mean(values: dict) -> np.ndarray:
-        return np.mean([values[name] for name in SEEDS], axis=0)
-
+    boot = PairedBootstrap(labels, n_boot=n_boot, seed=rep, level=LEVEL)
+    r = {name: boot.resample(scores[name]) for name in NOISE_SD}
+    jack = _block_jackknife(labels, scores, boot.block)
+    inflate = math.sqrt(n / (n - boot.block))
     targets = {
-        "AUROC a": (point["a"], star["a"], sums["a"], psi["a"], jack["a"], (0.0, 1.0), truth["a"]),
-        "a - b": (point["a"] - point["b"], star["a"] - star["b"], sums["a"] - sums["b"], psi["a"] - psi["b"],
-                  jack["a"] - jack["b"], (-1.0, 1.0), truth["a"] - truth["b"]),
-        "seed mean": (float(mean(point)), mean(star), mean(sums), mean(psi), mean(jack), (0.0, 1.0), truth["a"]),
+        "AUROC a": (r["a"], jack["a"], truth["a"]),
+        "a - b": (r["a"] - r["b"], jack["a"] - jack["b"], truth["a"] - truth["b"]),
+        "seed mean": (boot.resample(np.stack([scores[k] for k in SEEDS])), np.mean([jack[k] for k in SEEDS], axis=0),
+                      truth["a"]),
     }
-    out = {"block": b}
-    for target, (theta, t_star, t_sums, t_psi, t_jack, bounds, true) in targets.items():
-        low, high = _percentile(t_star)
-        var_star = (t_sums**2).sum(1) / n**2
-        ok = ~np.isnan(t_star)
-        flat_top = long_run_variance(t_psi, 2)  # window >= 2 horizons, horizon 1
+    out = {"block": boot.block}
+    for target, (t, t_jack, true) in targets.items():
+        theta, star = t.point, t.samples
+        low, high = _percentile(star)
+        var_star = (t.sums**2).sum(1) / n**2
+        ok = ~np.isnan(star)
+        flat_top = long_run_variance(t.psi, 2)  # window >= 2 horizons, horizon 1
         intervals = {
             "percentile": (low, high),
             "basic": (2 * theta - high, 2 * theta - low),
             "pct n/(n-b)": (theta + (low - theta) * inflate, theta + (high - theta) * inflate),
-            "BCa": _bca(theta, t_star, t_jack),
-            "t, block var": studentized_interval(theta, t_star, var_star, float(var_star[ok].mean()), LEVEL,
-                                                 bounds),
-            "t, flat-top": studentized_interval(theta, t_star, var_star, flat_top / n, LEVEL, bounds),
-            "t, ft >= iid": studentized_interval(theta, t_star, var_star,
-                                                 max(flat_top, float(np.mean(t_psi**2))) / n, LEVEL, bounds),
+            "BCa": _bca(theta, star, t_jack),
+            "t, block var": studentized_interval(theta, star, var_star, float(var_star[ok].mean()), LEVEL, t.bounds),
+            "t, flat-top": studentized_interval(theta, star, var_star, flat_top / n, LEVEL, t.bounds),
+            "t, ft >= iid": boot.interval(t),
         }
-        out[target] = intervals["t, ft >= iid"]
         for method, (lo, hi) in intervals.items():
-            lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
+            lo, hi = max(lo, t.bounds[0]), min(hi, t.bounds[1])
             out[(target, method)] = (float(lo <= true <= hi), hi - lo)
-    if check:
-        iv = bootstrap_auroc(labels, {k: scores[k] for k in NOISE_SD}, n_boot=n_boot, seed=rep, level=LEVEL)
-        assert iv.block == b and iv.ci["a"] == out["AUROC a"] and iv.diff[("a", "b")] == out["a - b"], rep
-        boot = PairedBootstrap(labels, n_boot=n_boot, seed=rep, level=LEVEL)
-        seed_mean = boot.interval(boot.resample(np.stack([scores[k] for k in SEEDS])))
-        np.testing.assert_allclose(seed_mean, out["seed mean"], rtol=1e-12, err_msg=str(rep))
     return out
 
 
 def run_cell(args) -> tuple[int, float, list[dict]]:
     n, phi, reps, n_boot, truth = args
-    return n, phi, [replicate(n, phi, r, n_boot, truth, check=k == 0) for k, r in enumerate(reps)]
+    return n, phi, [replicate(n, phi, r, n_boot, truth) for r in reps]
 
 
 def main() -> None:
