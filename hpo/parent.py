@@ -11,14 +11,13 @@ from collections import Counter
 
 import numpy as np
 import optuna
-from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global figure state
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from datamodules.errors import UserError
 from models.budgets import parse_budget
 from models.intervals import selection_null
-from training import tracking
+from training import plotting, tracking
 from training.config import RunConfig
 from training.train import OBJECTIVE, SELECT
 
@@ -155,7 +154,8 @@ def log_report(run_id: str, study: optuna.Study, select_labels: np.ndarray, hori
     complete = counted(trials)
     null = selection_null(select_labels, len(complete), horizon=horizon, seed=len(complete), history=train_labels)
     tracking.log_batch(run_id, {"selection/null_auroc_p95": null}, step=len(complete))
-    for name, figure in (("optimization_history", _history(study)), ("param_importances", _importances(study, len(complete))),
+    for name, figure in (("optimization_history", _history(study, null, len(complete))),
+                         ("param_importances", _importances(study, len(complete))),
                          ("best_val_auroc_per_budget", _per_budget(complete))):
         if figure is not None:
             client.log_figure(run_id, figure, f"plots/{name}.png")
@@ -166,24 +166,38 @@ def log_report(run_id: str, study: optuna.Study, select_labels: np.ndarray, hori
     return null
 
 
-def _history(study: optuna.Study):
-    done = sorted((t for t in study.get_trials(deepcopy=False) if t.state.is_finished()), key=lambda t: t.number)
-    xs = [t.number for t in done if t.state == TrialState.COMPLETE]
-    ys = [t.value for t in done if t.state == TrialState.COMPLETE]
-    fig = Figure(figsize=(7, 4), layout="constrained")
-    ax = fig.subplots()
-    ax.scatter(xs, ys, s=14, label="complete")
-    pruned = [(t.number, t.value) for t in done if t.state == TrialState.PRUNED and t.value is not None]
-    if pruned:
-        ax.scatter(*zip(*pruned, strict=True), s=14, marker="x", color="grey", label="pruned (last report)")
-    best, running = [], float("-inf")
-    for y in ys:
-        running = max(running, y)
-        best.append(running)
-    ax.step(xs, best, where="post", color="C3", label="best so far")
-    ax.set(xlabel="trial", ylabel=f"{OBJECTIVE} (objective)", title=f"{study.study_name}: optimisation history")
-    ax.legend()
-    return fig
+def trial_points(trials: list[optuna.trial.FrozenTrial]) -> list[plotting.TrialPoint]:
+    """The finished trials as the optimisation history draws them: a pruned trial without a value at its
+    last report; `counts` where it can be the best (`counted`)."""
+    keep = {t.number for t in counted(trials)}
+    points = []
+    for t in sorted((t for t in trials if t.state.is_finished()), key=lambda t: t.number):
+        value = t.value
+        if value is None and t.state == TrialState.PRUNED and t.intermediate_values:
+            value = t.intermediate_values[max(t.intermediate_values)]
+        points.append(plotting.TrialPoint(t.number, t.state.name, value, t.number in keep))
+    return points
+
+
+def reported_estimate(t: optuna.trial.FrozenTrial) -> plotting.Estimate:
+    """A completed trial's `best/val/auroc` (val_report) with its interval."""
+    evidence = t.user_attrs["evidence"]
+    return plotting.Estimate(evidence["best/val/auroc"], evidence.get("best/val/auroc_ci_low"),
+                             evidence.get("best/val/auroc_ci_high"))
+
+
+def reported_baseline(t: optuna.trial.FrozenTrial) -> plotting.Baseline | None:
+    """The best baseline a completed trial's evidence names, on the same val_report samples, or None."""
+    evidence, name = t.user_attrs.get("evidence", {}), t.user_attrs.get("best_baseline")
+    if not name or "baseline/best/val/auroc" not in evidence:
+        return None
+    return plotting.Baseline(name, plotting.Estimate(evidence["baseline/best/val/auroc"]))
+
+
+def _history(study: optuna.Study, null: float, k: int):
+    return plotting.history_figure(f"{study.study_name}: optimisation history",
+                                   trial_points(study.get_trials(deepcopy=False)), f"{OBJECTIVE} (objective)",
+                                   plotting.Null(null, k))
 
 
 def _importances(study: optuna.Study, n_complete: int):
@@ -195,23 +209,16 @@ def _importances(study: optuna.Study, n_complete: int):
         return None
     if not importances:
         return None
-    names = list(importances)[::-1]
-    fig = Figure(figsize=(7, 0.4 * len(names) + 1.2), layout="constrained")
-    ax = fig.subplots()
-    ax.barh(names, [importances[n] for n in names])
-    ax.set(xlabel="importance (optuna.importance default evaluator)", title=f"{study.study_name}: parameter importances")
-    return fig
+    return plotting.importances_figure(f"{study.study_name}: parameter importances", importances,
+                                       "importance (optuna.importance default evaluator)")
 
 
 def _per_budget(complete: list[optuna.trial.FrozenTrial]):
-    best = {b: reported(t) for b, t in best_by_budget(complete).items()}
+    best = best_by_budget(complete)
     if not best:
         return None
-    fig = Figure(figsize=(6, 4), layout="constrained")
-    ax = fig.subplots()
     budgets = sorted(best, key=parse_budget)
-    ax.bar(budgets, [best[b] for b in budgets])
-    ax.set(xlabel="parameter budget", ylabel="best/val/auroc (val_report)",
-           title=f"each budget's best trial (by {OBJECTIVE}) on val_report",
-           ylim=(min(best.values()) - 0.02, max(best.values()) + 0.02))
-    return fig
+    return plotting.groups_figure(
+        f"each budget's best trial (chosen by {OBJECTIVE}) on val_report, which chose nothing",
+        budgets, [reported_estimate(best[b]) for b in budgets], [reported_baseline(best[b]) for b in budgets],
+        "parameter budget", "best/val/auroc (val_report), 95% CI")

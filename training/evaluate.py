@@ -24,8 +24,9 @@ from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global fig
 from datamodules.prepared import Prepared
 from models.baselines import BASELINES, BaselineInputs
 from models.calibration import cross_fitted_calibration
-from models.intervals import Intervals, bootstrap_auroc, rank_auroc
+from models.intervals import Intervals, bootstrap_auroc
 from models.metrics import binary_metrics
+from training import plotting
 
 MODEL = "model"
 CALIBRATED = ("brier", "direction_accuracy", "balanced_accuracy")  # the metrics that read probability levels
@@ -125,40 +126,32 @@ def evaluate(
 
 
 def figures(ev: Evaluation, title: str) -> dict[str, Figure]:
-    """`plots/<stage>_roc.png` and `plots/<stage>_calibration.png`."""
-    return {f"plots/{ev.stage}_roc.png": roc_figure(ev.labels, ev.scores, f"{title} ROC"),
+    """`plots/<stage>_roc.png` (every scorer, the AUROCs with their intervals, the best baseline named) and
+    `plots/<stage>_calibration.png` (the model's raw and calibrated probabilities, bins with their counts)."""
+    return {f"plots/{ev.stage}_roc.png": roc_figure(ev, f"{title} ROC"),
             f"plots/{ev.stage}_calibration.png": calibration_figure(
                 ev.labels, {"raw": ev.scores[MODEL], "calibrated": ev.calibrated[MODEL]}, f"{title} calibration")}
 
 
-def roc_figure(labels: np.ndarray, scores: dict[str, np.ndarray], title: str) -> Figure:
+def roc_figure(ev: Evaluation, title: str) -> Figure:
     from sklearn.metrics import roc_curve
 
-    fig = Figure(figsize=(5, 5))
-    ax = fig.subplots()
-    for name, p in scores.items():
-        fpr, tpr, _ = roc_curve(labels, p)
-        ax.plot(fpr, tpr, label=f"{name} (AUROC {rank_auroc(labels, p):.3f})")
-    ax.plot([0, 1], [0, 1], color="grey", linestyle=":")
-    ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title)
-    ax.legend(loc="lower right")
-    fig.tight_layout()
-    return fig
+    curves = []
+    for name, p in ev.scores.items():
+        fpr, tpr, _ = roc_curve(ev.labels, p)
+        role = "model" if name == MODEL else "best baseline" if name == ev.best_baseline else "baseline"
+        curves.append(plotting.RocCurve(name, fpr, tpr, plotting.Estimate(ev.intervals.point[name], *ev.intervals.ci[name]),
+                                        role))
+    return plotting.roc_figure(title, curves)
+
+
+def calibration_bins(labels: np.ndarray, p: np.ndarray, bins: int = 10) -> list[plotting.CalibrationBin]:
+    """Equal-count bins of `p` (in order of `p`): mean probability, observed frequency, samples."""
+    groups = [g for g in np.array_split(np.argsort(p, kind="stable"), bins) if len(g)]
+    return [plotting.CalibrationBin(float(p[g].mean()), float(labels[g].mean()), len(g)) for g in groups]
 
 
 def calibration_figure(labels: np.ndarray, probs: dict[str, np.ndarray], title: str, bins: int = 10) -> Figure:
     """Reliability diagram on equal-count bins of each probability series, with the base rate as reference."""
-    fig = Figure(figsize=(5, 5))
-    ax = fig.subplots()
-    top = 0.0
-    for name, p in probs.items():
-        groups = [g for g in np.array_split(np.argsort(p, kind="stable"), bins) if len(g)]
-        mean_p, freq = [p[g].mean() for g in groups], [labels[g].mean() for g in groups]
-        top = max(top, *mean_p, *freq)
-        ax.plot(mean_p, freq, marker="o", label=name)
-    ax.plot([0, top * 1.05], [0, top * 1.05], color="grey", linestyle=":", label="perfect calibration")
-    ax.axhline(labels.mean(), color="tab:orange", linestyle="--", label="base rate")
-    ax.set(xlabel="mean predicted probability", ylabel="observed frequency", title=title)
-    ax.legend(loc="upper left")
-    fig.tight_layout()
-    return fig
+    return plotting.calibration_figure(title, {name: calibration_bins(labels, p, bins) for name, p in probs.items()},
+                                       float(labels.mean()))

@@ -237,36 +237,21 @@ def table_markdown(summary: Summary, name: str) -> str:
 
 
 def plot(summary: Summary, name: str):
-    """Val AUROC against input size per model, intervals as bars, the best baseline as a band."""
-    from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global figure state
+    """Val AUROC against input size per model with its interval, the best baseline at each size as a band
+    (drawn by `training.plotting`)."""
+    from training import plotting
 
     t = summary.table[summary.table["seeds"] > 0]
-    fig = Figure(figsize=(7.5, 4.5), layout="constrained")
-    ax = fig.subplots()
-    sizes = sorted(t["input_size"].unique())
-    if sizes:
-        base = t.sort_values("baseline_auroc", ascending=False).drop_duplicates("input_size").sort_values("input_size")
-        ax.fill_between(base["input_size"], base["baseline_ci_low"], base["baseline_ci_high"], color="grey",
-                        alpha=0.2, step=None, label="best baseline, 95% CI")
-        ax.plot(base["input_size"], base["baseline_auroc"], color="grey", linestyle="--", linewidth=1)
-        for x, y, who in zip(base["input_size"], base["baseline_auroc"], base["best_baseline"], strict=True):
-            ax.annotate(who, (x, y), textcoords="offset points", xytext=(0, 4), fontsize=7, color="grey",
-                        ha="center")
-    models = list(dict.fromkeys(t["model"]))
-    span = (max(sizes) - min(sizes)) if len(sizes) > 1 else 1
-    for k, model in enumerate(models):
-        rows = t[t["model"] == model].sort_values("input_size")
-        shift = (k - (len(models) - 1) / 2) * span * 0.012  # side by side, not on top of each other
-        x = rows["input_size"].to_numpy(dtype=float) + shift
-        (line,) = ax.plot(x, rows["val_auroc"].to_numpy(dtype=float), marker="o", label=model)
-        # the interval as drawn bounds, not distances from the point: a bootstrap interval need not contain it
-        ax.vlines(x, rows["val_auroc_ci_low"].to_numpy(dtype=float), rows["val_auroc_ci_high"].to_numpy(dtype=float),
-                  color=line.get_color())
-    ax.axhline(0.5, color="black", linewidth=0.6, linestyle=":")
-    ax.set(xlabel="input size (days)", ylabel="val AUROC (report part)", xticks=sizes)
-    ax.set_title(f"{name}\nmean over seeds, {LEVEL:.0%} studentized block-bootstrap intervals over dates", fontsize=9)
-    ax.legend(fontsize=8)
-    return fig
+    series = {model: {int(r["input_size"]): plotting.Estimate(r["val_auroc"], r["val_auroc_ci_low"],
+                                                             r["val_auroc_ci_high"])
+                      for _, r in t[t["model"] == model].iterrows()}
+              for model in dict.fromkeys(t["model"])}
+    best = t.sort_values("baseline_auroc", ascending=False).drop_duplicates("input_size")
+    baselines = {int(r["input_size"]): plotting.Baseline(r["best_baseline"], plotting.Estimate(
+        r["baseline_auroc"], r["baseline_ci_low"], r["baseline_ci_high"])) for _, r in best.iterrows()}
+    return plotting.curves_figure(
+        f"{name}: mean over seeds on val_report, {LEVEL:.0%} studentized block-bootstrap intervals over dates",
+        series, baselines, "input size (days)", "val AUROC (report part), 95% CI")
 
 
 def log_summary(parent_id: str, plan: Plan, summary: Summary) -> None:

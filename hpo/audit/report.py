@@ -124,71 +124,62 @@ def markdown(name: str, report: dict) -> str:
 
 
 def figures(name: str, report: dict, trials: list[TrialData]) -> dict[str, object]:
-    """audit/plots/*.png: optimisation history, importances, overfit gap, best per budget, boundary hits."""
-    from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global figure state
+    """audit/plots/*.png: optimisation history, importances, overfit gap, best per budget, boundary hits
+    (drawn by `training.plotting`)."""
+    from hpo.parent import reported_baseline, trial_points
+    from training import plotting
 
     out = {}
-    history = report["importances"]["history"]
-    if history:
-        fig = Figure(figsize=(7, 4), layout="constrained")
-        ax = fig.subplots()
-        ax.scatter([h["trial"] for h in history], [h["value"] for h in history], s=14, label="completed")
-        ax.step([h["trial"] for h in history], [h["best_so_far"] for h in history], where="post", color="C3",
-                label="best so far")
-        sel = report["selection"]
-        if sel.get("null_p95") is not None:
-            ax.axhline(sel["null_p95"], color="grey", linestyle="--", label="selection null (95th pct)")
-        ax.set(xlabel="trial", ylabel="objective", title=f"{name}: optimisation history")
-        ax.legend(fontsize=8)
-        out["optimization_history"] = fig
+    by_number = {d.number: d for d in trials}
+
+    def baseline(numbers) -> plotting.Baseline | None:
+        """The best baseline the trials' evidence names, when it is one and the same for all of them."""
+        found = {reported_baseline(by_number[n].trial) for n in numbers if n in by_number}
+        return found.pop() if len(found) == 1 else None
+
+    points = trial_points([d.trial for d in trials])
+    sel = report["selection"]
+    if points:
+        null = plotting.Null(sel["null_p95"], sel["k"]) if sel.get("null_p95") is not None else None
+        out["optimization_history"] = plotting.history_figure(f"{name}: optimisation history", points,
+                                                              sel.get("objective", "objective"), null)
     values = report["importances"]["values"]
     if values:
-        names = list(values)[::-1]
-        fig = Figure(figsize=(7, 0.4 * len(names) + 1.2), layout="constrained")
-        ax = fig.subplots()
-        ax.barh(names, [values[n] for n in names])
-        ax.set(xlabel="fANOVA importance", title=f"{name}: parameter importances")
-        out["importances"] = fig
+        out["importances"] = plotting.importances_figure(f"{name}: parameter importances", values,
+                                                         "fANOVA importance")
     rows = [r for r in report["overfit_gap"]["trials"] if r["gap"] is not None]
     if rows:
-        fig = Figure(figsize=(5, 5), layout="constrained")
-        ax = fig.subplots()
-        ax.scatter([r["val_auroc"] for r in rows], [r["train_auroc"] for r in rows])
-        for r in rows:
-            ax.annotate(str(r["trial"]), (r["val_auroc"], r["train_auroc"]), fontsize=7)
-        lo = min(min(r["val_auroc"], r["train_auroc"]) for r in rows) - 0.02
-        hi = max(max(r["val_auroc"], r["train_auroc"]) for r in rows) + 0.02
-        ax.plot([lo, hi], [lo, hi], color="grey", linestyle=":")
-        ax.set(xlabel="val_report AUROC", ylabel="train AUROC (best epoch)", title="top trials: train vs val")
-        out["overfit_gap"] = fig
+        gaps = [plotting.GapPoint(r["trial"], plotting.Estimate(r["val_auroc"], *_ci(by_number.get(r["trial"]))),
+                                  r["train_auroc"]) for r in rows]
+        out["overfit_gap"] = plotting.gap_figure(
+            f"{name}: top trials, train vs val_report AUROC at the best epoch", gaps,
+            baseline([r["trial"] for r in rows]), "val_report AUROC, 95% CI", "train AUROC (best epoch)")
     best = [r for r in report["by_budget"]["best"] if r["val_auroc"] is not None]
     if best:
-        fig = Figure(figsize=(7, 4), layout="constrained")
-        ax = fig.subplots()
-        for k, r in enumerate(best):
-            low = r["ci_low"] if r["ci_low"] is not None else r["val_auroc"]
-            high = r["ci_high"] if r["ci_high"] is not None else r["val_auroc"]
-            # the interval itself, then the point: a bootstrap interval need not contain its point estimate
-            ax.errorbar([k], [(low + high) / 2], yerr=[(high - low) / 2], fmt="none", capsize=3, color="C0")
-            ax.plot([k], [r["val_auroc"]], marker="o", color="C0")
-        ax.set_xticks(range(len(best)), [f"{r['budget']}\n{r['style']}" for r in best], fontsize=7)
-        ax.axhline(0.5, color="black", linewidth=0.6, linestyle=":")
-        ax.set(ylabel="val_report AUROC, 95% CI", title="best trial (by objective) per budget and style")
-        out["by_budget"] = fig
+        out["by_budget"] = plotting.groups_figure(
+            f"{name}: best trial (by objective) per budget and style, on val_report",
+            [f"{r['budget']}\n{r['style']}" for r in best],
+            [plotting.Estimate(r["val_auroc"], r["ci_low"], r["ci_high"]) for r in best],
+            [baseline([r["best_trial"]]) if "best_trial" in r else None for r in best],
+            "budget and style", "val_report AUROC, 95% CI")
     hits = report["boundary_hits"]
     if hits:
         counted = scored(trials)
-        fig = Figure(figsize=(4 * len(hits), 3.5), layout="constrained")
-        axes = np.atleast_1d(fig.subplots(1, len(hits)))
-        for ax, h in zip(axes, hits, strict=True):
-            points = [(d.trial.params[h["param"]], d.trial.value) for d in counted if h["param"] in d.trial.params]
-            xs = [p[0] if isinstance(p[0], int | float) else str(p[0]) for p in points]
-            ax.scatter(xs, [p[1] for p in points], s=12)
-            if isinstance(h["range"], list) and len(h["range"]) >= 2 and "log" in h["range"]:
-                ax.set_xscale("log")
-            ax.set(xlabel=h["param"], ylabel="objective", title=f"{h['param']}: {h['edge']} edge")
-        out["boundary_hits"] = fig
+        panels = []
+        for h in hits:
+            shown = [d for d in counted if h["param"] in d.trial.params]
+            log = isinstance(h["range"], list) and len(h["range"]) >= 2 and "log" in h["range"]
+            panels.append(plotting.ParamPanel(h["param"], h["edge"], [d.trial.params[h["param"]] for d in shown],
+                                              [d.trial.value for d in shown], log))
+        out["boundary_hits"] = plotting.params_figure(f"{name}: parameters whose top trials sit at an edge", panels,
+                                                      "objective")
     return out
+
+
+def _ci(d: TrialData | None) -> tuple[float | None, float | None]:
+    if d is None:
+        return None, None
+    return d.metric("best/val/auroc_ci_low"), d.metric("best/val/auroc_ci_high")
 
 
 def log_report(name: str, shown: str, report: dict, trials: list[TrialData], parent_id: str | None) -> str:
