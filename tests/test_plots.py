@@ -159,12 +159,14 @@ def test_calibration_bins_carry_their_counts(evaluation):
     ev = evaluation
     fig = figures(ev, "test (ensemble)")["plots/test_calibration.png"]
     (ax,) = fig.axes
-    groups = np.array_split(np.arange(200), 10)
-    assert sorted(int(t.get_text()) for t in ax.texts if t.get_text().isdigit()) == sorted([len(g) for g in groups] * 2)
+    # equal-count bins: their one size in the legend
+    assert {"raw: 10 bins, 20 samples each", "calibrated: 10 bins, 20 samples each"} <= set(legend_texts(fig))
+    assert not [t for t in ax.texts if t.get_text().isdigit()]
     fig = plotting.calibration_figure("t", {"raw": [plotting.CalibrationBin(0.2, 0.1, 5),
                                                     plotting.CalibrationBin(0.6, 0.7, 500)]}, 0.4)
     (ax,) = fig.axes
-    assert [t.get_text() for t in ax.texts if t.get_text().isdigit()] == ["5", "500"]
+    assert [t.get_text() for t in ax.texts if t.get_text().isdigit()] == ["5", "500"]  # sizes that differ: beside
+    assert "raw: 2 bins, samples beside each" in legend_texts(fig)
     (points,) = ax.collections
     small, large = points.get_sizes()
     assert large > 5 * small  # a bin of 500 samples looks heavier than one of 5
@@ -178,7 +180,8 @@ def test_audit_figures_mark_states_draw_the_null_intervals_and_the_baseline():
                                          {"trial": 4, "val_auroc": 0.57, "train_auroc": 0.66, "gap": 0.09}]},
               "by_budget": {"best": [{"budget": "20k", "style": "searched", "best_trial": 4, "val_auroc": 0.57,
                                       "ci_low": 0.47, "ci_high": 0.62}]},
-              "boundary_hits": [{"param": "lr", "edge": "high", "range": [1e-4, 1e-2, "log"]}]}
+              "boundary_hits": [{"param": "lr", "edge": "high", "range": [1e-4, 1e-2, "log"]},
+                                {"param": "budget", "edge": "low", "range": ["20k", "50k"]}]}
     out = audit_figures("s", report, trials)
     assert set(out) == {"optimization_history", "importances", "overfit_gap", "by_budget", "boundary_hits"}
     ax = out["optimization_history"].axes[0]
@@ -192,5 +195,10 @@ def test_audit_figures_mark_states_draw_the_null_intervals_and_the_baseline():
     assert "best baseline: logistic 0.530" in legend_texts(out["overfit_gap"])
     ax = out["by_budget"].axes[0]
     assert holds(ax.get_ylim(), [0.47, 0.62, 0.53, 0.5]) and level_lines(ax, 0.53) and level_lines(ax, 0.5)
+    lr, budget = out["boundary_hits"].axes
+    assert holds(lr.get_xlim(), [1e-4, 1e-2]) and lr.get_xscale() == "log"  # the searched range shown
+    assert [t.get_text() for t in budget.get_xticklabels()] == ["20k", "50k"]  # every choice, in order
+    (points,) = [line for line in budget.get_lines() if line.get_marker() == "o"]
+    assert list(points.get_xdata()) == [0, 1, 0]  # trials 0, 2, 4
     for fig in out.values():
         assert title_fits(fig)

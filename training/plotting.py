@@ -119,6 +119,8 @@ class ParamPanel:
     values: Sequence[object]
     objectives: Sequence[float]
     log: bool = False
+    choices: Sequence[object] | None = None  # a categorical parameter's choices, in their order
+    bounds: tuple[float, float] | None = None  # a numeric parameter's searched range
 
 
 def wrap(text: str, width_in: float, size: float = TITLE_SIZE) -> str:
@@ -320,10 +322,12 @@ def roc_figure(title: str, curves: Sequence[RocCurve]) -> Figure:
     style = {"model": dict(color=MODEL_COLOUR, linewidth=1.8, zorder=3),
              "best baseline": dict(color=BASELINE_COLOUR, linewidth=1.5, linestyle="--", zorder=2),
              "baseline": dict(linewidth=0.8, alpha=0.55, zorder=1)}
-    for c in curves:
+    order = {"model": 0, "best baseline": 1, "baseline": 2}
+    for c in sorted(curves, key=lambda c: order[c.role]):  # stable: the model, the best baseline, the rest
         prefix = {"model": "", "best baseline": "best baseline: ", "baseline": ""}[c.role]
         ax.plot(c.fpr, c.tpr, label=f"{prefix}{c.name} AUROC {c.auroc.text()}", **style[c.role])
-    ax.plot([0, 1], [0, 1], color=CHANCE_COLOUR, linestyle=":", linewidth=0.8, label=f"chance (AUROC {CHANCE})")
+    ax.plot([0, 1], [0, 1], color=CHANCE_COLOUR, linestyle=":", linewidth=0.8, label=f"chance (AUROC {CHANCE})",
+            zorder=4)
     ax.set(xlim=(0, 1), ylim=(0, 1), aspect="equal")
     legend(ax, ncol=1)
     return fig
@@ -331,25 +335,30 @@ def roc_figure(title: str, curves: Sequence[RocCurve]) -> Figure:
 
 def calibration_figure(title: str, series: dict[str, Sequence[CalibrationBin]], base_rate: float) -> Figure:
     """Reliability diagram: each bin's mean predicted probability against its observed frequency, the
-    marker's area in proportion to the bin's samples and their count written beside it."""
+    marker's area in proportion to the bin's samples; the counts in the legend (bins of one size) or beside
+    each point (bins of different sizes)."""
     fig, ax = canvas(title, "mean predicted probability", "observed frequency", size=SQUARE)
     most = max((b.count for bins in series.values() for b in bins), default=1)
     top = base_rate
     for k, (name, bins) in enumerate(series.items()):
         colour = SERIES_COLOURS[k % len(SERIES_COLOURS)]
-        xs, ys = [b.mean_probability for b in bins], [b.frequency for b in bins]
-        ax.plot(xs, ys, color=colour, linewidth=1, label=f"{name} ({len(bins)} bins)")
-        ax.scatter(xs, ys, s=[12 + 100 * b.count / most for b in bins], color=colour, alpha=0.7, edgecolors="none")
-        for b in bins:
-            ax.annotate(str(b.count), (b.mean_probability, b.frequency), textcoords="offset points",
-                        xytext=(5, -3 - 7 * k), fontsize=NOTE_SIZE, color=colour)
+        xs, ys, counts = [b.mean_probability for b in bins], [b.frequency for b in bins], [b.count for b in bins]
+        low, high = min(counts), max(counts)
+        even = high <= max(low + 1, 1.1 * low)
+        size = (f"{low}" if low == high else f"{low}-{high}") + " samples each" if even else "samples beside each"
+        ax.plot(xs, ys, color=colour, linewidth=1, label=f"{name}: {len(bins)} bins, {size}")
+        ax.scatter(xs, ys, s=[12 + 100 * c / most for c in counts], color=colour, alpha=0.7, edgecolors="none")
+        if not even:
+            for b in bins:
+                ax.annotate(str(b.count), (b.mean_probability, b.frequency), textcoords="offset points",
+                            xytext=(5, -3 - 7 * k), fontsize=NOTE_SIZE, color=colour)
         top = max(top, *xs, *ys)
     top = min(1.0, top * 1.08 + 0.02)
     ax.plot([0, top], [0, top], color=CHANCE_COLOUR, linestyle=":", linewidth=0.8, label="perfect calibration")
     ax.axhline(base_rate, color=BEST_COLOUR, linestyle="--", linewidth=1, label=f"base rate {base_rate:.3f}")
     ax.set(xlim=(0, top), ylim=(0, top))
-    ax.text(0.99, 0.01, "marker area and number: samples in the bin", transform=ax.transAxes, ha="right",
-            va="bottom", fontsize=NOTE_SIZE, color="grey")
+    ax.text(0.99, 0.01, "marker area: samples in the bin", transform=ax.transAxes, ha="right", va="bottom",
+            fontsize=NOTE_SIZE, color="grey")
     legend(ax, ncol=1)
     return fig
 
@@ -380,10 +389,22 @@ def params_figure(title: str, panels: Sequence[ParamPanel], ylabel: str) -> Figu
     fig, axes = canvas(title, "", ylabel, size=(max(WIDE[0], 3.6 * len(panels)), 3.8), ncols=len(panels))
     axes = axes if isinstance(axes, list) else [axes]
     for ax, p in zip(axes, panels, strict=True):
-        xs = [v if isinstance(v, int | float) else str(v) for v in p.values]
+        if p.choices is not None:  # every choice a tick, in its order
+            position = {repr(c): k for k, c in enumerate(p.choices)}
+            xs = [position[repr(v)] for v in p.values]
+            ax.set_xticks(range(len(p.choices)), [str(c) for c in p.choices])
+            ax.set_xlim(-0.5, len(p.choices) - 0.5)
+        else:
+            xs = list(p.values)
         ax.plot(xs, p.objectives, linestyle="none", marker="o", color=MODEL_COLOUR, markersize=4)
         if p.log:
             ax.set_xscale("log")
+        if p.bounds is not None:  # the searched range, so a value at its edge shows as one
+            low, high = p.bounds
+            pad = (high / low) ** 0.03 if p.log else (high - low) * 0.03
+            ax.set_xlim(low / pad, high * pad) if p.log else ax.set_xlim(low - pad, high + pad)
+            for bound, label in zip(p.bounds, ("searched range", None), strict=True):
+                ax.axvline(bound, color="grey", linewidth=0.8, linestyle="-.", label=label)
         chance_line(ax)
         fit_limits(ax, [*p.objectives, CHANCE])
         ax.set_xlabel(p.param, fontsize=LABEL_SIZE)

@@ -126,6 +126,8 @@ def markdown(name: str, report: dict) -> str:
 def figures(name: str, report: dict, trials: list[TrialData]) -> dict[str, object]:
     """audit/plots/*.png: optimisation history, importances, overfit gap, best per budget, boundary hits
     (drawn by `training.plotting`)."""
+    from optuna.distributions import CategoricalDistribution
+
     from hpo.parent import reported_baseline, trial_points
     from training import plotting
 
@@ -168,9 +170,12 @@ def figures(name: str, report: dict, trials: list[TrialData]) -> dict[str, objec
         panels = []
         for h in hits:
             shown = [d for d in counted if h["param"] in d.trial.params]
-            log = isinstance(h["range"], list) and len(h["range"]) >= 2 and "log" in h["range"]
-            panels.append(plotting.ParamPanel(h["param"], h["edge"], [d.trial.params[h["param"]] for d in shown],
-                                              [d.trial.value for d in shown], log))
+            categorical = isinstance(shown[0].trial.distributions[h["param"]], CategoricalDistribution)
+            numeric = None if categorical else h["range"]
+            panels.append(plotting.ParamPanel(
+                h["param"], h["edge"], [d.trial.params[h["param"]] for d in shown], [d.trial.value for d in shown],
+                log=numeric is not None and "log" in numeric, choices=h["range"] if categorical else None,
+                bounds=None if numeric is None else (numeric[0], numeric[1])))
         out["boundary_hits"] = plotting.params_figure(f"{name}: parameters whose top trials sit at an edge", panels,
                                                       "objective")
     return out
