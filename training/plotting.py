@@ -160,10 +160,10 @@ def fit_limits(ax, values, axis: str = "y", pad: float = 0.08, min_span: float =
     if not values:
         return
     low, high = min(values), max(values)
-    span = max(high - low, min_span)
-    centre = (low + high) / 2 if high - low < min_span else None
-    if centre is not None:
-        low, high = centre - span / 2, centre + span / 2
+    if high - low < min_span:
+        middle = (low + high) / 2
+        low, high = middle - min_span / 2, middle + min_span / 2
+    span = high - low
     (ax.set_ylim if axis == "y" else ax.set_xlim)(low - pad * span, high + pad * span)
 
 
@@ -188,20 +188,16 @@ def baseline_line(ax, baseline: Baseline, axis: str = "y") -> list[float]:
     return [b.value, b.low, b.high]
 
 
-def intervals(ax, xs, estimates: Sequence[Estimate], colour: str, label: str | None, marker: str = "o",
-              axis: str = "y", at=None) -> list[float]:
-    """Each estimate's interval as one segment between its bounds, then its point; `at`: the other
-    coordinate (x for vertical segments, y for horizontal ones). Returns the values the limits must hold."""
-    at = xs if at is None else at
+def intervals(ax, at, estimates: Sequence[Estimate], colour: str, label: str | None, axis: str = "y") -> list[float]:
+    """Each estimate's interval as one segment between its bounds (vertical on the y axis, horizontal on the
+    x axis), then its point; `at`: the other coordinate. Returns the values the limits must hold."""
     spans = [(c, e.low, e.high) for c, e in zip(at, estimates, strict=True) if e.low is not None and e.high is not None]
     if spans:
         c, low, high = zip(*spans, strict=True)
         (ax.vlines if axis == "y" else ax.hlines)(c, low, high, color=colour, linewidth=1.6)
     values = [e.value for e in estimates]
-    if axis == "y":
-        ax.plot(at, values, linestyle="none", marker=marker, color=colour, label=label, markersize=6)
-    else:
-        ax.plot(values, at, linestyle="none", marker=marker, color=colour, label=label, markersize=6)
+    xs, ys = (at, values) if axis == "y" else (values, at)
+    ax.plot(xs, ys, linestyle="none", marker="o", color=colour, label=label, markersize=6)
     return [v for e in estimates for v in (e.value, e.low, e.high)]
 
 
@@ -367,8 +363,8 @@ def gap_figure(title: str, points: Sequence[GapPoint], baseline: Baseline | None
     """Train against val AUROC of the same checkpoint, the val interval as a horizontal segment, the
     diagonal (no gap), chance and the best baseline on the val axis."""
     fig, ax = canvas(title, xlabel, ylabel, size=SQUARE)
-    limits = intervals(ax, [p.val.value for p in points], [p.val for p in points], MODEL_COLOUR, "trial (val 95% CI)",
-                       axis="x", at=[p.train for p in points])
+    limits = intervals(ax, [p.train for p in points], [p.val for p in points], MODEL_COLOUR, "trial (val 95% CI)",
+                       axis="x")
     for p in points:
         ax.annotate(str(p.trial), (p.val.value, p.train), textcoords="offset points", xytext=(3, 3), fontsize=NOTE_SIZE)
     limits += [p.train for p in points] + [CHANCE]
