@@ -1,6 +1,7 @@
 """`python -m datamodules --data-tier TIER [--data PATH] ...`: summary of the data a run would see.
 
-`--export out.parquet` writes the unscaled features, label and split (train/val/test/purged) of every
+`--folds K` adds each fold's dates, samples and positive rates (train, val_select, val_report); the
+train/val lines are then the last fold's. `--export out.parquet` writes the unscaled features, label and split (train/val/test/purged) of every
 row (test labels left out, and no test positive rate shown: promotion alone reads them); `--list-features TIER` prints a tier's feature names. Bad input: one `error:` line, exit status 2.
 Imports no torch/Lightning, so it answers in about a second.
 """
@@ -25,6 +26,8 @@ HELP = {
     "horizon": "label: rise within this many days",
     "threshold": "label: rise of at least this fraction",
     "embargo": "rows dropped after each purge gap",
+    "folds": "walk-forward folds K: the val span cut into K blocks, each with its own train rows and scaler",
+    "window": "a fold's train rows: expanding (all before its block) or rolling (the first fold's length)",
     "batch_size": "samples per batch (training only)",
 }
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

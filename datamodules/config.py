@@ -11,6 +11,7 @@ from datamodules import tiers
 from datamodules.errors import DataError
 
 FRACTION_TOL = 1e-6
+WINDOWS = ("expanding", "rolling")
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,8 @@ class DataConfig:
     val_frac: float = 0.15
     test_frac: float = 0.15
     embargo: int = 5  # rows dropped after each purge gap, on top of `horizon`
+    folds: int = 1  # K walk-forward folds over the val span (`datamodules.folds`); 1: one train/val split
+    window: str = "expanding"  # a fold's train rows: all before its block, or `rolling`: the first's length
     batch_size: int = 64
 
     def check(self) -> DataConfig:
@@ -31,10 +34,12 @@ class DataConfig:
         tiers.check_tier(self.tier)
         if self.tier == tiers.FILE_TIER and self.path is None:
             raise DataError("tier 'file' needs a processed feature table: pass --data PATH")
-        for name, low in (("input_size", 1), ("horizon", 1), ("embargo", 0), ("batch_size", 1)):
+        for name, low in (("input_size", 1), ("horizon", 1), ("embargo", 0), ("folds", 1), ("batch_size", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise DataError(f"{name} must be an integer >= {low}, got {value!r}")
+        if self.window not in WINDOWS:
+            raise DataError(f"window must be one of {', '.join(WINDOWS)}, got {self.window!r}")
         if isinstance(self.threshold, bool) or not isinstance(self.threshold, int | float) or not (
                 math.isfinite(self.threshold) and self.threshold > 0):
             raise DataError(f"threshold must be a number > 0, got {self.threshold!r}")

@@ -20,8 +20,9 @@ from datamodules import sources, tiers
 from datamodules.config import DataConfig
 from datamodules.errors import DataError
 from datamodules.features import realized_vol
+from datamodules.folds import Fold, largest_fit, misfit, sample_ends, walk_forward
 from datamodules.labels import make_labels
-from datamodules.splits import PURGED, STAGES, Scaler, chronological_splits
+from datamodules.splits import PURGED, STAGES, Scaler
 
 VOLATILITY_WINDOWS = (5, 20)
 VAL_PARTS = ("val_select", "val_report")
@@ -42,6 +43,7 @@ class Prepared:
     ends: dict[str, np.ndarray]  # per stage: the rows where its samples end (dataset order)
     volatility_rows: np.ndarray  # [N, 2] float64: realized vol 5d, 20d of the source Close
     scaler: Scaler
+    folds: list[Fold]  # K walk-forward folds in date order; the last is the split of `x`, `ends`, `scaler`
     warmup: int
     data_fingerprint: str
     fingerprint: str
@@ -64,6 +66,18 @@ class Prepared:
     def last_features(self, stage: str) -> np.ndarray:
         """[n, F] float64: the unscaled features at each sample's last day, in dataset order."""
         return self.features[self._ends(stage)]
+
+    def fold_scaler(self, k: int) -> Scaler:
+        """Fold k's scaler (0-based), fit on that fold's train rows only; the last fold's is `scaler`."""
+        fold = self.folds[k]
+        return self.scaler if fold is self.folds[-1] else fold.scaler(self.features)
+
+    def fold_x(self, k: int) -> np.ndarray:
+        """[N, F] float32: every row scaled with fold k's scaler (row-major); the last fold's is `x`."""
+        fold = self.folds[k]
+        if fold is self.folds[-1]:
+            return self.x
+        return np.ascontiguousarray(fold.scaler(self.features).transform(self.features))
 
     def _ends(self, stage: str) -> np.ndarray:
         if stage not in self.ends:
@@ -94,8 +108,20 @@ class Prepared:
             if stage != "test":  # test labels are read by promotion only
                 out[f"{stage}.positive_rate"] = round(float(labels.mean()), 4)
             out[f"{stage}.date_range"] = " .. ".join(self.date_range(stage))
+        if s.folds > 1:
+            out |= {"folds": f"{s.folds} ({s.window} window)"} | self._fold_summary()
         out |= {"feature_cache": self.cache, "data_fingerprint": self.data_fingerprint,
                 "fingerprint": self.fingerprint}
+        return out
+
+    def _fold_summary(self) -> dict[str, str]:
+        """Per fold (numbered from 1) and part: dates, samples and positive rate (train and val only)."""
+        out = {}
+        for k, fold in enumerate(self.folds, start=1):
+            for part, ends in (("train", fold.train), *zip(VAL_PARTS, (fold.select, fold.report), strict=True)):
+                dates = self.index[ends]
+                out[f"fold{k}.{part}"] = (f"{dates[0].date()} .. {dates[-1].date()}, {len(ends)} samples, "
+                                          f"positive rate {self.y[ends].mean():.4f}")
         return out
 
     def frame(self) -> pd.DataFrame:
@@ -147,13 +173,17 @@ def _prepare(s: DataConfig, cache_dir: str | None) -> Prepared:
 
     feature_frame, warmup = tiers.drop_warmup(all_features)
     labels = make_labels(high, close, s.horizon, s.threshold)
-    splits = chronological_splits(len(labels), s)
+    folds = walk_forward(len(labels), warmup, s)
     n = len(labels) - warmup  # rows past the warm-up that have a label
-    split = splits.assignment()[warmup:]
-    rows = np.arange(max(n, 0))
-    ends = {stage: rows[(split == stage) & (rows >= s.input_size - 1)] for stage in STAGES}
-    half = len(ends["val"]) // 2
-    ends |= dict(zip(VAL_PARTS, (ends["val"][:half], ends["val"][half + s.horizon + s.embargo:]), strict=True))
+    last = folds[-1]  # the run's split (the only fold when K = 1)
+    split = last.rows.assignment()[warmup:]
+    ends = {"train": last.train, "val": last.val, "test": sample_ends(last.rows.test, warmup, s.input_size)}
+    ends |= dict(zip(VAL_PARTS, (last.select, last.report), strict=True))
+    if s.folds > 1 and (reason := misfit(folds, labels.y[warmup:])):
+        fits = largest_fit(len(labels), warmup, s, labels.y[warmup:])
+        raise DataError(f"--folds {s.folds} is too many for the val span: {reason}; "
+                        + (f"the largest --folds that fits is {fits}" if fits else
+                           "not even --folds 1 fits (run it to see why)"))
     if any(len(e) == 0 for e in ends.values()):
         raise DataError(
             f"too few rows for tier {s.tier} with input size {s.input_size}: {len(close)} rows leave "
@@ -169,10 +199,11 @@ def _prepare(s: DataConfig, cache_dir: str | None) -> Prepared:
                         "non-rises in every split; choose another --threshold or --horizon")
 
     values = feature_frame.to_numpy(dtype=np.float64)[:n]
-    scaler = Scaler.fit(values[split == "train"])
+    scaler = last.scaler(values)
     # realized vol from the first row on (shorter windows at the start); row 0 has no return: 0
     volatility = np.column_stack([realized_vol(close, w, min_periods=1) for w in VOLATILITY_WINDOWS])
     target = f"{s.horizon}:{s.threshold}:{s.train_frac}:{s.val_frac}:{s.test_frac}:{s.embargo}"
+    target += f":{s.folds}:{s.window}" if s.folds > 1 else ""  # K = 1: the one layout of before folds
     if build is not None:
         build.save()
     return Prepared(
@@ -189,6 +220,7 @@ def _prepare(s: DataConfig, cache_dir: str | None) -> Prepared:
         ends=ends,
         volatility_rows=np.nan_to_num(volatility[warmup : warmup + n], nan=0.0),
         scaler=scaler,
+        folds=folds,
         warmup=warmup,
         data_fingerprint=data_fingerprint,
         fingerprint=hashlib.sha256(f"{data_fingerprint}:{tier_fingerprint}:{target}".encode()).hexdigest(),

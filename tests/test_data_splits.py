@@ -6,9 +6,10 @@ import pytest
 
 from datamodules.config import DataConfig
 from datamodules.errors import DataError
+from datamodules.folds import fold_rows
 from datamodules.labels import make_labels
 from datamodules.prepared import prepare
-from datamodules.splits import Scaler, chronological_splits
+from datamodules.splits import Scaler
 from tests.test_data_support import synthetic_ohlcv
 
 
@@ -16,7 +17,7 @@ from tests.test_data_support import synthetic_ohlcv
 def test_no_label_window_reaches_into_the_next_split(n, horizon, embargo):
     frame = synthetic_ohlcv(n + horizon)
     labels = make_labels(frame["High"].to_numpy(), frame["Close"].to_numpy(), horizon, 0.01)
-    splits = chronological_splits(len(labels), DataConfig(horizon=horizon, embargo=embargo))
+    [splits] = fold_rows(len(labels), DataConfig(horizon=horizon, embargo=embargo))
     train, val, test = splits.train, splits.val, splits.test
     assert len(train) and len(val) and len(test)
     assert labels.end[train].max() < val.start and labels.end[val].max() < test.start
@@ -28,7 +29,7 @@ def test_no_label_window_reaches_into_the_next_split(n, horizon, embargo):
 
 
 def test_fractions_are_respected():
-    splits = chronological_splits(1000, DataConfig(horizon=1, embargo=5, train_frac=0.6, val_frac=0.2, test_frac=0.2))
+    [splits] = fold_rows(1000, DataConfig(horizon=1, embargo=5, train_frac=0.6, val_frac=0.2, test_frac=0.2))
     assert (splits.train.stop, splits.val.start, splits.val.stop, splits.test.start) == (594, 600, 794, 800)
 
 
