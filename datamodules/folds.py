@@ -5,11 +5,11 @@ b = round(n * (train_frac + val_frac)):
 
 - test is [b, n), the same for every K (promotion alone reads it);
 - the val span is [a, b - gap): the rows after the first training window, less the purge gap before test.
-  It is cut into K consecutive blocks: block k is [s_k, s_k+1) with s_k = a + floor(k * m / K) and
+  It is cut into K consecutive blocks: block k is [s_k, s_(k+1)) with s_k = a + floor(k * m / K) and
   m = b - gap - a (block lengths differ by at most one row);
 - fold k validates on block k and trains on the rows [0, s_k - gap) (`window` "expanding"), or on the
-  last a - gap of them ("rolling": the length of the first fold's train). A train label, which looks at
-  rows up to t + horizon, so ends `embargo + 1` rows before the block starts.
+  last a - gap of them ("rolling": the length of the first fold's train). A train label looks at rows
+  up to t + horizon, so the last one ends `embargo + 1` rows before the block starts.
 
 K = 1 is the single split train [0, a - gap), val [a, b - gap), test [b, n). A fold's samples are the
 rows of its ranges past the features' warm-up where a window of L rows fits (row >= L - 1), in dataset
@@ -22,6 +22,7 @@ earlier folds' blocks, never the reverse; report parts of different folds never 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from itertools import pairwise
 
 import numpy as np
 
@@ -55,7 +56,7 @@ def fold_rows(n: int, cfg: DataConfig) -> list[Splits]:
     starts = [a + k * (stop - a) // cfg.folds for k in range(cfg.folds + 1)]
     first = max(a - gap, 0)  # the first fold's train rows
     out = []
-    for start, end in zip(starts, starts[1:], strict=False):
+    for start, end in pairwise(starts):
         train_stop = max(start - gap, 0)
         train_start = train_stop - first if cfg.window == "rolling" else 0
         out.append(Splits(n, range(train_start, train_stop), range(start, end), range(b, n)))
