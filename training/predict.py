@@ -115,9 +115,13 @@ def report(table: pd.DataFrame, meta: dict[str, object]) -> list[str]:
         at_promotion = (f"; at promotion on its test split: AUROC {float(meta['test_auroc']):.4f} "
                         f"[{float(meta['test_auroc_ci_low']):.4f}, {float(meta['test_auroc_ci_high']):.4f}], Brier "
                         f"{float(meta['test_brier_val_calibrated']):.4f}" if "test_auroc" in meta else "")
+        seen = int((known["date"] < meta["test_start"]).sum()) if "test_start" in meta else 0
+        in_sample = (f"; {seen} of these dates precede the model's test split (from {meta['test_start']}): on "
+                     "the data it was promoted on they trained and chose it, and the figure is not held out"
+                     if seen else "")
         lines.append(f"on the {len(known)} scored dates whose labels are known: AUROC {iv.point['model']:.4f} "
                      f"[95% CI {low:.4f}, {high:.4f}], Brier {np.mean((p - y) ** 2):.4f} (a constant at the "
-                     f"label rate: {y.mean() * (1 - y.mean()):.4f}){at_promotion}")
+                     f"label rate: {y.mean() * (1 - y.mean()):.4f}){at_promotion}{in_sample}")
     return lines
 
 

@@ -344,21 +344,19 @@ def promote(cfg, prepared, source: Source, *, name: str, alias: str, seeds: int,
             name=name, alias=alias, cfg=cfg, prepared=prepared, calibrator=calibrator, members=members,
             info={"promotion_run_id": run_id, "model": cfg.model.name, "tier": cfg.data.tier,
                   "input_size": cfg.data.input_size, "horizon": h, "threshold": cfg.data.threshold,
-                  "seeds": seeds, **{key.replace("/", "_"): metrics[key] for key in (
+                  "seeds": seeds, "test_start": str(prepared.dates("test")[0].date()),
+                  **{key.replace("/", "_"): metrics[key] for key in (
                       "test/auroc", "test/auroc_ci_low", "test/auroc_ci_high", "test/brier_val_calibrated")}},
-            tags={  # the headline first: the model version page shows the first few without scrolling
-                  **{key.replace("/", "_"): _fmt(metrics[key]) for key in (
-                      "test/auroc", "test/auroc_ci_low", "test/auroc_ci_high")},
-                  "best_baseline": ev.best_baseline,
+            tags={"study": source.study or "", "trial": source.trial or "", "source": source.uri,
+                  "promotion_run_id": run_id, "model": cfg.model.name, "tier": cfg.data.tier,
+                  "input_size": cfg.data.input_size, "horizon": h, "threshold": cfg.data.threshold,
+                  "data_fingerprint": prepared.data_fingerprint, "fingerprint": prepared.fingerprint,
+                  "seeds": seeds, "best_baseline": ev.best_baseline,
                   "best_baseline_test_auroc": _fmt(metrics["baseline/best/test/auroc"]),
                   **{key.replace("/", "_"): _fmt(metrics[key]) for key in (
-                      "test/auroc_vs_best_baseline_ci_low", "test/auroc_vs_best_baseline_ci_high",
-                      "val/auroc", "val/auroc_ci_low", "val/auroc_ci_high")},
-                  "model": cfg.model.name, "tier": cfg.data.tier, "input_size": cfg.data.input_size,
-                  "study": source.study or "", "trial": source.trial or "", "source": source.uri,
-                  "promotion_run_id": run_id, "horizon": h, "threshold": cfg.data.threshold,
-                  "data_fingerprint": prepared.data_fingerprint, "fingerprint": prepared.fingerprint,
-                  "seeds": seeds},
+                      "val/auroc", "val/auroc_ci_low", "val/auroc_ci_high", "test/auroc", "test/auroc_ci_low",
+                      "test/auroc_ci_high", "test/auroc_vs_best_baseline_ci_low",
+                      "test/auroc_vs_best_baseline_ci_high")}},
             describe=lambda version: notes.promotion_note(source.label, cfg, metrics, (ev, ev_val), seed_list,
                                                           version, name),
         )
