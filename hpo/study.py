@@ -43,7 +43,7 @@ from hpo.sampling import TrialSeededTPE
 from hpo.settings import StudySettings
 from hpo.space import SearchSpace, depth_param
 from hpo.storage import Admission, open_storage, study_exists
-from models.budgets import SHAPE_KEYS, StyleGrid, count_params, parse_budget, solve
+from models.budgets import SHAPE_KEYS, STYLES, StyleGrid, count_params, parse_budget, solve
 from training import notes, tracking
 from training.config import RunConfig
 from training.train import EVIDENCE, MONITOR, OBJECTIVE, SELECT, evidence_line, train
@@ -153,6 +153,10 @@ def _open(settings: StudySettings, n_features: int, fingerprint: str, pruner: op
                                          adopt=launcher)
         study.set_user_attr(parent.PARENT_ATTR, parent_id)
         echo(f"study {name!r} created in {shown}; MLflow parent run {parent_id}")
+        if settings.forced_extremes:
+            styles = "; ".join(f"{style}: {depth} layer(s)" for style, depth in STYLES.items())
+            echo(f"forced trials run first: fixed configs, one per budget x style ({styles}; each as wide as the "
+                 "budget allows) x strong/weak regularisation, never pruned")
     else:
         if launcher is not None:
             parent.mark_session(launcher, parent_id, name)
