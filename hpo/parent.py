@@ -174,7 +174,8 @@ def describe(run_id: str, study: optuna.Study, best: optuna.trial.FrozenTrial, n
     trials = study.get_trials(deepcopy=False)
     counts = Counter(t.state.name for t in trials)
     note = notes.study_note(
-        study.study_name, old.get("storage", "?"), best=best.number, objective=best.value, null=null,
+        study.study_name, old.get("storage", "?"), objective=best.value, null=null,
+        best=notes.run_link(f"trial {best.number}", experiment_of(run_id), best.user_attrs.get("mlflow_run_id", "")),
         evidence_line=notes.evidence(best.user_attrs["evidence"], best.user_attrs["best_baseline"], "val", "best/"),
         by_budget={b: reported(t) for b, t in sorted(best_by_budget(trials).items(), key=lambda i: parse_budget(i[0]))},
         counts=dict(counts))

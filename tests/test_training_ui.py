@@ -216,11 +216,13 @@ def test_run_names_and_descriptions_read_back_from_the_store(promoted):
     best = study.data.tags["best_trial"]
     note = study.data.tags[notes.NOTE]
     m = study.data.metrics
-    assert note.startswith(f"### Study `ui`: best trial {best}\n**best/val/auroc {m['best/val/auroc']:.4f}**")
+    link = f"(#/experiments/{study.info.experiment_id}/runs/{study.data.tags['best_run_id']}?workflowType=machine_learning)"
+    assert note.startswith(f"### Study `ui`: best [trial {best}]{link}\n**best/val/auroc {m['best/val/auroc']:.4f}**")
     assert f"the selection null {m['selection/null_auroc_p95']:.4f}" in note
     pm = promotion.data.metrics
     assert note.split(notes.HELD_OUT)[1].startswith(f"**test/auroc {pm['test/auroc']:.4f}** [95% CI")
-    assert f"promotion run {promotion.info.run_id}, `{NAME}` version 1" in note
+    assert (f"[promotion run {promotion.info.run_id}](#/experiments/{promotion.info.experiment_id}/runs/"
+            f"{promotion.info.run_id}?workflowType=machine_learning), `{NAME}` version 1") in note
     table = client.download_artifacts(study.info.run_id, "study/trials.md")
     rows = Path(table).read_text().splitlines()[2:]
     assert len(rows) == 3 and rows[0].startswith(f"| {best} | complete |")

@@ -64,12 +64,17 @@ def trial_note(study: str, number: int, state: str, *, budget: str | None, style
     return "\n\n".join(p for p in (what, why, body and body.split("\n", 1)[1]) if p)
 
 
-def study_note(name: str, storage: str, *, best: int, objective: float, null: float, evidence_line: str,
+def run_link(text: str, experiment: str, run_id: str) -> str:
+    """A Markdown link to a run's page that keeps MLflow's UI in its Model-training view."""
+    return f"[{text}](#/experiments/{experiment}/runs/{run_id}?workflowType=machine_learning)"
+
+
+def study_note(name: str, storage: str, *, best: str, objective: float, null: float, evidence_line: str,
                by_budget: dict[str, float], counts: dict[str, int]) -> str:
-    """A study's parent run at the end of a session."""
+    """A study's parent run at the end of a session; `best`: the best trial (a `run_link`)."""
     verdict_null = "exceeds" if objective > null else "does not exceed (selection luck cannot be ruled out)"
     budgets = ", ".join(f"{b} {v:.4f}" for b, v in by_budget.items())
-    return (f"### Study `{name}`: best trial {best}\n"
+    return (f"### Study `{name}`: best {best}\n"
             f"{evidence_line} ({REPORT_WORDS})\n\n"
             f"Selected on val_select: best/val_select/auroc {objective:.4f} {verdict_null} the selection null "
             f"{null:.4f} (what the best of as many random scorers as completed trials reaches on the same labels, "

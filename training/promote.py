@@ -300,7 +300,7 @@ def promote(cfg, prepared, source: Source, *, name: str, alias: str, seeds: int,
             print(f"seed {seed} ({k + 1} of {seeds}): training", flush=True)
             members.append(train(cfg.override({"train.seed": seed}), parent_run_id=run_id, progress=progress,
                                  plots=False, log_checkpoint=True, run_name=f"{what} seed {seed}",
-                                 tags={"promotion_run_id": run_id, "promotion_seed": str(k)}))
+                                 tags={"promotion_run_id": run_id, "promotion_seed": str(seed)}))
         dm = TierDataModule(cfg.data)
         dm.setup()
 
@@ -325,11 +325,13 @@ def promote(cfg, prepared, source: Source, *, name: str, alias: str, seeds: int,
                    "val/auroc_seed_mean": float(seed_val.mean()), "val/auroc_seed_sd": _sd(seed_val),
                    "test/brier_val_calibrated": float(np.mean((deployed - y_test) ** 2)),
                    "calibrator/a": calibrator.a, "calibrator/b": calibrator.b, "test/samples": len(y_test),
-                   **{f"seed/{k}/{key}": v for k, m in enumerate(seed_metrics) for key, v in m.items()}}
+                   **{f"seed/{seed}/{key}": v for seed, m in zip(seed_list, seed_metrics, strict=True)
+                      for key, v in m.items()}}
         tracking.log_batch(run_id, metrics, params=ev.ci_params, tags={"best_baseline": ev.best_baseline})
         looks = record_look(source.study_run_id, run_id)
         table = ev.predictions().assign(probability_deployed=deployed,
-                                        **{f"probability_seed_{k}": p for k, p in enumerate(test)})
+                                        **{f"probability_seed_{seed}": p for seed, p in zip(seed_list, test,
+                                                                                            strict=True)})
         tracking.log_frame(table, "predictions/test.parquet")
         for path, figure in figures(ev, "test (ensemble)").items():
             mlflow.log_figure(figure, path)
@@ -440,9 +442,11 @@ def held_out(study_run_id: str, run_id: str, version: str, name: str, line: str)
 
     from training import notes, tracking
 
-    note = MlflowClient().get_run(study_run_id).data.tags.get(notes.NOTE, "")
+    client = MlflowClient()
+    note = client.get_run(study_run_id).data.tags.get(notes.NOTE, "")
+    link = notes.run_link(f"promotion run {run_id}", client.get_run(run_id).info.experiment_id, run_id)
     tracking.log_batch(study_run_id, tags={notes.NOTE: notes.with_held_out(
-        note, f"{line}: promotion run {run_id}, `{name}` version {version}")})
+        note, f"{line}: {link}, `{name}` version {version}")})
 
 
 def register(*, name: str, alias: str, cfg, prepared, calibrator, members, info: dict, tags: dict,
