@@ -133,6 +133,10 @@ class DirectionModel(mlflow.pyfunc.PythonModel):
                             f"i.e. at least {warmup + cfg.input_size} rows")
         return data, rows
 
+    def scale(self, values: np.ndarray) -> np.ndarray:
+        """Unscaled feature rows [N, F] scaled with the train statistics, as the networks read them."""
+        return ((values - self.mean) / self.std).astype(np.float32)
+
     @torch.no_grad()
     def raw_probabilities(self, x: np.ndarray) -> np.ndarray:
         """The seeds' mean probability for the windows ending at rows L-1 .. N-1 of the scaled features."""
@@ -150,7 +154,7 @@ class DirectionModel(mlflow.pyfunc.PythonModel):
         except UserError as err:
             raise InputError(" ".join(str(err).split())) from None
         values = rows.to_numpy(dtype=np.float64)
-        raw = self.raw_probabilities(((values - self.mean) / self.std).astype(np.float32))
+        raw = self.raw_probabilities(self.scale(values))
         scored = slice(self.config.data.input_size - 1, None)
         out = pd.DataFrame({"date": rows.index[scored].strftime("%Y-%m-%d"),
                             "probability": self.calibrator.transform(raw), "probability_raw": raw,
