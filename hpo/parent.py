@@ -17,7 +17,7 @@ from optuna.trial import TrialState
 from datamodules.errors import UserError
 from models.budgets import parse_budget
 from models.intervals import selection_null
-from training import plotting, tracking
+from training import notes, plotting, tracking
 from training.config import RunConfig
 from training.train import OBJECTIVE, SELECT
 
@@ -163,7 +163,41 @@ def log_report(run_id: str, study: optuna.Study, select_labels: np.ndarray, hori
     if best_run:
         config = RunConfig.from_params(client.get_run(best_run).data.params)
         client.log_text(run_id, config.to_json(), "best_config.json")
+    client.log_text(run_id, trials_table(trials), "study/trials.md")
+    describe(run_id, study, best, null)
     return null
+
+
+def describe(run_id: str, study: optuna.Study, best: optuna.trial.FrozenTrial, null: float) -> None:
+    """The parent's Markdown note (`training.notes.study_note`), keeping the held-out section promotion wrote."""
+    old = MlflowClient().get_run(run_id).data.tags
+    trials = study.get_trials(deepcopy=False)
+    counts = Counter(t.state.name for t in trials)
+    note = notes.study_note(
+        study.study_name, old.get("storage", "?"), objective=best.value, null=null,
+        best=notes.run_link(f"trial {best.number}", experiment_of(run_id), best.user_attrs.get("mlflow_run_id", "")),
+        evidence_line=notes.evidence(best.user_attrs["evidence"], best.user_attrs["best_baseline"], "val", "best/"),
+        by_budget={b: reported(t) for b, t in sorted(best_by_budget(trials).items(), key=lambda i: parse_budget(i[0]))},
+        counts=dict(counts))
+    held = notes.held_out_of(old.get(notes.NOTE, ""))
+    tracking.log_batch(run_id, tags={notes.NOTE: notes.with_held_out(note, held) if held else note})
+
+
+def trials_table(trials: list[optuna.trial.FrozenTrial]) -> str:
+    """Every trial in one Markdown table, the completed ones first, by objective: the study at a glance."""
+    rows = sorted(trials, key=lambda t: (t.state != TrialState.COMPLETE, -(t.value or 0.0), t.number))
+    lines = [f"| trial | state | budget | style | {OBJECTIVE} | best/val/auroc [95% CI] | best baseline | verdict |",
+             "|---|---|---|---|---|---|---|---|"]
+    for t in rows:
+        ev = t.user_attrs.get("evidence")
+        shown = (f"{ev['best/val/auroc']:.4f} [{ev['best/val/auroc_ci_low']:.4f}, {ev['best/val/auroc_ci_high']:.4f}]"
+                 if ev else "")
+        verdict = (notes.verdict(ev["best/val/auroc_vs_best_baseline_ci_low"],
+                                 ev["best/val/auroc_vs_best_baseline_ci_high"]) if ev else "")
+        value = f"{t.value:.4f}" if t.value is not None else ""
+        lines.append(f"| {t.number} | {t.state.name.lower()} | {budget_of(t) or ''} | {t.user_attrs.get('style', '')} "
+                     f"| {value} | {shown} | {t.user_attrs.get('best_baseline', '')} | {verdict} |")
+    return "\n".join(lines) + "\n"
 
 
 def trial_points(trials: list[optuna.trial.FrozenTrial]) -> list[plotting.TrialPoint]:

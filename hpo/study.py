@@ -43,8 +43,8 @@ from hpo.sampling import TrialSeededTPE
 from hpo.settings import StudySettings
 from hpo.space import SearchSpace, depth_param
 from hpo.storage import Admission, open_storage, study_exists
-from models.budgets import SHAPE_KEYS, StyleGrid, count_params, parse_budget, solve
-from training import tracking
+from models.budgets import SHAPE_KEYS, STYLES, StyleGrid, count_params, parse_budget, solve
+from training import notes, tracking
 from training.config import RunConfig
 from training.train import EVIDENCE, MONITOR, OBJECTIVE, SELECT, evidence_line, train
 
@@ -128,15 +128,16 @@ def _open(settings: StudySettings, n_features: int, fingerprint: str, pruner: op
     base, launcher = settings.base, parent.launcher_run()
     if settings.supplementary:
         plan = phase2.plan(settings.storage, settings.study_name)
-        storage, shown, name, budgets = plan.storage, plan.shown, plan.name, plan.budgets
+        name, budgets = plan.name, plan.budgets
         link = phase2.phase1_link(plan.phase1)
     else:
-        storage, shown = open_storage(settings.storage)
         name, budgets, link = settings.study_name, settings.budgets, {}
     grid = settings.grid(budgets, n_features)  # bad budgets fail before anything is written
     space = SearchSpace.build(base, budgets, set(settings.pinned), n_features)
     settings.check_trials(len(grid.distinct()) * len(EXTREMES))
     check_timing()
+    # opening a journal storage creates its file: only once the settings are known to be good
+    storage, shown = (plan.storage, plan.shown) if settings.supplementary else open_storage(settings.storage)
     definition = _definition(base, space, fingerprint, budgets, 2 if settings.supplementary else 1)
 
     pruner = pruner or (_median_pruner(base.train.max_epochs) if settings.pruning else optuna.pruners.NopPruner())
@@ -152,6 +153,10 @@ def _open(settings: StudySettings, n_features: int, fingerprint: str, pruner: op
                                          adopt=launcher)
         study.set_user_attr(parent.PARENT_ATTR, parent_id)
         echo(f"study {name!r} created in {shown}; MLflow parent run {parent_id}")
+        if settings.forced_extremes:
+            styles = "; ".join(f"{style}: {depth} layer(s)" for style, depth in STYLES.items())
+            echo(f"forced trials run first: fixed configs, one per budget x style ({styles}; each as wide as the "
+                 "budget allows) x strong/weak regularisation, never pruned")
     else:
         if launcher is not None:
             parent.mark_session(launcher, parent_id, name)
@@ -183,10 +188,11 @@ class Objective:
         if "transferred" in trial.user_attrs:
             tags["transferred_from"] = trial.user_attrs["transferred"]
         with Heartbeat(trial), tracking.run_context(
-                kind="trial", run_name=f"{self.study_name}-{trial.number}", parent_run_id=self.parent_run_id,
+                kind="trial", run_name=notes.trial_name(trial.number, None, None, "running"),
+                parent_run_id=self.parent_run_id,
                 experiment=self.experiment, tags=tags, finished_on=(optuna.TrialPruned,)) as run:
             trial.set_user_attr("mlflow_run_id", run.info.run_id)
-            state = "FAIL"
+            state, result = "FAIL", None
             pruning = PruningCallback(trial, prune=not forced)  # the forced grid is compared whole
             try:
                 cfg = self.config(trial)
@@ -215,7 +221,19 @@ class Objective:
                 trial.set_user_attr(FAILED_REASON, "interrupted")  # not counted: a rerun runs it again
                 raise
             finally:
-                mlflow.set_tag("trial_state", state)
+                mlflow.set_tags({"trial_state": state, **self.describe(trial, state, forced, result, pruning)})
+
+    def describe(self, trial: optuna.Trial, state: str, forced: bool, result, pruning: PruningCallback) -> dict:
+        """The trial run's name and Markdown note once it has ended."""
+        budget, style = trial.user_attrs.get("budget"), trial.user_attrs.get("style")
+        why = {"PRUNED": f"Pruned at epoch {pruning.pruned_at[0] + 1 if pruning.pruned_at else '?'}: its val_select "
+                         "AUROC was below the median of earlier trials at that epoch.",
+               "FAIL": f"Failed: {trial.user_attrs.get('error') or trial.user_attrs.get(FAILED_REASON, 'interrupted')}"}
+        body = None if result is None else notes.train_note(result.config, result.metrics, result.best_baseline,
+                                                            result.best_epoch, result.epochs)
+        return {"mlflow.runName": notes.trial_name(trial.number, budget, style, state),
+                notes.NOTE: notes.trial_note(self.study_name, trial.number, state, budget=budget, style=style,
+                                             forced=forced, body=body, why=why.get(state))}
 
     def config(self, trial: optuna.Trial) -> RunConfig:
         """The trial's config; its budget and style are tagged before the shape is solved."""

@@ -71,8 +71,8 @@ def test_promote_a_study_registers_one_evaluated_ensemble(study, capsys, tmp_pat
 
     # the promotion run: per seed val and test, the ensemble with its interval beside every baseline
     m = promotion.data.metrics
-    for k in range(2):
-        assert f"seed/{k}/val/auroc" in m and f"seed/{k}/test/auroc" in m
+    for seed in (42, 43):  # named by the seed itself, as in the output and the seed runs' names
+        assert f"seed/{seed}/val/auroc" in m and f"seed/{seed}/test/auroc" in m
     for key in ("test/auroc", "test/auroc_ci_low", "test/auroc_ci_high", "test/auroc_seed_mean", "test/auroc_seed_sd",
                 "test/auroc_vs_best_baseline_ci_low", "test/auroc_vs_best_baseline_ci_high", "test/brier_calibrated",
                 "test/brier_val_calibrated", "val/auroc", "val/auroc_ci_low", "val/auroc_ci_high"):
@@ -80,7 +80,7 @@ def test_promote_a_study_registers_one_evaluated_ensemble(study, capsys, tmp_pat
     for name in ("majority", "volatility", "logistic", "boosting"):
         assert f"baseline/{name}/test/auroc" in m
     assert m["test/auroc_ci_low"] <= m["test/auroc"] <= m["test/auroc_ci_high"]
-    assert m["test/auroc_seed_mean"] == pytest.approx(np.mean([m["seed/0/test/auroc"], m["seed/1/test/auroc"]]))
+    assert m["test/auroc_seed_mean"] == pytest.approx(np.mean([m["seed/42/test/auroc"], m["seed/43/test/auroc"]]))
     artifacts = {a.path for d in ("", "plots", "predictions") for a in client.list_artifacts(promotion.info.run_id, d)}
     assert {"plots/test_roc.png", "plots/test_calibration.png", "predictions/test.parquet"} <= artifacts
     assert "test/auroc" in out and "boosting" in out and f"registered {NAME} version 1" in out

@@ -19,6 +19,7 @@ promotions running at the same time never overwrite each other's record) and the
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import os
 import sys
@@ -53,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--seeds", type=optional(int), default=None,
                      help=f"seeds to retrain and ensemble (default {DEFAULT_SEEDS})")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--verbose", action="store_true",
+                        help="Lightning's own messages too (model summaries, accelerator banners)")
     add_run_arguments(parser)
     return parser
 
@@ -104,6 +107,9 @@ def main(argv: list[str] | None = None) -> None:
               f"(promotion runs {', '.join(looks)}); each extra look makes the test number less held-out",
               file=sys.stderr)
     previous = registry.alias_holder(name, alias)
+    if not args.verbose:  # third-party banners and model summaries are logged at INFO
+        for logger in ("pytorch_lightning", "lightning", "lightning_fabric"):
+            logging.getLogger(logger).setLevel(logging.WARNING)
     promotion = promote(cfg, prepared, source, name=name, alias=alias, seeds=seeds, previous=previous,
                         progress=not args.quiet)
     promotion.report(print)
@@ -243,12 +249,13 @@ class Promotion:
         m = self.metrics
         echo(f"promotion run {self.run_id} (kind {KIND}) of {self.source.label}, {len(self.seeds)} seeds")
         for k, (seed, s) in enumerate(zip(self.seeds, self.seed_metrics, strict=True)):
-            echo(f"  seed {k} (train.seed {seed}): val/auroc {s['val/auroc']:.4f}, test/auroc {s['test/auroc']:.4f} "
+            echo(f"  seed {seed} ({k + 1} of {len(self.seeds)}): val/auroc {s['val/auroc']:.4f}, test/auroc {s['test/auroc']:.4f} "
                  f"(best epoch {s['best_epoch']:.0f} of {s['epochs']:.0f})")
         echo(f"  seeds' test/auroc: mean {m['test/auroc_seed_mean']:.4f}, sd {m['test/auroc_seed_sd']:.4f}")
         echo(f"ensemble on test ({self.n_test} samples, {self.test_dates[0]} .. {self.test_dates[1]}): test/auroc "
              f"{m['test/auroc']:.4f} [95% CI {m['test/auroc_ci_low']:.4f}, {m['test/auroc_ci_high']:.4f}]; "
-             f"val/auroc {m['val/auroc']:.4f} [{m['val/auroc_ci_low']:.4f}, {m['val/auroc_ci_high']:.4f}]")
+             f"on val_report (the report half of val) val/auroc {m['val/auroc']:.4f} "
+             f"[{m['val/auroc_ci_low']:.4f}, {m['val/auroc_ci_high']:.4f}]")
         names = sorted(k.split("/")[1] for k in m if k.startswith("baseline/") and k.endswith("/test/auroc")
                        and not k.startswith("baseline/best/"))
         echo("  baselines on the same samples: " + ", ".join(
@@ -274,7 +281,7 @@ def promote(cfg, prepared, source: Source, *, name: str, alias: str, seeds: int,
     from datamodules.datamodule import TierDataModule
     from models.calibration import fit_calibrator
     from models.intervals import rank_auroc
-    from training import tracking
+    from training import notes, pyfunc, tracking
     from training.evaluate import baseline_scores, evaluate, figures, predict_probs
     from training.train import REPORT, train
 
@@ -283,16 +290,17 @@ def promote(cfg, prepared, source: Source, *, name: str, alias: str, seeds: int,
             **({"transferred_from": source.uri} if source.transferred else {}),
             **{k: v for k, v in (("study", source.study), ("study_run_id", source.study_run_id),
                                  ("trial", source.trial), ("source_run_id", source.run_id)) if v}}
-    with tracking.run_context(kind=KIND, run_name=f"{name}-promotion", tags=tags) as run:
+    what = pyfunc.artifact_name(cfg)
+    with tracking.run_context(kind=KIND, run_name=f"promotion {name}: {what}, {seeds} seeds", tags=tags) as run:
         run_id = run.info.run_id
         tracking.log_config(cfg, extra={"promotion.seeds": seeds, "promotion.seed_list": ",".join(map(str, seed_list)),
                                         "promotion.alias": alias})
         members = []
         for k, seed in enumerate(seed_list):
-            print(f"seed {k + 1}/{seeds} (train.seed {seed})", flush=True)
+            print(f"seed {seed} ({k + 1} of {seeds}): training", flush=True)
             members.append(train(cfg.override({"train.seed": seed}), parent_run_id=run_id, progress=progress,
-                                 plots=False, log_checkpoint=True,
-                                 tags={"promotion_run_id": run_id, "promotion_seed": str(k)}))
+                                 plots=False, log_checkpoint=True, run_name=f"{what} seed {seed}",
+                                 tags={"promotion_run_id": run_id, "promotion_seed": str(seed)}))
         dm = TierDataModule(cfg.data)
         dm.setup()
 
@@ -317,11 +325,13 @@ def promote(cfg, prepared, source: Source, *, name: str, alias: str, seeds: int,
                    "val/auroc_seed_mean": float(seed_val.mean()), "val/auroc_seed_sd": _sd(seed_val),
                    "test/brier_val_calibrated": float(np.mean((deployed - y_test) ** 2)),
                    "calibrator/a": calibrator.a, "calibrator/b": calibrator.b, "test/samples": len(y_test),
-                   **{f"seed/{k}/{key}": v for k, m in enumerate(seed_metrics) for key, v in m.items()}}
+                   **{f"seed/{seed}/{key}": v for seed, m in zip(seed_list, seed_metrics, strict=True)
+                      for key, v in m.items()}}
         tracking.log_batch(run_id, metrics, params=ev.ci_params, tags={"best_baseline": ev.best_baseline})
         looks = record_look(source.study_run_id, run_id)
         table = ev.predictions().assign(probability_deployed=deployed,
-                                        **{f"probability_seed_{k}": p for k, p in enumerate(test)})
+                                        **{f"probability_seed_{seed}": p for seed, p in zip(seed_list, test,
+                                                                                            strict=True)})
         tracking.log_frame(table, "predictions/test.parquet")
         for path, figure in figures(ev, "test (ensemble)").items():
             mlflow.log_figure(figure, path)
@@ -336,7 +346,9 @@ def promote(cfg, prepared, source: Source, *, name: str, alias: str, seeds: int,
             name=name, alias=alias, cfg=cfg, prepared=prepared, calibrator=calibrator, members=members,
             info={"promotion_run_id": run_id, "model": cfg.model.name, "tier": cfg.data.tier,
                   "input_size": cfg.data.input_size, "horizon": h, "threshold": cfg.data.threshold,
-                  "seeds": seeds},
+                  "seeds": seeds, "test_start": str(prepared.dates("test")[0].date()),
+                  **{key.replace("/", "_"): metrics[key] for key in (
+                      "test/auroc", "test/auroc_ci_low", "test/auroc_ci_high", "test/brier_val_calibrated")}},
             tags={"study": source.study or "", "trial": source.trial or "", "source": source.uri,
                   "promotion_run_id": run_id, "model": cfg.model.name, "tier": cfg.data.tier,
                   "input_size": cfg.data.input_size, "horizon": h, "threshold": cfg.data.threshold,
@@ -347,11 +359,13 @@ def promote(cfg, prepared, source: Source, *, name: str, alias: str, seeds: int,
                       "val/auroc", "val/auroc_ci_low", "val/auroc_ci_high", "test/auroc", "test/auroc_ci_low",
                       "test/auroc_ci_high", "test/auroc_vs_best_baseline_ci_low",
                       "test/auroc_vs_best_baseline_ci_high")}},
-            description=f"{source.label}: {seeds}-seed ensemble, test/auroc {metrics['test/auroc']:.4f} "
-                        f"[{metrics['test/auroc_ci_low']:.4f}, {metrics['test/auroc_ci_high']:.4f}]; best baseline "
-                        f"{ev.best_baseline} {metrics['baseline/best/test/auroc']:.4f}; the model {ev.verdict()}.",
+            describe=lambda version: notes.promotion_note(source.label, cfg, metrics, (ev, ev_val), seed_list,
+                                                          version, name),
         )
-        tracking.log_batch(run_id, tags={"registered_version": version})
+        tracking.log_batch(run_id, tags={"registered_version": version, notes.NOTE: notes.promotion_note(
+            source.label, cfg, metrics, (ev, ev_val), seed_list, version, name)})
+        if source.study_run_id is not None:
+            held_out(source.study_run_id, run_id, version, name, notes.evidence(metrics, ev.best_baseline, "test"))
     dates = prepared.dates("test")
     return Promotion(run_id, name, alias, version, source, seed_list, seed_metrics, metrics, ev.best_baseline,
                      ev.verdict(), len(y_test), (str(dates[0].date()), str(dates[-1].date())), looks, comparison)
@@ -422,27 +436,42 @@ def compare(previous, cfg, prepared, new_probs: np.ndarray) -> tuple[str, dict[s
             f"new minus previous [{low:+.4f}, {high:+.4f}]"), extra
 
 
+def held_out(study_run_id: str, run_id: str, version: str, name: str, line: str) -> None:
+    """The study's note gets (or replaces) its held-out section: this promotion's test evidence."""
+    from mlflow.tracking import MlflowClient
+
+    from training import notes, tracking
+
+    client = MlflowClient()
+    note = client.get_run(study_run_id).data.tags.get(notes.NOTE, "")
+    link = notes.run_link(f"promotion run {run_id}", client.get_run(run_id).info.experiment_id, run_id)
+    tracking.log_batch(study_run_id, tags={notes.NOTE: notes.with_held_out(
+        note, f"{line}: {link}, `{name}` version {version}")})
+
+
 def register(*, name: str, alias: str, cfg, prepared, calibrator, members, info: dict, tags: dict,
-             description: str) -> str:
+             describe) -> str:
     """Log the pyfunc into the active (promotion) run, register it as a new version of `name` with its tags,
-    move the alias; on any failure the new version (and a registered model created for it) is deleted again."""
+    move the alias; `describe(version)`: its Markdown description. On any failure the new version (and a registered model created for it) is deleted again."""
     import mlflow
     from mlflow.tracking import MlflowClient
 
     from datamodules import sources
-    from training import pyfunc
+    from training import pyfunc, shift
 
     client = MlflowClient()
     existed = _registered_model_exists(name)
     raw = sources.load_ohlcv(cfg.data.path)
     example = raw.iloc[-(prepared.warmup + cfg.data.input_size + 4):].reset_index().rename(columns={"date": "Date"})
     states = [{k: v.detach().cpu() for k, v in r.model.state_dict().items()} for r in members]
+    train = prepared.split == "train"
+    reference = shift.reference(prepared.features[train], list(prepared.feature_names), prepared.y[train])
     logged = pyfunc.log(config=cfg, features=list(prepared.feature_names), scaler=prepared.scaler,
-                        calibrator=calibrator, states=states, example=example, info=info)
+                        calibrator=calibrator, states=states, reference=reference, example=example, info=info)
     version = None
     try:
         version = str(mlflow.register_model(logged.model_uri, name, tags={k: str(v) for k, v in tags.items()}).version)
-        client.update_model_version(name, version, description=description)
+        client.update_model_version(name, version, description=describe(version))
         client.set_registered_model_alias(name, alias, version)
         return version
     except BaseException:

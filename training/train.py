@@ -21,7 +21,7 @@ from datamodules.datamodule import TierDataModule
 from datamodules.prepared import Prepared
 from models.classifier import DirectionClassifier, build_classifier
 from models.intervals import rank_auroc
-from training import tracking
+from training import notes, tracking
 from training.config import RunConfig
 from training.evaluate import Evaluation, baseline_scores, evaluate, figures, predict_probs
 
@@ -89,6 +89,7 @@ def build_model(cfg: RunConfig, n_features: int) -> DirectionClassifier:
 def train(
     cfg: RunConfig, *, callbacks: tuple[pl.Callback, ...] = (), tags: dict[str, str] | None = None,
     parent_run_id: str | None = None, progress: bool = True, plots: bool = True, log_checkpoint: bool = True,
+    run_name: str | None = None,
 ) -> RunResult:
     """Fit with early stopping on val AUROC, keep the best checkpoint, evaluate it on val beside the
     baselines, and log everything to MLflow. The test split is not touched.
@@ -112,7 +113,7 @@ def train(
     tracking.experiment_id()  # a store that cannot be used fails here, before a run is opened
     model = build_model(cfg, dm.n_features)
     n_params = sum(p.numel() for p in model.parameters())
-    name = f"{cfg.model.name}-{cfg.data.tier}-L{cfg.data.input_size}"
+    name = run_name or f"{cfg.model.name}-{cfg.data.tier}-L{cfg.data.input_size}"
     # fewer steps than one epoch: the epoch is cut to them, so that it still ends with a validation
     train_batches = math.ceil(len(dm.dataset("train")) / cfg.data.batch_size)
     limit = cfg.train.max_steps if 0 < cfg.train.max_steps < train_batches else None
@@ -157,7 +158,9 @@ def train(
         metrics[OBJECTIVE] = float(checkpoint.best_model_score)
         # the same checkpoint on its own training samples: the audit's overfitting gap
         metrics["best/train/auroc"] = rank_auroc(dm.labels("train"), predict_probs(model, dm.eval_loader("train")))
-        tracking.log_batch(run_id, metrics, params=ev.ci_params, tags={"best_baseline": ev.best_baseline})
+        note = notes.train_note(cfg, metrics, ev.best_baseline, best_epoch, trainer.current_epoch)
+        tracking.log_batch(run_id, metrics, params=ev.ci_params,
+                           tags={"best_baseline": ev.best_baseline, notes.NOTE: note})
         if log_checkpoint:
             mlflow.log_artifact(checkpoint.best_model_path, "checkpoints")
         return RunResult(
