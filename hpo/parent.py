@@ -82,7 +82,7 @@ def close(run_id: str, study: optuna.Study, status: str) -> None:
 def summarise(run_id: str, study: optuna.Study) -> None:
     """Counts by state; the best trial's objective (OBJECTIVE, on val_select), its evidence on val_report
     (which chose nothing) and params; the val_report AUROC of each budget's best trial: one batched call,
-    step = trials."""
+    step = trials. `best.<param>` tags of an earlier best that the new best lacks are deleted."""
     trials = study.get_trials(deepcopy=False)
     counts = Counter(t.state for t in trials)
     step = sum(counts[s] for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL))
@@ -99,6 +99,11 @@ def summarise(run_id: str, study: optuna.Study) -> None:
                 "best_params": json.dumps(best.params, sort_keys=True),
                 **{f"best.{k}": str(v) for k, v in best.params.items()}}
     tracking.log_batch(run_id, metrics, step=step, tags=tags)
+    if best is not None:
+        client = MlflowClient()
+        for key in client.get_run(run_id).data.tags:
+            if key.startswith("best.") and key not in tags:
+                client.delete_tag(run_id, key)
 
 
 OUTSIDE_BUDGETS = "outside_budgets"  # a transferred config larger than every budget: shown, never the best

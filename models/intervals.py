@@ -192,12 +192,50 @@ class Intervals:
     samples: dict[str, np.ndarray] = field(repr=False)
 
     def best_of(self, names) -> str:
-        """The name among `names` with the highest point AUROC (first on ties, NaN last)."""
-        names = list(names)
-        if not names:
-            raise ValueError("best_of needs at least one name")
-        values = [self.point[n] for n in names]
-        return names[int(np.argmax([-np.inf if np.isnan(v) else v for v in values]))]
+        """The name among `names` with the highest point AUROC (`best_of`)."""
+        return best_of({n: self.point[n] for n in names})
+
+
+BEATS, WORSE, TIED = "beats", "worse", "not distinguishable"
+SAYS = {BEATS: "beats", WORSE: "is worse than", TIED: "is not distinguishable from"}  # "a {SAYS[v]} b"
+
+
+def verdict(low: float, high: float) -> str:
+    """The one rule a paired interval of ``a - b`` is read by: `BEATS` only when it lies above 0, `WORSE`
+    when below, else `TIED` (a NaN bound, e.g. a one-class resample set, is never a finding)."""
+    if low > 0:
+        return BEATS
+    if high < 0:
+        return WORSE
+    return TIED
+
+
+def best_of(points: dict[str, float]) -> str:
+    """The name with the highest AUROC in `points` (first on ties, NaN last): how a best baseline is picked."""
+    if not points:
+        raise ValueError("best_of needs at least one name")
+    names = list(points)
+    return names[int(np.argmax([-np.inf if np.isnan(v) else v for v in points.values()]))]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What every interval of one evaluation is computed under, travelling as one value: the label
+    `horizon`, the `history` whose dependence sets the block length (the train labels), the bootstrap's
+    `seed` and the interval's `level`."""
+
+    horizon: int
+    history: np.ndarray | None = field(default=None, repr=False)
+    seed: int = 0
+    level: float = 0.95
+
+    def paired(self, labels, n_boot: int = 1000) -> PairedBootstrap:
+        return PairedBootstrap(labels, horizon=self.horizon, n_boot=n_boot, seed=self.seed, level=self.level,
+                               history=self.history)
+
+    def intervals(self, labels, scores: dict[str, np.ndarray], n_boot: int = 1000) -> Intervals:
+        return bootstrap_auroc(labels, scores, horizon=self.horizon, n_boot=n_boot, seed=self.seed,
+                               level=self.level, history=self.history)
 
 
 def auroc_influence(labels, scores) -> np.ndarray:

@@ -19,6 +19,7 @@ from hpo.recovery import FAILED_REASON, fail_stale_trials
 from hpo.settings import StudySettings
 from hpo.storage import open_storage, study_exists
 from hpo.study import run_study
+from models import baselines
 from models.intervals import rank_auroc, selection_null
 from training.train import OBJECTIVE
 
@@ -174,6 +175,28 @@ def test_a_study_that_selected_on_val_report_is_not_resumed(tiny_config):
     assert len(load("old").trials) == 2 and not study_exists(storage, "old-phase2")
 
 
+def test_a_study_judged_against_another_baseline_set_is_not_resumed(tiny_config):
+    """The baseline set (names and version) is part of a study's definition; a study made before it was
+    recorded judged its trials against the first set (best baseline chosen on val_report)."""
+    storage, _ = open_storage(None)
+    for name, recorded in (("before", None), ("other", "majority@v9")):
+        study = optuna.create_study(storage=storage, study_name=name, direction="maximize")
+        study.set_user_attr("definition", {"objective": OBJECTIVE} | ({"baselines": recorded} if recorded else {}))
+        study.set_user_attr(parent.PARENT_ATTR, parent.create_parent(name, {}, {}))
+        settings = StudySettings(base=tiny_config, study_name=name, trials=1, budgets=["20k"])
+        with pytest.raises(UserError, match=f"baselines: {recorded or baselines.LEGACY_SET} in the study, "
+                                            f"{baselines.SET} now"):
+            run_study(settings, data(tiny_config))
+        assert not load(name).trials
+    out = run_study(StudySettings(base=tiny_config.override({"train.max_epochs": 1}), study_name="new", trials=1,
+                                  budgets=["20k"]), data(tiny_config), echo=lambda line: None)
+    definition = load("new").user_attrs["definition"]
+    seen = data(tiny_config).seen
+    assert definition["baselines"] == baselines.SET == "majority,volatility,logistic,boosting@v2"
+    assert (definition["data.seen_fingerprint"], definition["data.seen_until"]) == (seen.fingerprint, seen.until)
+    assert MlflowClient().get_run(out.parent_run_id).data.tags["data.seen_fingerprint"] == seen.fingerprint
+
+
 def test_a_transferred_config_larger_than_every_budget_is_shown_but_never_the_best(tiny_config, tmp_path):
     big = tiny_config.override({"model.hidden_size": 128, "model.n_heads": 4})
     settings = StudySettings(base=big, study_name="t", trials=2, budgets=["20k"], transfer="big.json")
@@ -319,3 +342,20 @@ def test_the_run_of_mlflow_run_becomes_the_parent_then_a_session_pointer(tiny_co
     assert tags["kind"] == "study-session" and tags["mlflow.parentRunId"] == launcher
     trials = client.search_runs([experiment], "tags.kind = 'trial'")
     assert len(trials) == 2 and {r.data.tags["mlflow.parentRunId"] for r in trials} == {launcher}
+
+
+def test_the_parent_keeps_no_tag_of_an_earlier_best():
+    """A 20k trial is the best, then a 50k one: `best.n_layers_20k` goes, the new best's params stay."""
+    from optuna.distributions import IntDistribution
+
+    study = optuna.create_study(storage=open_storage(None)[0], study_name="tags", direction="maximize")
+    run_id = parent.create_parent("tags", {}, {})
+    for value, budget in ((0.6, "20k"), (0.7, "50k")):
+        study.add_trial(create_trial(
+            value=value, params={"budget": budget, f"n_layers_{budget}": 8 if budget == "20k" else 2},
+            distributions={"budget": CategoricalDistribution(BUDGETS), f"n_layers_{budget}": IntDistribution(1, 8)},
+            user_attrs={"evidence": {"best/val/auroc": value}, "budget": budget}))
+        parent.summarise(run_id, study)
+    tags = MlflowClient().get_run(run_id).data.tags
+    assert {k: v for k, v in tags.items() if k.startswith("best.")} == {"best.budget": "50k", "best.n_layers_50k": "2"}
+    assert tags["best_trial"] == "1"

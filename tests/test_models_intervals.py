@@ -9,10 +9,16 @@ from sklearn.metrics import roc_auc_score
 
 from datamodules.config import DataConfig
 from datamodules.prepared import prepare
+from models.baselines import scores as baseline_scores
 from models.intervals import (
+    BEATS,
+    TIED,
+    WORSE,
     PairedBootstrap,
+    Setting,
     ar1_scores,
     auroc_influence,
+    best_of,
     block_bootstrap_indices,
     block_length,
     bootstrap_auroc,
@@ -24,8 +30,8 @@ from models.intervals import (
     selection_null,
     selection_null_samples,
     studentized_interval,
+    verdict,
 )
-from training.evaluate import baseline_scores
 
 
 def _ar1_loop(n, phi, rng):
@@ -441,3 +447,15 @@ def test_a_seed_mean_is_resampled_and_studentized_as_the_mean_of_its_seeds():
     for bad in (np.zeros(5), np.zeros((0, n)), np.zeros((2, 2, n))):
         with pytest.raises(ValueError, match=rf"expected \({n},\) or \(k, {n}\)"):
             boot.resample(bad)
+
+
+def test_one_verdict_reads_every_paired_interval_and_one_rule_picks_the_best():
+    assert [verdict(*ci) for ci in ((0.01, 0.2), (-0.2, -0.01), (-0.1, 0.1), (0.0, 0.1), (math.nan, 0.3))] == [
+        BEATS, WORSE, TIED, TIED, TIED]
+    assert best_of({"a": 0.6, "b": math.nan, "c": 0.7, "d": 0.7}) == "c"
+    setting = Setting(3, np.tile([0.0, 1.0], 50), seed=4, level=0.9)
+    labels = np.tile([0.0, 0.0, 1.0, 1.0], 30)
+    scores = {"x": labels + np.linspace(0, 1, 120), "y": np.linspace(0, 1, 120)}
+    direct = bootstrap_auroc(labels, scores, horizon=3, n_boot=200, seed=4, level=0.9, history=setting.history)
+    grouped = setting.intervals(labels, scores, n_boot=200)
+    assert grouped.ci == direct.ci and grouped.diff == direct.diff and grouped.block == direct.block

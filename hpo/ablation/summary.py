@@ -5,7 +5,6 @@ the plot, and what the parent run logs."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -53,14 +52,6 @@ def cell_predictions(run_id: str) -> dict[str, pd.DataFrame]:
     return {stage: frame[frame["part"] == part][["label", "probability"]] for stage, part in PARTS.items()}
 
 
-def _verdict(low: float, high: float) -> str:
-    if low > 0:
-        return "beats it"
-    if high < 0:
-        return "is worse"
-    return "is not distinguishable from it"
-
-
 def summarise(plan: Plan, runs: dict[Cell, str], *, n_boot: int = N_BOOT,
               predictions: Callable[[str], dict[str, pd.DataFrame]] = cell_predictions) -> Summary:
     """The table from the cells' val predictions. Each row's seed-mean AUROC on the select part of val
@@ -69,8 +60,8 @@ def summarise(plan: Plan, runs: dict[Cell, str], *, n_boot: int = N_BOOT,
     cell, per row the seeds' mean AUROC studentized on it, and the baselines (fit on train at the row's
     input size, with the row's seeds) on the same resamples."""
     from datamodules.prepared import prepare
-    from models.intervals import PairedBootstrap, rank_auroc
-    from training.evaluate import baseline_scores
+    from models import baselines as baseline_set
+    from models.intervals import BEATS, SAYS, Setting, best_of, rank_auroc, verdict
     from training.train import REPORT, SELECT
 
     frames = {cell: predictions(run_id) for cell, run_id in runs.items()}
@@ -80,17 +71,21 @@ def summarise(plan: Plan, runs: dict[Cell, str], *, n_boot: int = N_BOOT,
     parts = {stage: _shared(frames, stage) for stage in (SELECT, REPORT)}
     dates, labels = parts[REPORT]
     # the labels' dependence measured on the train labels: a longer history of them, ending before val
-    boot = PairedBootstrap(labels, horizon=plan.data.horizon, n_boot=n_boot, seed=CI_SEED, level=LEVEL,
-                           history=prepare(plan.data).labels("train"))
+    setting = Setting(plan.data.horizon, prepare(plan.data).labels("train"), CI_SEED, LEVEL)
+    boot = setting.paired(labels, n_boot)
 
     baselines: dict[tuple[int, int], dict[str, np.ndarray]] = {}
+    select_auroc: dict[tuple[int, int], dict[str, float]] = {}  # chooses each row's best baseline
     for size, seed in sorted({(c.input_size, c.seed) for c in frames}):  # size first: one prepare per size
         data = prepare(replace(plan.data, input_size=size))
-        scores = baseline_scores(data, REPORT, seed)
+        scores = baseline_set.scores(data, REPORT, seed)
         where = pd.Series(np.arange(len(data.dates(REPORT))), index=data.dates(REPORT)).reindex(dates)
         if where.isna().any():
             raise RuntimeError(f"the baselines at input size {size} miss {int(where.isna().sum())} report dates")
         baselines[size, seed] = {name: s[where.to_numpy(dtype=int)] for name, s in scores.items()}
+        on = baseline_set.CHOOSE_ON
+        select_auroc[size, seed] = {name: float(rank_auroc(data.labels(on), s))
+                                    for name, s in baseline_set.scores(data, on, seed).items()}
 
     def probabilities(cells: list[Cell], stage: str) -> np.ndarray:
         return np.stack([frames[c][stage]["probability"].reindex(parts[stage][0]).to_numpy(dtype=float)
@@ -109,7 +104,7 @@ def summarise(plan: Plan, runs: dict[Cell, str], *, n_boot: int = N_BOOT,
             mean = boot.resample(probs)
             base = {name: boot.resample(np.stack([baselines[size, c.seed][name] for c in cells]))
                     for name in baselines[size, cells[0].seed]}
-            best = max(base, key=lambda n: -math.inf if math.isnan(base[n].point) else base[n].point)
+            best = best_of({n: float(np.mean([select_auroc[size, c.seed][n] for c in cells])) for n in base})
             diff = boot.interval(mean - base[best])
             samples[model, size] = mean
             row |= {
@@ -120,7 +115,7 @@ def summarise(plan: Plan, runs: dict[Cell, str], *, n_boot: int = N_BOOT,
                 "baseline_auroc": base[best].point,
                 **dict(zip(("baseline_ci_low", "baseline_ci_high"), boot.interval(base[best]), strict=True)),
                 "diff_ci_low": diff[0], "diff_ci_high": diff[1],
-                "vs_baseline": "beats" if diff[0] > 0 else "worse" if diff[1] < 0 else "not distinguishable",
+                "vs_baseline": verdict(*diff),
                 "run_ids": " ".join(runs[c] for c in cells),
             }
             rows.append(row)
@@ -147,15 +142,15 @@ def summarise(plan: Plan, runs: dict[Cell, str], *, n_boot: int = N_BOOT,
             low, high = boot.interval(samples[model, size] - samples[model, other])
             info |= {"runner_up": other, "runner_up_val_auroc": float(second["val_auroc"]),
                      "diff": float(top["val_auroc"] - second["val_auroc"]), "diff_ci_low": low, "diff_ci_high": high,
-                     "distinguishable": bool(low > 0)}
+                     "distinguishable": verdict(low, high) == BEATS}
             line += (f"; runner-up on val_select {other}d ({second['val_auroc']:.3f} on val_report): difference "
                      f"{top['val_auroc'] - second['val_auroc']:+.3f}, paired 95% CI [{low:+.3f}, {high:+.3f}]: "
-                     + ("distinguishable (the interval excludes 0)" if low > 0
+                     + ("distinguishable (the interval excludes 0)" if verdict(low, high) == BEATS
                         else "NOT distinguishable (the interval does not exclude 0)"))
         else:
             line += "; the only input size with a finished cell"
         line += (f"; against the best baseline ({top['best_baseline']} {top['baseline_auroc']:.3f}) it "
-                 f"{_verdict(top['diff_ci_low'], top['diff_ci_high'])} "
+                 f"{SAYS[verdict(top['diff_ci_low'], top['diff_ci_high'])]} it "
                  f"(paired 95% CI [{top['diff_ci_low']:+.3f}, {top['diff_ci_high']:+.3f}])")
         best_of[model] = info
         lines.append(line)
@@ -193,7 +188,8 @@ def table_markdown(summary: Summary, name: str) -> str:
         f"(block length {summary.block}, {summary.n_boot} resamples, one index matrix for every row) of the "
         "seeds' mean AUROC: they cover date sampling for these seeds, not the spread between seeds, which "
         "`seed_aurocs` shows. The best baseline is the one with the "
-        "highest AUROC at that input size (fit on train, same dates); `model - baseline` is the paired interval "
+        "highest AUROC on val_select at that input size (fit on train; chosen as the model's input size is), "
+        "compared on the same report dates; `model - baseline` is the paired interval "
         "of the difference. An interval that contains 0 is not a finding.",
         "",
         "## Summary",
