@@ -145,21 +145,36 @@ def best_by_budget(trials: list[optuna.trial.FrozenTrial]) -> dict[str, optuna.t
     return best
 
 
+# the selection null's number of random scorers: every epoch evaluation of every counted trial, an upper bound
+# on the selections made (a trial's value is already the best of its epochs; its epochs are correlated, so
+# they are fewer independent tries than this)
+NULL_METHOD = "epoch_evaluations_upper_bound"
+
+
+def evaluations(trials: list[optuna.trial.FrozenTrial]) -> int:
+    """The AUROCs on val_select the study's best value is the best of: each counted trial's epochs (`NULL_METHOD`)."""
+    return sum(max(1, int(t.user_attrs.get("epochs") or 1)) for t in counted(trials))
+
+
 def log_report(run_id: str, study: optuna.Study, select_labels: np.ndarray, horizon: int,
                train_labels: np.ndarray) -> float | None:
     """Plots (optimisation history, parameter importances, val_report AUROC of each budget's best trial),
     the best trial's config as `best_config.json` (usable with `--use-best-from`) and the selection null:
-    the 95th percentile of the best AUROC that as many random scorers as there are counted trials reach on
-    the labels the trials were selected on, `select_labels` (`selection/null_auroc_p95`, returned), with
-    the scorers' smoothness from the dependence of `train_labels` (`models.intervals.block_length`)."""
+    the 95th percentile of the best AUROC that as many random scorers as the counted trials had epoch
+    evaluations (`evaluations`, `NULL_METHOD`) reach on the labels the trials were selected on,
+    `select_labels` (`selection/null_auroc_p95`, returned; `selection/null_evaluations`; param
+    `selection.null_method`), with the scorers' smoothness from the dependence of `train_labels`
+    (`models.intervals.block_length`)."""
     client = MlflowClient()
     trials = study.get_trials(deepcopy=False)
     best = best_trial(trials)
     if best is None:
         return None
     complete = counted(trials)
-    null = selection_null(select_labels, len(complete), horizon=horizon, seed=len(complete), history=train_labels)
-    tracking.log_batch(run_id, {"selection/null_auroc_p95": null}, step=len(complete))
+    k = evaluations(trials)
+    null = selection_null(select_labels, k, horizon=horizon, seed=len(complete), history=train_labels)
+    tracking.log_batch(run_id, {"selection/null_auroc_p95": null, "selection/null_evaluations": k},
+                       step=len(complete), tags={"selection.null_method": NULL_METHOD})
     for name, figure in (("optimization_history", _history(study)), ("param_importances", _importances(study, len(complete))),
                          ("best_val_auroc_per_budget", _per_budget(complete))):
         if figure is not None:

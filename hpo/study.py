@@ -406,5 +406,6 @@ def _trial_line(t: FrozenTrial) -> str:
     size = f", {count:,} params" if count else ""
     line = f"trial {t.number} {t.state.name} {value} ({what}{size}, {t.user_attrs.get('epochs', 0)} epochs)"
     if "evidence" in t.user_attrs:
-        line += f"\n  {evidence_line(t.user_attrs['evidence'], t.user_attrs['best_baseline'])}"
+        evidence = evidence_line(t.user_attrs["evidence"], t.user_attrs["best_baseline"], one_of="the study's trials")
+        line += f"\n  {evidence}"
     return line

@@ -4,6 +4,7 @@ real MLflow (the temp sqlite store of conftest)."""
 import os
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pandas as pd
 import pytest
@@ -100,12 +101,15 @@ def test_trials_nest_under_one_parent_with_states_tags_and_the_best(tiny_config)
     artifacts = {a.path for a in client.list_artifacts(out.parent_run_id, "plots")}
     assert {"plots/optimization_history.png", "plots/best_val_auroc_per_budget.png"} <= artifacts
     assert any(a.path == "best_config.json" for a in client.list_artifacts(out.parent_run_id))
-    # the selection null: the best of as many random scorers as completed trials, on the labels that selected,
-    # the scorers as smooth as the train labels' dependence says
+    # the selection null: the best of as many random scorers as the completed trials had epochs, on the labels
+    # that selected, the scorers as smooth as the train labels' dependence says
     prepared = data(tiny_config)
-    null = selection_null(prepared.labels("val_select"), 2, horizon=1, seed=2, history=prepared.labels("train"))
-    assert null != pytest.approx(selection_null(prepared.labels("val_select"), 2, horizon=1, seed=2))
+    k = sum(t.user_attrs["epochs"] for t in load("s").trials if t.state == TrialState.COMPLETE)
+    null = selection_null(prepared.labels("val_select"), k, horizon=1, seed=2, history=prepared.labels("train"))
+    assert null != pytest.approx(selection_null(prepared.labels("val_select"), k, horizon=1, seed=2))
     assert study_run.data.metrics["selection/null_auroc_p95"] == pytest.approx(null) == out.null_p95
+    assert study_run.data.metrics["selection/null_evaluations"] == k
+    assert study_run.data.tags["selection.null_method"] == "epoch_evaluations_upper_bound"
     assert 0.5 < null < 1
 
     # resuming with settings that are not searched changed: one error naming each difference, nothing run
@@ -147,9 +151,10 @@ def test_trials_are_selected_on_val_select_and_reported_on_val_report(tiny_confi
     assert study_run.data.metrics["best/val/auroc"] == reported
     prepared = data(tiny_config)
     train = prepared.labels("train")
-    assert out.null_p95 == pytest.approx(selection_null(prepared.labels("val_select"), 3, horizon=1, seed=3,
+    k = sum(t.user_attrs["epochs"] for t in trials)
+    assert out.null_p95 == pytest.approx(selection_null(prepared.labels("val_select"), k, horizon=1, seed=3,
                                                         history=train))
-    assert out.null_p95 != pytest.approx(selection_null(prepared.labels("val_report"), 3, horizon=1, seed=3,
+    assert out.null_p95 != pytest.approx(selection_null(prepared.labels("val_report"), k, horizon=1, seed=3,
                                                         history=train))
 
 
@@ -359,3 +364,22 @@ def test_the_parent_keeps_no_tag_of_an_earlier_best():
     tags = MlflowClient().get_run(run_id).data.tags
     assert {k: v for k, v in tags.items() if k.startswith("best.")} == {"best.budget": "50k", "best.n_layers_50k": "2"}
     assert tags["best_trial"] == "1"
+
+
+def test_the_selection_null_grows_with_the_epochs_each_trial_chose_among():
+    """A trial's value is the best of its epochs on val_select: the null draws one random scorer per epoch
+    evaluation, so the same trials with more epochs face a higher null."""
+    labels = (np.arange(300) % 3 == 0).astype(float)
+    nulls = []
+    for epochs in (1, 6):
+        study = optuna.create_study(storage=open_storage(None)[0], study_name=f"e{epochs}", direction="maximize")
+        run_id = parent.create_parent(f"e{epochs}", {}, {})
+        for _ in range(4):
+            study.add_trial(create_trial(value=0.55, params={"budget": "20k"},
+                                         distributions={"budget": CategoricalDistribution(BUDGETS)},
+                                         user_attrs={"epochs": epochs, "budget": "20k",
+                                                     "evidence": {"best/val/auroc": 0.55}}))
+        nulls.append(parent.log_report(run_id, study, labels, 1, labels))
+        assert MlflowClient().get_run(run_id).data.metrics["selection/null_evaluations"] == 4 * epochs
+        assert nulls[-1] == pytest.approx(selection_null(labels, 4 * epochs, horizon=1, seed=4, history=labels))
+    assert nulls[1] > nulls[0]

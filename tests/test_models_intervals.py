@@ -22,6 +22,8 @@ from models.intervals import (
     block_bootstrap_indices,
     block_length,
     bootstrap_auroc,
+    corrected_verdict,
+    holm,
     long_run_variance,
     politis_white,
     rank_auroc,
@@ -459,3 +461,20 @@ def test_one_verdict_reads_every_paired_interval_and_one_rule_picks_the_best():
     direct = bootstrap_auroc(labels, scores, horizon=3, n_boot=200, seed=4, level=0.9, history=setting.history)
     grouped = setting.intervals(labels, scores, n_boot=200)
     assert grouped.ci == direct.ci and grouped.diff == direct.diff and grouped.block == direct.block
+
+
+def test_holm_adjusts_a_family_and_the_paired_pvalue_agrees_with_the_interval():
+    adjusted = holm({"a": 0.01, "b": 0.04, "c": 0.03, "d": math.nan})
+    assert adjusted["a"] == pytest.approx(0.03) and adjusted["c"] == pytest.approx(0.06)
+    assert adjusted["b"] == pytest.approx(0.06) and math.isnan(adjusted["d"])  # monotone: b not below c
+    assert corrected_verdict(0.01, 0.2, 0.06) == TIED and corrected_verdict(0.01, 0.2, 0.049) == BEATS
+    rng = np.random.default_rng(5)
+    agree = 0
+    for k in range(20):
+        labels = (rng.random(300) < 0.4).astype(float)
+        a, b = labels * (0.02 * k) + rng.random(300), rng.random(300)
+        iv = bootstrap_auroc(labels, {"a": a, "b": b}, horizon=2, n_boot=500, seed=k)
+        low, high = iv.diff["a", "b"]
+        agree += (iv.p["a", "b"] < 0.05) == (low > 0 or high < 0)
+        assert iv.p["a", "b"] == iv.p["b", "a"] and 0 <= iv.p["a", "b"] <= 1
+    assert agree >= 19  # the same event but for the quantile's interpolation at the border

@@ -39,12 +39,14 @@ EVIDENCE = ("best/val/auroc", "best/val/auroc_ci_low", "best/val/auroc_ci_high",
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 
 
-def evidence_line(m: dict[str, float], best_baseline: str) -> str:
-    """`EVIDENCE` in one line, with whether the model beat the best baseline."""
+def evidence_line(m: dict[str, float], best_baseline: str, *, one_of: str | None = None) -> str:
+    """`EVIDENCE` in one line, with whether the model beat the best baseline; `one_of`: the family the verdict
+    belongs to when it is one of many and not corrected for them (a study's trials): said, never a finding."""
     low, high = m["best/val/auroc_vs_best_baseline_ci_low"], m["best/val/auroc_vs_best_baseline_ci_high"]
     return (f"best/val/auroc {m['best/val/auroc']:.4f} [95% CI {m['best/val/auroc_ci_low']:.4f}, "
             f"{m['best/val/auroc_ci_high']:.4f}]; best baseline {best_baseline} {m['baseline/best/val/auroc']:.4f}; "
-            f"model minus it [{low:+.4f}, {high:+.4f}]: the model {SAYS[verdict(low, high)]} it")
+            f"model minus it [{low:+.4f}, {high:+.4f}]: the model {SAYS[verdict(low, high)]} it"
+            + (f" (uncorrected: one of {one_of}, not a finding)" if one_of else ""))
 
 
 @dataclass
