@@ -72,11 +72,16 @@ def test_promote_a_study_registers_one_evaluated_ensemble(study, capsys, tmp_pat
     # the promotion run: per seed val and test, the ensemble with its interval beside every baseline
     m = promotion.data.metrics
     for k in range(2):
-        assert f"seed/{k}/val/auroc" in m and f"seed/{k}/test/auroc" in m
+        assert f"seed/{k}/best/val/auroc" in m and f"seed/{k}/test/auroc" in m
     for key in ("test/auroc", "test/auroc_ci_low", "test/auroc_ci_high", "test/auroc_seed_mean", "test/auroc_seed_sd",
                 "test/auroc_vs_best_baseline_ci_low", "test/auroc_vs_best_baseline_ci_high", "test/brier_calibrated",
-                "test/brier_val_calibrated", "val/auroc", "val/auroc_ci_low", "val/auroc_ci_high"):
+                "test/brier_val_calibrated", "best/val/auroc", "best/val/auroc_ci_low", "best/val/auroc_ci_high"):
         assert np.isfinite(m[key]), key
+    # one name, one set of samples: `val/*` is the per-epoch val_select AUROC of train and trial runs; the
+    # ensemble on val_report is `best/val/*`, as a run's best checkpoint there
+    assert not [k for k in m if k.startswith("val/")]
+    assert m["best/val/auroc_seed_mean"] == pytest.approx(np.mean([m["seed/0/best/val/auroc"],
+                                                                  m["seed/1/best/val/auroc"]]))
     for name in ("majority", "volatility", "logistic", "boosting"):
         assert f"baseline/{name}/test/auroc" in m
     assert m["test/auroc_ci_low"] <= m["test/auroc"] <= m["test/auroc_ci_high"]

@@ -237,7 +237,7 @@ class Promotion:
     version: str
     source: Source
     seeds: list[int]
-    seed_metrics: list[dict[str, float]]  # per seed: val/auroc, test/auroc, best_epoch, epochs
+    seed_metrics: list[dict[str, float]]  # per seed: best/val/auroc, test/auroc, best_epoch, epochs
     metrics: dict[str, float]  # what the promotion run holds
     best_baseline: str
     verdict: str
@@ -250,12 +250,13 @@ class Promotion:
         m = self.metrics
         echo(f"promotion run {self.run_id} (kind {KIND}) of {self.source.label}, {len(self.seeds)} seeds")
         for k, (seed, s) in enumerate(zip(self.seeds, self.seed_metrics, strict=True)):
-            echo(f"  seed {k} (train.seed {seed}): val/auroc {s['val/auroc']:.4f}, test/auroc {s['test/auroc']:.4f} "
+            echo(f"  seed {k} (train.seed {seed}): best/val/auroc {s['best/val/auroc']:.4f}, test/auroc {s['test/auroc']:.4f} "
                  f"(best epoch {s['best_epoch']:.0f} of {s['epochs']:.0f})")
         echo(f"  seeds' test/auroc: mean {m['test/auroc_seed_mean']:.4f}, sd {m['test/auroc_seed_sd']:.4f}")
         echo(f"ensemble on test ({self.n_test} samples, {self.test_dates[0]} .. {self.test_dates[1]}): test/auroc "
              f"{m['test/auroc']:.4f} [95% CI {m['test/auroc_ci_low']:.4f}, {m['test/auroc_ci_high']:.4f}]; "
-             f"val/auroc {m['val/auroc']:.4f} [{m['val/auroc_ci_low']:.4f}, {m['val/auroc_ci_high']:.4f}]")
+             f"best/val/auroc (val_report) {m['best/val/auroc']:.4f} [{m['best/val/auroc_ci_low']:.4f}, "
+             f"{m['best/val/auroc_ci_high']:.4f}]")
         names = sorted(k.split("/")[1] for k in m if k.startswith("baseline/") and k.endswith("/test/auroc")
                        and not k.startswith("baseline/best/"))
         echo("  baselines on the same samples: " + ", ".join(
@@ -284,7 +285,7 @@ def promote(cfg, prepared, source: Source, *, name: str, alias: str, seeds: int,
     from models.intervals import Setting, rank_auroc
     from training import tracking
     from training.evaluate import evaluate, figures, predict_probs
-    from training.train import REPORT, train
+    from training.train import REPORT, on_report, train
 
     seed_list = [cfg.train.seed + k for k in range(seeds)]
     tags = {"source": source.uri, "registered_model": name, "alias": alias,
@@ -319,13 +320,14 @@ def promote(cfg, prepared, source: Source, *, name: str, alias: str, seeds: int,
                           baselines.scores(prepared, REPORT, s), best_baseline=best, setting=setting)
         calibrator = fit_calibrator(val.mean(0), prepared.labels("val"))
         deployed = calibrator.transform(test.mean(0))
-        seed_metrics = [{"val/auroc": r.val_auroc, "test/auroc": float(rank_auroc(y_test, p)),
+        seed_metrics = [{"best/val/auroc": r.val_auroc, "test/auroc": float(rank_auroc(y_test, p)),
                          "best_epoch": r.best_epoch, "epochs": r.epochs} for r, p in zip(members, test, strict=True)]
         seed_test = np.array([m["test/auroc"] for m in seed_metrics])
-        seed_val = np.array([m["val/auroc"] for m in seed_metrics])
-        metrics = {**ev.metrics, **ev_val.metrics,
+        seed_val = np.array([m["best/val/auroc"] for m in seed_metrics])
+        # the ensemble on val_report as `best/val/*`: `val/*` is the per-epoch val_select AUROC in every run kind
+        metrics = {**ev.metrics, **on_report(ev_val.metrics),
                    "test/auroc_seed_mean": float(seed_test.mean()), "test/auroc_seed_sd": _sd(seed_test),
-                   "val/auroc_seed_mean": float(seed_val.mean()), "val/auroc_seed_sd": _sd(seed_val),
+                   "best/val/auroc_seed_mean": float(seed_val.mean()), "best/val/auroc_seed_sd": _sd(seed_val),
                    "test/brier_val_calibrated": float(np.mean((deployed - y_test) ** 2)),
                    "calibrator/a": calibrator.a, "calibrator/b": calibrator.b, "test/samples": len(y_test),
                    **{f"seed/{k}/{key}": v for k, m in enumerate(seed_metrics) for key, v in m.items()}}
@@ -355,9 +357,9 @@ def promote(cfg, prepared, source: Source, *, name: str, alias: str, seeds: int,
                   **(source.seen or prepared.seen).tags(),
                   "seeds": seeds, "best_baseline": ev.best_baseline,
                   "best_baseline_test_auroc": _fmt(metrics["baseline/best/test/auroc"]),
-                  **{key.replace("/", "_"): _fmt(metrics[key]) for key in (
-                      "val/auroc", "val/auroc_ci_low", "val/auroc_ci_high", "test/auroc", "test/auroc_ci_low",
-                      "test/auroc_ci_high", "test/auroc_vs_best_baseline_ci_low",
+                  **{key.removeprefix("best/").replace("/", "_"): _fmt(metrics[key]) for key in (
+                      "best/val/auroc", "best/val/auroc_ci_low", "best/val/auroc_ci_high", "test/auroc",
+                      "test/auroc_ci_low", "test/auroc_ci_high", "test/auroc_vs_best_baseline_ci_low",
                       "test/auroc_vs_best_baseline_ci_high")}},
             description=f"{source.label}: {seeds}-seed ensemble, test/auroc {metrics['test/auroc']:.4f} "
                         f"[{metrics['test/auroc_ci_low']:.4f}, {metrics['test/auroc_ci_high']:.4f}]; best baseline "

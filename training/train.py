@@ -39,6 +39,13 @@ EVIDENCE = ("best/val/auroc", "best/val/auroc_ci_low", "best/val/auroc_ci_high",
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 
 
+def on_report(metrics: dict[str, float]) -> dict[str, float]:
+    """An evaluation's metrics (`training.evaluate.evaluate`, stage `val`, on REPORT) under the names that
+    mean REPORT in every run kind: the model's `val/*` as `best/val/*` (`val/*` is the per-epoch MONITOR on
+    SELECT); the baselines' `baseline/*/val/*` keep their names (on REPORT everywhere)."""
+    return {(f"best/{k}" if k.startswith("val/") else k): v for k, v in metrics.items()}
+
+
 def evidence_line(m: dict[str, float], best_baseline: str, *, one_of: str | None = None) -> str:
     """`EVIDENCE` in one line, with whether the model beat the best baseline; `one_of`: the family the verdict
     belongs to when it is one of many and not corrected for them (a study's trials): said, never a finding."""
@@ -156,7 +163,7 @@ def train(
         model.to(trainer.strategy.root_device)  # evaluated where it trained (fit's teardown moved it to the CPU)
         best_epoch = int(best["epoch"])
         ev = _evaluate_val(model, dm, cfg, plots)
-        metrics = {(f"best/{k}" if k.startswith("val/") else k): v for k, v in ev.metrics.items()}
+        metrics = on_report(ev.metrics)
         metrics["best/epoch"] = best_epoch
         metrics[OBJECTIVE] = float(checkpoint.best_model_score)
         # the same checkpoint on its own training samples: the audit's overfitting gap
