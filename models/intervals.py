@@ -196,10 +196,6 @@ class Intervals:
     n_boot: int
     samples: dict[str, np.ndarray] = field(repr=False)
 
-    def best_of(self, names) -> str:
-        """The name among `names` with the highest point AUROC (`best_of`)."""
-        return best_of({n: self.point[n] for n in names})
-
 
 BEATS, WORSE, TIED = "beats", "worse", "not distinguishable"
 SAYS = {BEATS: "beats", WORSE: "is worse than", TIED: "is not distinguishable from"}  # "a {SAYS[v]} b"

@@ -300,8 +300,8 @@ def test_bootstrap_auroc_intervals_are_studentized_from_paired_resamples():
     assert iv.diff[("model", "squashed")] == (0.0, 0.0)
     assert iv.ci["majority"] == (0.5, 0.5)
     assert len(iv.diff) == 5 * 4
-    assert iv.best_of(["coin", "majority"]) == ("coin" if iv.point["coin"] > 0.5 else "majority")
-    assert iv.best_of(scores) == "model"
+    assert best_of({n: iv.point[n] for n in ("coin", "majority")}) == ("coin" if iv.point["coin"] > 0.5 else "majority")
+    assert best_of(iv.point) == "model"
 
     # block=1 asked for: the i.i.d. bootstrap-t, the full sample studentized by DeLong's variance
     iid = bootstrap_auroc(labels, {"model": model}, n_boot=n_boot, seed=3, block=1)
