@@ -148,21 +148,26 @@ SET = f"{','.join(BASELINES)}@v{VERSION}"
 LEGACY_SET = "majority,volatility,logistic,boosting@v1"  # what a study made before sets were recorded used
 
 
-def inputs(prepared: Prepared, stage: str, seed: int) -> BaselineInputs:
-    """What the baselines see for the samples of `stage`: train labels, train and eval features and volatility."""
+def inputs(prepared: Prepared, stages: tuple[str, ...], seed: int) -> BaselineInputs:
+    """What the baselines see for the samples of `stages` (in that order): train labels, train and eval
+    features and volatility."""
     return BaselineInputs(train_y=prepared.labels("train"), train_x=prepared.last_features("train"),
-                          eval_x=prepared.last_features(stage), train_vol=prepared.volatility("train"),
-                          eval_vol=prepared.volatility(stage), seed=seed)
+                          eval_x=np.concatenate([prepared.last_features(s) for s in stages]),
+                          train_vol=prepared.volatility("train"),
+                          eval_vol=np.concatenate([prepared.volatility(s) for s in stages]), seed=seed)
 
 
 def scores(prepared: Prepared, stage: str, seed: int) -> dict[str, np.ndarray]:
     """Every baseline's probabilities for the samples of `stage`, fit on train; kept in
-    `prepared.baseline_scores`, so a study's trials fit them once."""
-    key = (stage, seed)
-    if key not in prepared.baseline_scores:
-        data = inputs(prepared, stage, seed)
-        prepared.baseline_scores[key] = {name: run(data) for name, run in BASELINES.items()}
-    return prepared.baseline_scores[key]
+    `prepared.baseline_scores`, so a study's trials fit them once (once for both parts of val)."""
+    if (stage, seed) not in prepared.baseline_scores:
+        stages = VAL_PARTS if stage in VAL_PARTS else (stage,)
+        data = inputs(prepared, stages, seed)
+        fitted = {name: run(data) for name, run in BASELINES.items()}
+        ends = np.cumsum([len(prepared.labels(s)) for s in stages])
+        for s, start, end in zip(stages, [0, *ends[:-1]], ends, strict=True):
+            prepared.baseline_scores[s, seed] = {name: p[start:end] for name, p in fitted.items()}
+    return prepared.baseline_scores[stage, seed]
 
 
 def choose(prepared: Prepared, seeds) -> str:
