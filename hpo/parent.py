@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 
 from datamodules.errors import UserError
 from models.budgets import parse_budget
-from models.intervals import selection_null
+from models.intervals import SAYS, selection_null, verdict
 from training import notes, plotting, tracking
 from training.config import RunConfig
 from training.train import OBJECTIVE, SELECT
@@ -81,7 +81,7 @@ def close(run_id: str, study: optuna.Study, status: str) -> None:
 def summarise(run_id: str, study: optuna.Study) -> None:
     """Counts by state; the best trial's objective (OBJECTIVE, on val_select), its evidence on val_report
     (which chose nothing) and params; the val_report AUROC of each budget's best trial: one batched call,
-    step = trials."""
+    step = trials. `best.<param>` tags of an earlier best that the new best lacks are deleted."""
     trials = study.get_trials(deepcopy=False)
     counts = Counter(t.state for t in trials)
     step = sum(counts[s] for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL))
@@ -98,6 +98,11 @@ def summarise(run_id: str, study: optuna.Study) -> None:
                 "best_params": json.dumps(best.params, sort_keys=True),
                 **{f"best.{k}": str(v) for k, v in best.params.items()}}
     tracking.log_batch(run_id, metrics, step=step, tags=tags)
+    if best is not None:
+        client = MlflowClient()
+        for key in client.get_run(run_id).data.tags:
+            if key.startswith("best.") and key not in tags:
+                client.delete_tag(run_id, key)
 
 
 OUTSIDE_BUDGETS = "outside_budgets"  # a transferred config larger than every budget: shown, never the best
@@ -139,22 +144,37 @@ def best_by_budget(trials: list[optuna.trial.FrozenTrial]) -> dict[str, optuna.t
     return best
 
 
+# the selection null's number of random scorers: every epoch evaluation of every counted trial, an upper bound
+# on the selections made (a trial's value is already the best of its epochs; its epochs are correlated, so
+# they are fewer independent tries than this)
+NULL_METHOD = "epoch_evaluations_upper_bound"
+
+
+def evaluations(trials: list[optuna.trial.FrozenTrial]) -> int:
+    """The AUROCs on val_select the study's best value is the best of: each counted trial's epochs (`NULL_METHOD`)."""
+    return sum(max(1, int(t.user_attrs.get("epochs") or 1)) for t in counted(trials))
+
+
 def log_report(run_id: str, study: optuna.Study, select_labels: np.ndarray, horizon: int,
                train_labels: np.ndarray) -> float | None:
     """Plots (optimisation history, parameter importances, val_report AUROC of each budget's best trial),
     the best trial's config as `best_config.json` (usable with `--use-best-from`) and the selection null:
-    the 95th percentile of the best AUROC that as many random scorers as there are counted trials reach on
-    the labels the trials were selected on, `select_labels` (`selection/null_auroc_p95`, returned), with
-    the scorers' smoothness from the dependence of `train_labels` (`models.intervals.block_length`)."""
+    the 95th percentile of the best AUROC that as many random scorers as the counted trials had epoch
+    evaluations (`evaluations`, `NULL_METHOD`) reach on the labels the trials were selected on,
+    `select_labels` (`selection/null_auroc_p95`, returned; `selection/null_evaluations`; param
+    `selection.null_method`), with the scorers' smoothness from the dependence of `train_labels`
+    (`models.intervals.block_length`)."""
     client = MlflowClient()
     trials = study.get_trials(deepcopy=False)
     best = best_trial(trials)
     if best is None:
         return None
     complete = counted(trials)
-    null = selection_null(select_labels, len(complete), horizon=horizon, seed=len(complete), history=train_labels)
-    tracking.log_batch(run_id, {"selection/null_auroc_p95": null}, step=len(complete))
-    for name, figure in (("optimization_history", _history(study, null, len(complete))),
+    k = evaluations(trials)
+    null = selection_null(select_labels, k, horizon=horizon, seed=len(complete), history=train_labels)
+    tracking.log_batch(run_id, {"selection/null_auroc_p95": null, "selection/null_evaluations": k},
+                       step=len(complete), tags={"selection.null_method": NULL_METHOD})
+    for name, figure in (("optimization_history", _history(study, null, k)),
                          ("param_importances", _importances(study, len(complete))),
                          ("best_val_auroc_per_budget", _per_budget(complete))):
         if figure is not None:
@@ -186,17 +206,18 @@ def describe(run_id: str, study: optuna.Study, best: optuna.trial.FrozenTrial, n
 def trials_table(trials: list[optuna.trial.FrozenTrial]) -> str:
     """Every trial in one Markdown table, the completed ones first, by objective: the study at a glance."""
     rows = sorted(trials, key=lambda t: (t.state != TrialState.COMPLETE, -(t.value or 0.0), t.number))
-    lines = [f"| trial | state | budget | style | {OBJECTIVE} | best/val/auroc [95% CI] | best baseline | verdict |",
+    lines = [f"| trial | state | budget | style | {OBJECTIVE} | best/val/auroc [95% CI] | best baseline "
+             "| model vs it (uncorrected: one of the trials, not a finding) |",
              "|---|---|---|---|---|---|---|---|"]
     for t in rows:
         ev = t.user_attrs.get("evidence")
         shown = (f"{ev['best/val/auroc']:.4f} [{ev['best/val/auroc_ci_low']:.4f}, {ev['best/val/auroc_ci_high']:.4f}]"
                  if ev else "")
-        verdict = (notes.verdict(ev["best/val/auroc_vs_best_baseline_ci_low"],
-                                 ev["best/val/auroc_vs_best_baseline_ci_high"]) if ev else "")
+        says = (SAYS[verdict(ev["best/val/auroc_vs_best_baseline_ci_low"],
+                             ev["best/val/auroc_vs_best_baseline_ci_high"])] if ev else "")
         value = f"{t.value:.4f}" if t.value is not None else ""
         lines.append(f"| {t.number} | {t.state.name.lower()} | {budget_of(t) or ''} | {t.user_attrs.get('style', '')} "
-                     f"| {value} | {shown} | {t.user_attrs.get('best_baseline', '')} | {verdict} |")
+                     f"| {value} | {shown} | {t.user_attrs.get('best_baseline', '')} | {says} |")
     return "\n".join(lines) + "\n"
 
 

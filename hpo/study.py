@@ -26,7 +26,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from datamodules.errors import UserError
-from datamodules.prepared import Prepared
+from datamodules.prepared import Prepared, Seen
 from hpo import parent, phase2
 from hpo.forced import EXTREMES, forced_configs
 from hpo.progress import EpochProgress, StudyProgress
@@ -43,6 +43,7 @@ from hpo.sampling import TrialSeededTPE
 from hpo.settings import StudySettings
 from hpo.space import SearchSpace, depth_param
 from hpo.storage import Admission, open_storage, study_exists
+from models import baselines
 from models.budgets import SHAPE_KEYS, STYLES, StyleGrid, count_params, parse_budget, solve
 from training import notes, tracking
 from training.config import RunConfig
@@ -69,7 +70,7 @@ def run_study(
 ) -> Outcome:
     """`data`: the prepared data of `settings.base.data` (a study prepares it once for all its trials)."""
     n_features = len(data.feature_names)
-    session = _open(settings, n_features, data.fingerprint, pruner, echo)
+    session = _open(settings, n_features, data.fingerprint, pruner, echo, data.seen)
     study, parent_id = session.study, session.parent_id
     parent.reopen(parent_id)
     progress = StudyProgress(settings.trials, _count(study))
@@ -123,7 +124,7 @@ class _Session:
 
 
 def _open(settings: StudySettings, n_features: int, fingerprint: str, pruner: optuna.pruners.BasePruner | None,
-          echo: Callable[[str], None]) -> _Session:
+          echo: Callable[[str], None], seen: Seen) -> _Session:
     """Validate, then create or load the study, enqueue what it needs and find (or create) its parent run."""
     base, launcher = settings.base, parent.launcher_run()
     if settings.supplementary:
@@ -139,6 +140,8 @@ def _open(settings: StudySettings, n_features: int, fingerprint: str, pruner: op
     # opening a journal storage creates its file: only once the settings are known to be good
     storage, shown = (plan.storage, plan.shown) if settings.supplementary else open_storage(settings.storage)
     definition = _definition(base, space, fingerprint, budgets, 2 if settings.supplementary else 1)
+    definition |= {"data.seen_fingerprint": seen.fingerprint, "data.seen_until": seen.until,
+                   "baselines": baselines.SET}
 
     pruner = pruner or (_median_pruner(base.train.max_epochs) if settings.pruning else optuna.pruners.NopPruner())
     study, created = _create_or_load(storage, name, TrialSeededTPE(base.train.seed), pruner)
@@ -149,7 +152,8 @@ def _open(settings: StudySettings, n_features: int, fingerprint: str, pruner: op
         study.set_user_attr("definition", definition)
     _enqueue(study, settings, space, grid)
     if parent_id is None:
-        parent_id = parent.create_parent(name, _parent_tags(base, budgets, shown, link), _parent_params(base, space),
+        parent_id = parent.create_parent(name, _parent_tags(base, budgets, shown, link) | seen.tags(),
+                                         _parent_params(base, space),
                                          adopt=launcher)
         study.set_user_attr(parent.PARENT_ATTR, parent_id)
         echo(f"study {name!r} created in {shown}; MLflow parent run {parent_id}")
@@ -360,7 +364,8 @@ def _check_definition(study: optuna.Study, definition: dict) -> None:
     """Resuming a study of another objective, or with any setting of its definition changed, is a
     `UserError` (naming each changed setting)."""
     parent.check_objective(study)
-    stored = study.user_attrs.get("definition", definition)
+    # a study made before the baseline set was recorded judged its trials against v1 (chosen on val_report)
+    stored = {"baselines": baselines.LEGACY_SET, **study.user_attrs.get("definition", definition)}
     diff = {k: (stored[k], v) for k, v in definition.items() if k in stored and str(stored[k]) != str(v)}
     if diff:
         what = "; ".join(f"{k}: {old} in the study, {new} now" for k, (old, new) in diff.items())
@@ -419,5 +424,6 @@ def _trial_line(t: FrozenTrial) -> str:
     size = f", {count:,} params" if count else ""
     line = f"trial {t.number} {t.state.name} {value} ({what}{size}, {t.user_attrs.get('epochs', 0)} epochs)"
     if "evidence" in t.user_attrs:
-        line += f"\n  {evidence_line(t.user_attrs['evidence'], t.user_attrs['best_baseline'])}"
+        evidence = evidence_line(t.user_attrs["evidence"], t.user_attrs["best_baseline"], one_of="the study's trials")
+        line += f"\n  {evidence}"
     return line

@@ -14,6 +14,7 @@ from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import TrialState, create_trial
 
 from tests.conftest import REPO
+from tests.test_data_support import unsorted_ohlcv
 from training.train import OBJECTIVE
 
 TINY = ["--model", "itransformer", "--data-tier", "a20", "--input-size", "16", "--batch-size", "256",
@@ -54,6 +55,7 @@ BAD = {  # flags -> the error; each command runs in its own directory, all at on
     ("--storage", "not-a-journal.txt"): "not-a-journal.txt is not an Optuna journal file (line 1)",
     ("--set", "model.hidden_size=16"): "--set model.hidden_size: a study decides the shape per budget",
     ("--budgets", "20k,0.02M"): "budget 20k is listed twice in '20k,0.02M'",
+    ("--data", "unsorted.csv"): "unsorted.csv: ",  # the rest: tests.test_data_support.unsorted_ohlcv's message
 }
 
 
@@ -63,6 +65,7 @@ def test_bad_input_is_one_line_and_writes_nothing_and_dry_run_writes_nothing(tmp
         d.mkdir()
     not_journal = dirs["--storage", "not-a-journal.txt"] / "not-a-journal.txt"
     not_journal.write_text("garbage\n")
+    unsorted = unsorted_ohlcv(dirs["--data", "unsorted.csv"] / "unsorted.csv")
     one_budget = dirs["--supplementary", "--study-name", "one-budget"]
     phase1 = optuna.create_study(storage=journal(one_budget), study_name="one-budget", direction="maximize")
     phase1.set_user_attr("definition", {"objective": OBJECTIVE})
@@ -81,6 +84,7 @@ def test_bad_input_is_one_line_and_writes_nothing_and_dry_run_writes_nothing(tmp
         assert proc.returncode == 2, (args, err)
         lines = err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and BAD[args] in lines[0], (args, err)
+        assert "unsorted.csv" not in args or lines[0] == f"error: unsorted.csv: {unsorted}"
         assert "secret" not in out + err
         expected = ["one-budget"] if "one-budget" in args else []
         assert studies(dirs[args]) == expected, args  # no study created

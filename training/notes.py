@@ -9,15 +9,11 @@ held-out number where there are, and the config in one line.
 
 from __future__ import annotations
 
+from models.intervals import SAYS, verdict
 from training.config import RunConfig
 
 NOTE = "mlflow.note.content"
 HELD_OUT = "\n\n#### Held out (test, read by promotion only)\n"  # the study note's section set by promotion
-
-
-def verdict(diff_low: float, diff_high: float) -> str:
-    """Whether the model beat the best baseline: the paired interval of model minus it above or below 0."""
-    return "beats it" if diff_low > 0 else "is worse" if diff_high < 0 else "is not distinguishable from it"
 
 
 def evidence(m: dict[str, float], best_baseline: str, split: str, prefix: str = "") -> str:
@@ -26,7 +22,7 @@ def evidence(m: dict[str, float], best_baseline: str, split: str, prefix: str = 
     low, high = m[f"{key}_vs_best_baseline_ci_low"], m[f"{key}_vs_best_baseline_ci_high"]
     return (f"**{key} {m[key]:.4f}** [95% CI {m[f'{key}_ci_low']:.4f}, {m[f'{key}_ci_high']:.4f}]; best baseline "
             f"`{best_baseline}` {m[f'baseline/best/{split}/auroc']:.4f}; model minus it [{low:+.4f}, {high:+.4f}]: "
-            f"**the model {verdict(low, high)}**")
+            f"**the model {SAYS[verdict(low, high)]} it**")
 
 
 def config_line(cfg: RunConfig) -> str:
@@ -77,8 +73,8 @@ def study_note(name: str, storage: str, *, best: str, objective: float, null: fl
     return (f"### Study `{name}`: best {best}\n"
             f"{evidence_line} ({REPORT_WORDS})\n\n"
             f"Selected on val_select: best/val_select/auroc {objective:.4f} {verdict_null} the selection null "
-            f"{null:.4f} (what the best of as many random scorers as completed trials reaches on the same labels, "
-            f"95th percentile)\n\n"
+            f"{null:.4f} (what the best of as many random scorers as the completed trials had epoch evaluations "
+            f"reaches on the same labels, 95th percentile)\n\n"
             f"Each budget's best trial on val_report: {budgets or 'none'}. Trials: "
             + ", ".join(f"{n} {s.lower()}" for s, n in counts.items())
             + f".\n\nOptuna study in `{storage}`; rerun the same `python -m hpo` command to resume it; "
@@ -93,7 +89,7 @@ def promotion_note(label: str, cfg: RunConfig, m: dict[str, float], evaluations:
     test, val = evaluations
     return (f"### Promotion of {label}: {len(seeds)}-seed ensemble, registered as `{name}` version {version}\n"
             f"{evidence(m, test.best_baseline, 'test')} (held-out test, read once here)\n\n"
-            f"{evidence(m, val.best_baseline, 'val')} ({REPORT_WORDS})\n\n"
+            f"{evidence(m, val.best_baseline, 'val', 'best/')} ({REPORT_WORDS})\n\n"
             f"Seeds {', '.join(map(str, seeds))}: test/auroc mean {m['test/auroc_seed_mean']:.4f}, sd "
             f"{m['test/auroc_seed_sd']:.4f}; Brier on test with the model's calibrator "
             f"{m['test/brier_val_calibrated']:.4f}\n\n{config_line(cfg)}")

@@ -32,6 +32,7 @@ import pandas as pd
 
 from datamodules import tiers
 from datamodules.errors import Parser, UserError, mask, optional, run_main
+from datamodules.prepared import Seen
 from training.cli import add_run_arguments, config_from_args
 
 KIND = "promotion"
@@ -69,6 +70,7 @@ class Source:
     study_run_id: str | None = None  # the study's parent run: where the test ledger lives
     trial: str | None = None
     transferred: bool = False  # from --use-best-from: the run is tagged `transferred_from`
+    seen: Seen | None = None  # the rows the config was chosen on (None: a config file, or a run made before)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -98,7 +100,12 @@ def main(argv: list[str] | None = None) -> None:
 
     apply_default_threads()
     prepared = prepare(cfg.data)  # bad data fails here, before anything is written
-    overlap = _held_out_from(registry.resolve_config(source.uri), prepared)
+    prepared.check_test_labels()
+    source.seen = chosen_on(source)
+    mismatch = data_mismatch(source.seen, prepared)
+    if mismatch:
+        raise UserError(f"{source.label}: {mismatch}")
+    overlap = _held_out_from(source.seen, registry.resolve_config(source.uri), prepared)
     if overlap:
         raise UserError(f"{source.label}: {overlap}; promote it with the data and split settings it was chosen on")
     looks = ledger(source.study_run_id)
@@ -236,7 +243,7 @@ class Promotion:
     version: str
     source: Source
     seeds: list[int]
-    seed_metrics: list[dict[str, float]]  # per seed: val/auroc, test/auroc, best_epoch, epochs
+    seed_metrics: list[dict[str, float]]  # per seed: best/val/auroc, test/auroc, best_epoch, epochs
     metrics: dict[str, float]  # what the promotion run holds
     best_baseline: str
     verdict: str
@@ -249,13 +256,13 @@ class Promotion:
         m = self.metrics
         echo(f"promotion run {self.run_id} (kind {KIND}) of {self.source.label}, {len(self.seeds)} seeds")
         for k, (seed, s) in enumerate(zip(self.seeds, self.seed_metrics, strict=True)):
-            echo(f"  seed {seed} ({k + 1} of {len(self.seeds)}): val/auroc {s['val/auroc']:.4f}, test/auroc {s['test/auroc']:.4f} "
+            echo(f"  seed {seed} ({k + 1} of {len(self.seeds)}): best/val/auroc {s['best/val/auroc']:.4f}, test/auroc {s['test/auroc']:.4f} "
                  f"(best epoch {s['best_epoch']:.0f} of {s['epochs']:.0f})")
         echo(f"  seeds' test/auroc: mean {m['test/auroc_seed_mean']:.4f}, sd {m['test/auroc_seed_sd']:.4f}")
         echo(f"ensemble on test ({self.n_test} samples, {self.test_dates[0]} .. {self.test_dates[1]}): test/auroc "
              f"{m['test/auroc']:.4f} [95% CI {m['test/auroc_ci_low']:.4f}, {m['test/auroc_ci_high']:.4f}]; "
-             f"on val_report (the report half of val) val/auroc {m['val/auroc']:.4f} "
-             f"[{m['val/auroc_ci_low']:.4f}, {m['val/auroc_ci_high']:.4f}]")
+             f"on val_report (the report half of val) best/val/auroc {m['best/val/auroc']:.4f} "
+             f"[{m['best/val/auroc_ci_low']:.4f}, {m['best/val/auroc_ci_high']:.4f}]")
         names = sorted(k.split("/")[1] for k in m if k.startswith("baseline/") and k.endswith("/test/auroc")
                        and not k.startswith("baseline/best/"))
         echo("  baselines on the same samples: " + ", ".join(
@@ -279,17 +286,19 @@ def promote(cfg, prepared, source: Source, *, name: str, alias: str, seeds: int,
     import mlflow
 
     from datamodules.datamodule import TierDataModule
+    from models import baselines
     from models.calibration import fit_calibrator
-    from models.intervals import rank_auroc
+    from models.intervals import Setting, rank_auroc
     from training import notes, pyfunc, tracking
-    from training.evaluate import baseline_scores, evaluate, figures, predict_probs
-    from training.train import REPORT, train
+    from training.evaluate import evaluate, figures, predict_probs
+    from training.train import REPORT, on_report, train
 
     seed_list = [cfg.train.seed + k for k in range(seeds)]
     tags = {"source": source.uri, "registered_model": name, "alias": alias,
             **({"transferred_from": source.uri} if source.transferred else {}),
             **{k: v for k, v in (("study", source.study), ("study_run_id", source.study_run_id),
-                                 ("trial", source.trial), ("source_run_id", source.run_id)) if v}}
+                                 ("trial", source.trial), ("source_run_id", source.run_id)) if v},
+            **(source.seen or prepared.seen).tags()}  # the rows the config was chosen on, for a later check
     what = pyfunc.artifact_name(cfg)
     with tracking.run_context(kind=KIND, run_name=f"promotion {name}: {what}, {seeds} seeds", tags=tags) as run:
         run_id = run.info.run_id
@@ -308,21 +317,24 @@ def promote(cfg, prepared, source: Source, *, name: str, alias: str, seeds: int,
             return np.stack([predict_probs(r.model, dm.eval_loader(stage)) for r in members])
 
         val, report, test = probs("val"), probs(REPORT), probs("test")  # the only read of test
-        h, s, history = cfg.data.horizon, cfg.train.seed, prepared.labels("train")
+        h, s = cfg.data.horizon, cfg.train.seed
+        setting = Setting(h, prepared.labels("train"), s)
+        best = baselines.choose(prepared, s)  # on val_select, as the config was
         y_test = prepared.labels("test")
-        ev = evaluate("test", y_test, prepared.dates("test"), test.mean(0), baseline_scores(prepared, "test", s),
-                      horizon=h, history=history, seed=s)
+        ev = evaluate("test", y_test, prepared.dates("test"), test.mean(0), baselines.scores(prepared, "test", s),
+                      best_baseline=best, setting=setting)
         ev_val = evaluate("val", prepared.labels(REPORT), prepared.dates(REPORT), report.mean(0),
-                          baseline_scores(prepared, REPORT, s), horizon=h, history=history, seed=s)
+                          baselines.scores(prepared, REPORT, s), best_baseline=best, setting=setting)
         calibrator = fit_calibrator(val.mean(0), prepared.labels("val"))
         deployed = calibrator.transform(test.mean(0))
-        seed_metrics = [{"val/auroc": r.val_auroc, "test/auroc": float(rank_auroc(y_test, p)),
+        seed_metrics = [{"best/val/auroc": r.val_auroc, "test/auroc": float(rank_auroc(y_test, p)),
                          "best_epoch": r.best_epoch, "epochs": r.epochs} for r, p in zip(members, test, strict=True)]
         seed_test = np.array([m["test/auroc"] for m in seed_metrics])
-        seed_val = np.array([m["val/auroc"] for m in seed_metrics])
-        metrics = {**ev.metrics, **ev_val.metrics,
+        seed_val = np.array([m["best/val/auroc"] for m in seed_metrics])
+        # the ensemble on val_report as `best/val/*`: `val/*` is the per-epoch val_select AUROC in every run kind
+        metrics = {**ev.metrics, **on_report(ev_val.metrics),
                    "test/auroc_seed_mean": float(seed_test.mean()), "test/auroc_seed_sd": _sd(seed_test),
-                   "val/auroc_seed_mean": float(seed_val.mean()), "val/auroc_seed_sd": _sd(seed_val),
+                   "best/val/auroc_seed_mean": float(seed_val.mean()), "best/val/auroc_seed_sd": _sd(seed_val),
                    "test/brier_val_calibrated": float(np.mean((deployed - y_test) ** 2)),
                    "calibrator/a": calibrator.a, "calibrator/b": calibrator.b, "test/samples": len(y_test),
                    **{f"seed/{seed}/{key}": v for seed, m in zip(seed_list, seed_metrics, strict=True)
@@ -353,11 +365,12 @@ def promote(cfg, prepared, source: Source, *, name: str, alias: str, seeds: int,
                   "promotion_run_id": run_id, "model": cfg.model.name, "tier": cfg.data.tier,
                   "input_size": cfg.data.input_size, "horizon": h, "threshold": cfg.data.threshold,
                   "data_fingerprint": prepared.data_fingerprint, "fingerprint": prepared.fingerprint,
+                  **(source.seen or prepared.seen).tags(),
                   "seeds": seeds, "best_baseline": ev.best_baseline,
                   "best_baseline_test_auroc": _fmt(metrics["baseline/best/test/auroc"]),
-                  **{key.replace("/", "_"): _fmt(metrics[key]) for key in (
-                      "val/auroc", "val/auroc_ci_low", "val/auroc_ci_high", "test/auroc", "test/auroc_ci_low",
-                      "test/auroc_ci_high", "test/auroc_vs_best_baseline_ci_low",
+                  **{key.removeprefix("best/").replace("/", "_"): _fmt(metrics[key]) for key in (
+                      "best/val/auroc", "best/val/auroc_ci_low", "best/val/auroc_ci_high", "test/auroc",
+                      "test/auroc_ci_low", "test/auroc_ci_high", "test/auroc_vs_best_baseline_ci_low",
                       "test/auroc_vs_best_baseline_ci_high")}},
             describe=lambda version: notes.promotion_note(source.label, cfg, metrics, (ev, ev_val), seed_list,
                                                           version, name),
@@ -371,22 +384,51 @@ def promote(cfg, prepared, source: Source, *, name: str, alias: str, seeds: int,
                      ev.verdict(), len(y_test), (str(dates[0].date()), str(dates[-1].date())), looks, comparison)
 
 
-def _held_out_from(chosen_on, prepared) -> str | None:
-    """Why this promotion's test split is not held out from the data the config `chosen_on` was selected and
-    trained on, or None when it is: every test label must start after the last label of that config's val
-    split has ended (its last val date plus its horizon, in rows of this promotion's data)."""
+def chosen_on(source: Source) -> Seen | None:
+    """The rows the source's config was chosen on, as its run recorded them (`Seen.tags`)."""
+    from mlflow.tracking import MlflowClient
+
+    return None if source.run_id is None else Seen.from_tags(MlflowClient().get_run(source.run_id).data.tags)
+
+
+def data_mismatch(seen: Seen | None, prepared) -> str | None:
+    """Why this data is not the data the config was chosen on (every row through `seen.until` the same), or
+    None when it is (rows after that date may differ or be new) or nothing was recorded."""
+    if seen is None:
+        return None
+    ours = prepared.fingerprint_through(seen.until)
+    if ours == seen.fingerprint:
+        return None
+    return (f"the data differs from the data the config was chosen on: rows through {seen.until} of "
+            f"{prepared.source} (dates {prepared.source_dates[0]} .. {prepared.source_dates[1]}) have fingerprint "
+            f"{ours}, the config was chosen on rows through {seen.until} of {seen.source} with fingerprint "
+            f"{seen.fingerprint}; promote it with that data (rows after {seen.until} may be added)")
+
+
+def _held_out_from(seen: Seen | None, chosen_on_cfg, prepared) -> str | None:
+    """Why this promotion's test split is not held out from the data the config was selected and trained on,
+    or None when it is: every test label must start after the last label of that config's val split has
+    ended. `seen` (the rows through that label's end, checked by `data_mismatch`) says where; without it
+    (a config file, or a run made before it was recorded) the config's own data is read again: its last val
+    date plus its horizon, in rows of this promotion's data."""
     from datamodules.prepared import prepare
 
+    first = prepared.dates("test")[0]
+    if seen is not None:
+        if first >= pd.Timestamp(seen.until):
+            return None
+        return (f"the test split starts {first.date()}, but the config was chosen on rows through {seen.until} "
+                "(its last val label's end): the test split would not be held out")
     try:
-        seen = prepare(chosen_on.data).dates("val")[-1]
+        seen = prepare(chosen_on_cfg.data).dates("val")[-1]
     except UserError as err:
         return f"its own data cannot be read to check that the test split is held out from it ({err})"
-    index, first = prepared.index, prepared.dates("test")[0]
+    index = prepared.index
     rows_after = index.get_loc(first) - (index.searchsorted(seen, side="right") - 1)
-    if first > seen and rows_after >= chosen_on.data.horizon:
+    if first > seen and rows_after >= chosen_on_cfg.data.horizon:
         return None
     return (f"the test split starts {first.date()}, but the config was chosen on a val split that ends "
-            f"{seen.date()} with labels {chosen_on.data.horizon} day(s) ahead: the test split would not be held out")
+            f"{seen.date()} with labels {chosen_on_cfg.data.horizon} day(s) ahead: the test split would not be held out")
 
 
 def _sd(values: np.ndarray) -> float:
@@ -403,12 +445,14 @@ def compare(previous, cfg, prepared, new_probs: np.ndarray) -> tuple[str, dict[s
     import mlflow
 
     from datamodules import sources
-    from models.intervals import bootstrap_auroc
+    from models.intervals import Setting
     from training.registry import resolve_config
 
     label = f"previous holder of the alias: version {previous.version}"
+    seen = Seen.from_tags(previous.tags)
     try:
-        overlap = _held_out_from(resolve_config(f"models:/{previous.name}/{previous.version}"), prepared)
+        overlap = data_mismatch(seen, prepared) or _held_out_from(
+            seen, resolve_config(f"models:/{previous.name}/{previous.version}"), prepared)
     except UserError as err:
         overlap = f"its config cannot be read ({err})"
     if overlap:
@@ -426,8 +470,8 @@ def compare(previous, cfg, prepared, new_probs: np.ndarray) -> tuple[str, dict[s
     if keep.sum() < 2:
         return f"{label} scores none of this promotion's test dates", {}
     y = prepared.labels("test")[keep]
-    iv = bootstrap_auroc(y, {"new": new_probs[keep], "previous": old[keep]}, horizon=cfg.data.horizon,
-                         seed=cfg.train.seed, history=prepared.labels("train"))
+    iv = Setting(cfg.data.horizon, prepared.labels("train"), cfg.train.seed).intervals(
+        y, {"new": new_probs[keep], "previous": old[keep]})
     low, high = iv.diff["new", "previous"]
     extra = {"previous/test/auroc": iv.point["previous"], "test/auroc_vs_previous_ci_low": low,
              "test/auroc_vs_previous_ci_high": high}

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-import warnings
 from importlib import metadata
 from pathlib import Path
 
@@ -82,20 +81,7 @@ def ohlcv(frame: pd.DataFrame, source: str = "input") -> pd.DataFrame:
     asked about days as they came; a shuffled file is a mistake, not something to sort silently)."""
     if not isinstance(frame, pd.DataFrame):
         raise DataError(f"{source}: expected a DataFrame of daily OHLCV, got {type(frame).__name__}")
-    columns = [c for c in frame.columns if str(c).strip().lower() in sources.DATE_NAMES]
-    raw = frame[columns[0]] if columns else frame.index.to_series()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        dates = pd.to_datetime(pd.Series(raw.to_numpy()), errors="coerce")
-    if not dates.isna().any() and len(dates) > 1:
-        step = np.diff(dates.to_numpy().astype("datetime64[ns]").astype(np.int64))
-        if (step == 0).any():
-            raise DataError(f"{source}: duplicate date {dates.iloc[int(np.argmax(step == 0)) + 1].date()}")
-        if (step < 0).any():
-            i = int(np.argmax(step < 0)) + 1
-            raise DataError(f"{source}: dates are not in increasing order ({dates.iloc[i].date()} comes after "
-                            f"{dates.iloc[i - 1].date()}); sort the rows by date")
-    return sources.validate_ohlcv(frame, source)
+    return sources.validate_ohlcv(frame, source)  # `sources.date_indexed`: the one rule for dates
 
 
 class DirectionModel(mlflow.pyfunc.PythonModel):
