@@ -1,0 +1,167 @@
+"""Many machines, locked: the README's recipe of a basic-auth `mlflow server` (MLflow's `basic-auth` app,
+extra `server`) over the throwaway PostgreSQL, on 127.0.0.1. Workers authenticate through
+MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD; every other user READs (the app's default permission).
+
+One server for the module; the tests run in file order: the worker's study and promotion first, then the
+read-only user and the wrong password against what they left, then the search for the passwords."""
+
+import os
+import subprocess
+import sys
+import uuid
+
+import optuna
+import pytest
+import requests
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from hpo.storage import open_storage
+from tests.conftest import REPO
+from tests.servers import BasicAuth, mlflow_server
+from training import tracking
+
+ADMIN_PW, WORKER_PW, VIEWER_PW = "admin-Xq7-pw-41d9", "worker-Jm2-pw-7c3e", "viewer-Rt5-pw-0b8a"
+SECRETS = (ADMIN_PW, WORKER_PW, VIEWER_PW)
+TINY = ["--model", "itransformer", "--data-tier", "a20", "--input-size", "16", "--batch-size", "256",
+        "--max-epochs", "2", "--accelerator", "cpu"]
+STUDY, MODEL = "itransformer-a20-L16", "spy-direction"
+OUTPUTS: list[str] = []  # every line the workers printed, searched for the passwords at the end
+
+
+@pytest.fixture(scope="module")
+def locked(pg_server, tmp_path_factory):
+    """The basic-auth server (runs and users in databases of their own) with a `worker` and a `viewer`."""
+    tag = uuid.uuid4().hex[:8]
+    backend, users = (pg_server.create_database(f"{what}_{tag}").replace("postgresql://", "postgresql+psycopg://")
+                      for what in ("runs", "users"))
+    auth = BasicAuth(users, ADMIN_PW)
+    with mlflow_server(backend, tmp_path_factory.mktemp("locked"), workers=1, auth=auth) as tracker:
+        tracker.create_user("worker", WORKER_PW)
+        tracker.create_user("viewer", VIEWER_PW)
+        yield tracker
+
+
+@pytest.fixture(scope="module")
+def optuna_db(pg_server):
+    """The workers' study storage (the database side: a password user, scram-sha-256)."""
+    return pg_server.create_database(f"optuna_{uuid.uuid4().hex[:8]}")
+
+
+def as_user(tracker, user: str | None, password: str | None, monkeypatch) -> MlflowClient:
+    """This process and the commands it starts talk to `tracker` as `user` (anonymous when None)."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracker.uri)
+    for name, value in (("MLFLOW_TRACKING_USERNAME", user), ("MLFLOW_TRACKING_PASSWORD", password)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    for name in ("MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID"):
+        monkeypatch.delenv(name, raising=False)
+    import mlflow
+
+    mlflow.set_tracking_uri(tracker.uri)
+    return MlflowClient(tracker.uri)
+
+
+def cli(tmp_path, module, *args, timeout=300):
+    """`python -m MODULE ARGS` as a worker starts it: credentials in the environment only."""
+    proc = subprocess.run([sys.executable, "-m", module, *args], cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=timeout)
+    OUTPUTS.extend((proc.stdout, proc.stderr))
+    return proc
+
+
+def all_runs(client):
+    return client.search_runs([e.experiment_id for e in client.search_experiments()], max_results=1000)
+
+
+def test_an_anonymous_request_is_refused(locked):
+    api = f"{locked.uri}/api/2.0/mlflow/experiments/search"
+    assert requests.get(api, params={"max_results": 5}, timeout=30).status_code == 401
+    assert requests.get(api, params={"max_results": 5}, auth=("worker", "not-the-pw-123"), timeout=30).status_code == 401
+    assert requests.get(api, params={"max_results": 5}, auth=("worker", WORKER_PW), timeout=30).status_code == 200
+
+
+def test_a_worker_runs_a_study_and_promotes_it(locked, optuna_db, monkeypatch, tmp_path):
+    """With only a user's rights: the worker creates the project's experiment (so owns it), runs a study
+    to the end and registers its best trial as `champion`."""
+    client = as_user(locked, "worker", WORKER_PW, monkeypatch)
+    study = cli(tmp_path, "hpo", *TINY, "--budgets", "20k,50k", "--trials", "2", "--storage", optuna_db)
+    assert study.returncode == 0, study.stderr[-3000:]
+    experiment = client.get_experiment_by_name(tracking.EXPERIMENT)
+    assert experiment.tags[tracking.KIND_TAG] == tracking.KIND
+    assert client.get_experiment("0").name == "Default"  # nobody's experiment renamed
+    runs = all_runs(client)
+    assert sorted(r.data.tags["kind"] for r in runs) == ["study", "trial", "trial"]
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    assert f"browse {locked.uri}/#/experiments/{experiment.experiment_id}" in study.stdout
+
+    promoted = cli(tmp_path, "training.promote", "--study", STUDY, "--storage", optuna_db, "--name", MODEL,
+                   "--seeds", "1", "--max-epochs", "2")
+    assert promoted.returncode == 0, promoted.stderr[-3000:]
+    assert client.get_model_version_by_alias(MODEL, "champion").version == "1"
+
+
+def test_a_read_only_user_cannot_move_the_champion(locked, optuna_db, monkeypatch, tmp_path):
+    client = as_user(locked, "viewer", VIEWER_PW, monkeypatch)
+    champion = client.get_model_version_by_alias(MODEL, "champion")  # reading is allowed
+    with pytest.raises(MlflowException) as refused:
+        client.set_registered_model_alias(MODEL, "champion", champion.version)
+    assert refused.value.error_code == "PERMISSION_DENIED"
+    with pytest.raises(MlflowException):
+        client.delete_registered_model_alias(MODEL, "champion")
+    # nor promote over it: one line, before anything runs
+    promoted = cli(tmp_path, "training.promote", "--study", STUDY, "--storage", optuna_db, "--name", MODEL,
+                   "--seeds", "1")
+    assert promoted.returncode == 2
+    assert promoted.stderr.strip().splitlines() == [
+        f"error: user 'viewer' may not write to experiment 'direction' (id {champion_experiment(client)}) on the "
+        f"MLflow tracking server {locked.uri}: ask its admin for EDIT permission on it, or set "
+        "MLFLOW_EXPERIMENT_NAME to an experiment you may write to"]
+    assert client.get_model_version_by_alias(MODEL, "champion").version == champion.version
+    assert len(client.search_model_versions(f"name = '{MODEL}'")) == 1
+
+
+def champion_experiment(client) -> str:
+    return client.get_experiment_by_name(tracking.EXPERIMENT).experiment_id
+
+
+@pytest.mark.parametrize(("user", "password", "says"), [
+    ("worker", "wrong-password-1234", "refused user 'worker' (401: a wrong password or an unknown user): set "
+                                      "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to a user of that server"),
+    (None, None, "asks who you are (401): set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD in the "
+                 "environment"),
+])
+def test_a_refused_worker_gets_one_line_and_leaves_nothing(locked, optuna_db, monkeypatch, tmp_path, user, password, says):
+    admin = as_user(locked, "admin", ADMIN_PW, monkeypatch)
+    before = {r.info.run_id for r in all_runs(admin)}
+    as_user(locked, user, password, monkeypatch)
+    worker = cli(tmp_path, "hpo", *TINY, "--budgets", "20k,50k", "--trials", "2", "--storage", optuna_db,
+                 "--study-name", "refused")
+    assert worker.returncode == 2
+    assert worker.stderr.strip().splitlines() == [f"error: the MLflow tracking server {locked.uri} {says}"]
+    as_user(locked, "admin", ADMIN_PW, monkeypatch)
+    runs = all_runs(admin)
+    assert {r.info.run_id for r in runs} == before
+    assert "RUNNING" not in {r.info.status for r in runs}
+    assert "refused" not in optuna.get_all_study_names(open_storage(optuna_db)[0])
+
+
+def test_no_password_in_any_log_tag_param_artifact_or_output(locked, monkeypatch):
+    admin = as_user(locked, "admin", ADMIN_PW, monkeypatch)
+    runs = all_runs(admin)
+    assert len(runs) >= 5  # the study's 3, the promotion and its seed: the store searched is not empty
+    stored = [locked.log.read_text(), *OUTPUTS]
+    for run in runs:
+        stored += [*run.data.params.values(), *run.data.tags.values(), *run.data.params, *run.data.tags]
+    for experiment in admin.search_experiments():
+        stored += [*experiment.tags.values(), experiment.artifact_location]
+    for version in admin.search_model_versions(f"name = '{MODEL}'"):
+        stored += [*version.tags.values(), version.description or "", version.source]
+    for path in locked.artifacts.rglob("*"):
+        if path.is_file():
+            stored.append(path.read_bytes().decode("latin-1"))
+    assert len(OUTPUTS) >= 8
+    for secret in SECRETS:
+        assert not [text[:200] for text in stored if secret in text], secret
