@@ -22,6 +22,7 @@ import os
 import re
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -180,7 +181,7 @@ def refusal(err: BaseException | None) -> TrackingRefused | None:
             what = found.group(1) if found else None
         elif isinstance(err, requests.HTTPError) and err.response is not None:
             status = err.response.status_code if err.response.status_code in (401, 403) else None
-            what = requests.utils.urlparse(err.response.url).path
+            what = urllib.parse.urlparse(err.response.url).path
         if status is not None:
             return TrackingRefused(_refused(status, what))
         err = err.__cause__ or err.__context__
