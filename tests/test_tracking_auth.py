@@ -9,6 +9,7 @@ passwords."""
 import os
 import subprocess
 import sys
+import time
 import uuid
 
 import optuna
@@ -23,7 +24,8 @@ from tests.servers import BasicAuth, mlflow_server
 from training import tracking
 
 ADMIN_PW, WORKER_PW, VIEWER_PW = "admin-Xq7-pw-41d9", "worker-Jm2-pw-7c3e", "viewer-Rt5-pw-0b8a"
-SECRETS = (ADMIN_PW, WORKER_PW, VIEWER_PW)
+LEAVER_PW, EXPIRING_PW, CHANGED_PW = "leaver-Pw9-pw-5e21", "expiring-Hv3-pw-2a7f", "changed-Pw4-pw-9d0c"
+SECRETS = (ADMIN_PW, WORKER_PW, VIEWER_PW, LEAVER_PW, EXPIRING_PW, CHANGED_PW)
 TINY = ["--model", "itransformer", "--data-tier", "a20", "--input-size", "16", "--batch-size", "256",
         "--max-epochs", "2", "--accelerator", "cpu"]
 STUDY, MODEL = "itransformer-a20-L16", "spy-direction"
@@ -172,6 +174,68 @@ def test_a_worker_with_a_wrong_password_gets_one_line_and_leaves_nothing(locked,
     assert {r.info.run_id for r in runs} == before
     assert "RUNNING" not in {r.info.status for r in runs}
     assert "refused" not in optuna.get_all_study_names(open_storage(optuna_db)[0])
+
+
+def test_credentials_that_stop_passing_end_a_run_with_one_line(locked, monkeypatch):
+    """A user whose password the admin changes while a run is open: the next write is refused, and the run
+    ends in `TrackingRefused` (the 401's one line), not in the error of the failed attempt to close it."""
+    locked.create_user("leaver", LEAVER_PW)
+    client = as_user(locked, "leaver", LEAVER_PW, monkeypatch)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "leaver")  # one the user creates, so owns
+    with pytest.raises(tracking.TrackingRefused) as told, tracking.run_context(kind="train") as run:
+        client.log_metric(run.info.run_id, "x", 1.0)
+        locked.admin_request("/api/2.0/mlflow/users/update-password", "PATCH", username="leaver",
+                             password=CHANGED_PW)
+        client.log_metric(run.info.run_id, "x", 2.0)
+    assert str(told.value) == (f"the MLflow tracking server {locked.uri} refused user 'leaver' (401: a wrong "
+                               "password or an unknown user): set MLFLOW_TRACKING_USERNAME and "
+                               "MLFLOW_TRACKING_PASSWORD to a user of that server")
+    admin = as_user(locked, "admin", ADMIN_PW, monkeypatch)
+    assert [m.value for m in admin.get_metric_history(run.info.run_id, "x")] == [1.0]
+
+
+@pytest.mark.slow
+def test_a_worker_whose_password_changes_mid_study_stops_and_the_study_goes_on(locked, optuna_db, features,
+                                                                              monkeypatch, tmp_path):
+    """`expiring` runs a study in its own experiment; once a trial's run is open, the admin changes its
+    password: it stops with the 401's one line, its trial failed and not counted. `worker` (granted EDIT)
+    then finishes the study: the refused trial's run closed, nothing RUNNING."""
+    locked.create_user("expiring", EXPIRING_PW)
+    client = as_user(locked, "expiring", EXPIRING_PW, monkeypatch)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "expiring")
+    experiment = tracking.experiment_id()
+    args = [*TINY, "--max-epochs", "6", "--budgets", "20k", "--trials", "3", "--storage", optuna_db,
+            "--study-name", "expiring", "--no-pruning"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "DIRECTION_CACHE_DIR": str(features)}
+    with open(tmp_path / "err", "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "hpo", *args], cwd=tmp_path, env=env, stderr=err,
+                                stdout=subprocess.DEVNULL)
+    try:
+        while not client.search_runs([experiment], "tags.kind = 'trial' and attributes.status = 'RUNNING'"):
+            assert proc.poll() is None, (tmp_path / "err").read_text()[-3000:]
+            time.sleep(0.5)
+        locked.admin_request("/api/2.0/mlflow/users/update-password", "PATCH", username="expiring",
+                             password=CHANGED_PW)
+        assert proc.wait(timeout=300) == 2
+    finally:
+        proc.kill()
+    stderr = (tmp_path / "err").read_text()
+    OUTPUTS.append(stderr)
+    assert stderr.strip().splitlines()[-1].startswith(f"error: the MLflow tracking server {locked.uri} refused "
+                                                      "user 'expiring' (401")
+    storage = open_storage(optuna_db)[0]
+    (refused,) = [t for t in optuna.load_study(study_name="expiring", storage=storage).trials
+                  if t.user_attrs.get("failed_reason") == "refused by the tracking server"]
+    locked.grant("worker", "experiment", experiment, "EDIT")
+    as_user(locked, "worker", WORKER_PW, monkeypatch)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "expiring")
+    assert cli(tmp_path, features, "hpo", *args).returncode == 0
+    study = optuna.load_study(study_name="expiring", storage=storage)
+    assert len([t for t in study.trials if "failed_reason" not in t.user_attrs]) == 3
+    runs = MlflowClient(locked.uri).search_runs([experiment], "tags.kind = 'trial'")
+    assert "RUNNING" not in {r.info.status for r in runs}
+    (run,) = [r for r in runs if r.data.tags["trial_number"] == str(refused.number)]
+    assert run.info.status == "FAILED"
 
 
 def test_no_password_in_any_log_tag_param_artifact_or_output(locked, monkeypatch):
