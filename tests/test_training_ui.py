@@ -160,8 +160,8 @@ def test_the_model_takes_a_csv_as_read_and_rest_answers_the_same(promoted, capsy
         assert "\n" not in answer["message"]
         status, answer = invoke({"dataframe_split": json.loads(read.iloc[[1, 0]].to_json(orient="split", index=False))})
         assert status == 400 and answer["message"] == (
-            f"input: dates are not in increasing order ({read['Date'].iloc[0]} comes after {read['Date'].iloc[1]}); "
-            "sort the rows by date"), answer
+            f"input: dates are not in increasing order: {read['Date'].iloc[0]} in data row 2 comes after "
+            f"{read['Date'].iloc[1]}; sort the rows by date"), answer
     finally:
         _stop_group(server)
 
