@@ -45,7 +45,7 @@ from hpo.space import SearchSpace, depth_param
 from hpo.storage import Admission, open_storage, study_exists
 from models.budgets import SHAPE_KEYS, StyleGrid, count_params, parse_budget, solve
 from training import tracking
-from training.config import RunConfig
+from training.config import FREE, RunConfig
 from training.train import EVIDENCE, MONITOR, OBJECTIVE, SELECT, evidence_line, train
 
 PARENT_WAIT_S = 30.0
@@ -322,11 +322,6 @@ def _wait_for_parent(study: optuna.Study) -> str | None:
             return study.user_attrs[parent.PARENT_ATTR]
         time.sleep(0.5)
     return None
-
-
-# settings that may differ between the workers of one study: where the data file lies (its content is
-# in the fingerprint) and the hardware
-FREE = ("data.path", "train.accelerator", "train.precision", "train.matmul_precision")
 
 
 def _definition(base: RunConfig, space: SearchSpace, fingerprint: str, budgets: list[str], phase: int) -> dict:
