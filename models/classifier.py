@@ -30,6 +30,10 @@ if ("ignore", None, PossibleUserWarning, None, 0) in warnings.filters:
     warnings.filterwarnings("default", category=PossibleUserWarning, append=True)
 
 
+# which parameters `configure_optimizers` decays (logged as the param `optimizer.weight_decay_applies_to`)
+DECAYED = "parameters with >= 2 dimensions (weight matrices; not biases or norm weights)"
+
+
 class EpochLosses:
     """The training losses of one epoch on their device: `add` keeps a reference (no kernel, no host
     sync); `check` reads those added since the last check (one sync) and raises `NonFiniteLossError` at the
@@ -163,7 +167,12 @@ class DirectionClassifier(pl.LightningModule):
         return torch.sigmoid(self(x).float())
 
     def configure_optimizers(self):
-        return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        """AdamW; weight decay on the weight matrices only (`DECAYED`), not on biases or norm weights."""
+        decayed = [p for p in self.parameters() if p.ndim >= 2]
+        others = [p for p in self.parameters() if p.ndim < 2]
+        groups = [{"params": decayed, "weight_decay": self.hparams.weight_decay},
+                  {"params": others, "weight_decay": 0.0}]
+        return torch.optim.AdamW([g for g in groups if g["params"]], lr=self.hparams.lr)
 
 
 def build_classifier(

@@ -10,6 +10,7 @@ import torch
 from mlflow.tracking import MlflowClient
 from sklearn.metrics import roc_auc_score
 
+from models.classifier import DECAYED
 from training.config import RunConfig
 from training.train import train
 
@@ -30,7 +31,8 @@ def test_run_records_params_metrics_tags_and_artifacts(trained, tiny_config):
 
     params = run.data.params
     assert {k: v for k, v in params.items() if not k.startswith("ci.")} == {
-        **tiny_config.to_params(), "params.count": str(trained.params_count)}
+        **tiny_config.to_params(), "params.count": str(trained.params_count),
+        "optimizer.weight_decay_applies_to": DECAYED}
     assert RunConfig.from_params(params) == tiny_config
 
     for key in PER_EPOCH:

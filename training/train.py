@@ -19,7 +19,7 @@ from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 
 from datamodules.datamodule import TierDataModule
 from datamodules.prepared import Prepared
-from models.classifier import DirectionClassifier, build_classifier
+from models.classifier import DECAYED, DirectionClassifier, build_classifier
 from models.intervals import rank_auroc
 from training import tracking
 from training.config import RunConfig
@@ -120,7 +120,7 @@ def train(
     with tracking.run_context(kind="train", run_name=name, tags=tags, parent_run_id=parent_run_id) as run, \
             tempfile.TemporaryDirectory(prefix="ckpt-") as ckpt_dir:
         run_id = run.info.run_id
-        tracking.log_config(cfg, extra={"params.count": n_params})
+        tracking.log_config(cfg, extra={"params.count": n_params, "optimizer.weight_decay_applies_to": DECAYED})
         tracking.log_dataset(
             source_path=dm.source, name=f"{cfg.data.tier}:{Path(dm.source).name}", digest=dm.fingerprint,
             tags={"tier": cfg.data.tier, "fingerprint": dm.data_fingerprint,
