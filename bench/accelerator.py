@@ -35,7 +35,7 @@ from torch.utils.data import DataLoader
 from datamodules.datamodule import TierDataModule
 from models.registry import available
 from training.config import RunConfig
-from training.train import build_model
+from training.train import build_model, build_trainer
 
 warnings.filterwarnings("ignore")
 logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
@@ -152,20 +152,15 @@ class Clock(pl.Callback):
 
 
 def lightning_rate(cfg: RunConfig, device: torch.device, steps: int, warmup: int) -> tuple[float, str, int]:
-    """The project's path: TierDataModule (device from the Trainer) + DirectionClassifier + Trainer as in
-    `training.train` (precision, clipping), without validation."""
+    """The project's path: TierDataModule (device from the Trainer) + DirectionClassifier + the Trainer of
+    `training.train.build_trainer` (precision, clipping), without validation."""
     pl.seed_everything(cfg.train.seed, workers=True, verbose=False)
     dm = TierDataModule(cfg.data)
     dm.setup()
     model = build_model(cfg, dm.n_features)
     clock = Clock(warmup, device)
-    trainer = pl.Trainer(
-        accelerator=device.type, devices=1, precision=cfg.train.precision, max_steps=warmup + steps,
-        gradient_clip_val=cfg.train.grad_clip or None, callbacks=[clock], logger=False,
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        num_sanity_val_steps=0, limit_val_batches=0,
-    )
-    dm.device = trainer.strategy.root_device
+    timed = cfg.override({"train.max_steps": warmup + steps, "train.accelerator": device.type})
+    trainer = build_trainer(timed, dm, callbacks=(clock,), validate=False)
     with Utilisation(device) as util:
         trainer.fit(model, datamodule=dm)
     return clock.seen / clock.seconds, util.mean, sum(p.numel() for p in model.parameters())

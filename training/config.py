@@ -44,7 +44,8 @@ class TrainConfig:
     weight_decay: float = 1e-4
     grad_clip: float = 1.0
     max_epochs: int = 30
-    max_steps: int = -1  # -1: no step limit
+    max_steps: int = -1  # optimizer steps (of `accumulate_grad_batches` batches each); -1: no step limit
+    accumulate_grad_batches: int = 1  # batches whose gradients one optimizer step sums
     patience: int = 5  # early stopping on val/auroc, in epochs
     seed: int = 42
     accelerator: str = field(default="auto", metadata={"free": "the hardware"})  # auto | cpu | gpu | cuda | mps
@@ -59,7 +60,7 @@ class TrainConfig:
     def check(self) -> TrainConfig:
         """Raise `ConfigError` naming the first unusable setting (an accelerator this machine lacks
         included); return self."""
-        for name, low in (("max_epochs", 1), ("patience", 1)):
+        for name, low in (("max_epochs", 1), ("patience", 1), ("accumulate_grad_batches", 1)):
             if getattr(self, name) < low:
                 raise ConfigError(f"train.{name} must be >= {low}, got {getattr(self, name)}")
         if not 0 <= self.seed < 2**31:  # numpy and Optuna take [0, 2**32); seeds + offsets (promotion's K seeds) too
