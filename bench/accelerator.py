@@ -13,7 +13,7 @@
     python -m bench.accelerator --tiers a20,a200,a200p --batches 64,1024 --precisions 32-true,bf16-mixed
 
 On the CPU the defaults are small (tiny networks, a20 only, few steps: a few minutes on 2 cores);
-`--tiers` asks for more.
+`--tiers` asks for more; `--tiny` is the smallest run (seconds: a check that the bench runs).
 """
 
 from __future__ import annotations
@@ -232,7 +232,7 @@ def section_training(args, device: torch.device) -> None:
                           flush=True)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--models", default=",".join(available()))
@@ -245,8 +245,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=None, help="untimed first steps (default 10 GPU, 2 CPU)")
     parser.add_argument("--data-seconds", type=float, default=None, help="per data-path measurement")
     parser.add_argument("--tiny", action=argparse.BooleanOptionalAction, default=None,
-                        help="tiny networks (default on the CPU)")
-    args = parser.parse_args()
+                        help="tiny networks (default on the CPU); given, also the smallest run: one model, a20, "
+                             "batch 64, 32-true, 2 steps after 1, 0.05 s per data-path measurement")
+    args = parser.parse_args(argv)
+    if args.tiny:
+        args.models, args.tiers, args.batches, args.precisions = available()[0], "a20", "64", "32-true"
+        args.steps, args.warmup, args.data_seconds = 2, 1, 0.05
     device = torch.device(args.device)
     cpu = device.type == "cpu"
     args.models = args.models.split(",")
