@@ -3,7 +3,7 @@
 # processes, with the thread default (no OMP_NUM_THREADS) and with OMP_NUM_THREADS=2. Each run is cut at
 # 12 minutes. Run from the repository root with the project's environment active:
 #     bash bench/demo_threads.sh
-#     bash bench/demo_threads.sh --tiny   # one case, the demo cut to 1 trial of 1 epoch: a check that it runs
+#     bash bench/demo_threads.sh --tiny   # one case, the demo cut to its 6 forced 20k configs of 1 epoch: a check that it runs
 set -u
 root=$(pwd)
 run() {  # label, busy (0/1), OMP_NUM_THREADS ("" = unset), then flags added to `python -m hpo --demo`
@@ -24,7 +24,7 @@ run() {  # label, busy (0/1), OMP_NUM_THREADS ("" = unset), then flags added to 
   rm -rf "$dir"
 }
 if [ "${1:-}" = --tiny ]; then
-  run "idle, thread default, tiny" 0 "" --trials 1 --max-epochs 1
+  run "idle, thread default, tiny" 0 "" --budgets 20k --trials 6 --max-epochs 1
   exit
 fi
 run "idle, thread default" 0 ""

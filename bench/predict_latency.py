@@ -119,6 +119,7 @@ def main(argv: list[str] | None = None) -> None:
 
         from datamodules import sources, tiers
 
+        mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])  # the store the server reads too
         if args.threads:
             torch.set_num_threads(args.threads)
         uri = args.model_uri or tiny_promotion(work, 1 if args.tiny else 2)
