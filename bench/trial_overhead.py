@@ -57,12 +57,16 @@ def timed(fn, repeats: int = 1):
     return statistics.median(times), out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3, help="timings per part; the median is reported")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (0: torch's default)")
-    args = parser.parse_args()
+    parser.add_argument("--tiny", action="store_true", help="1 epoch, 2 runs, 1 timing per part")
+    args = parser.parse_args(argv)
+    if args.tiny:
+        args.epochs, args.repeats = 1, 1
+    n_runs = 2 if args.tiny else 4
 
     work = Path(tempfile.mkdtemp(prefix="trial-overhead-"))
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{work / 'mlflow.db'}"
@@ -93,8 +97,8 @@ def main() -> None:
 
     # 1. three runs
     runs = []
-    for i in (1, 2, 3, 4):
-        trial = i < 4  # the last run is a standalone training run: plots and checkpoint
+    for i in range(1, n_runs + 1):
+        trial = i < n_runs  # the last run is a standalone training run: plots and checkpoint
         wall, result = timed(lambda t=trial: train(cfg, progress=False, plots=not t, log_checkpoint=not t))
         runs.append((wall, result.fit_seconds, result.epochs))
         print(f"  run {i} done ({'trial' if trial else 'standalone'}): wall {wall:.2f} s, fit {result.fit_seconds:.2f} s")

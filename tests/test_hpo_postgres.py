@@ -134,6 +134,7 @@ def running_trial_of(url, host, deadline):
     pytest.fail(f"no running trial of worker {host}")
 
 
+@pytest.mark.slow  # minutes of several `python -m hpo` processes; CI runs it (-m slow)
 def test_four_workers_start_at_once_one_killed_on_another_machine_and_restarted(servers, tmp_path,
                                                                                  tracking_server):
     """Four workers enter `python -m hpo` in the same second (the study and its parent created once); the one
@@ -170,6 +171,7 @@ def test_four_workers_start_at_once_one_killed_on_another_machine_and_restarted(
     assert "optimization_history.png" in plots
 
 
+@pytest.mark.slow  # minutes of several `python -m hpo` processes; CI runs it (-m slow)
 def test_postgres_restarted_mid_study(servers, tmp_path, pg_server):
     trials = 3
     args = [*TINY, "--trials", str(trials), "--storage", servers]

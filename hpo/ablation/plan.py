@@ -13,11 +13,9 @@ import hpo.ablation
 from datamodules.config import DataConfig
 from datamodules.errors import Parser, UserError
 from training.cli import add_run_arguments, flag_overrides, set_overrides
-from training.config import ConfigError, RunConfig
+from training.config import FREE, ConfigError, RunConfig
 
 MIN_INPUT_SIZE = 2
-# what a cell's key leaves out: where the data file lies (its content is in the fingerprint) and the device
-FREE = ("data.path", "train.accelerator")
 
 
 @dataclass(frozen=True)
