@@ -38,7 +38,7 @@ DAYS = (1, 1000)
 
 
 def tiny_promotion(work: Path, seeds: int) -> str:
-    from datamodules.errors import run_main
+    from conventions.cli import run_main
     from training import promote
     from training.config import RunConfig
     from training.train import train

@@ -13,9 +13,10 @@ import dataclasses
 import os
 from pathlib import Path
 
+from conventions.cli import Parser, run_main
 from datamodules import tiers
 from datamodules.config import DataConfig, flag_of
-from datamodules.errors import DataError, Parser, run_main
+from datamodules.errors import DataError
 from datamodules.prepared import prepare
 
 HELP = {

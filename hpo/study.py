@@ -25,7 +25,7 @@ from optuna.exceptions import DuplicatedStudyError, UpdateFinishedTrialError
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from datamodules.errors import UserError
+from conventions.errors import UserError
 from datamodules.prepared import Prepared, Seen
 from hpo import parent, phase2
 from hpo.forced import EXTREMES, forced_configs

@@ -13,7 +13,7 @@ from optuna.distributions import CategoricalDistribution
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import TrialState, create_trial
 
-from datamodules.errors import run_main
+from conventions.cli import run_main
 from hpo.__main__ import main
 from tests.conftest import REPO
 from tests.test_data_support import unsorted_ohlcv

@@ -5,7 +5,7 @@ import optuna
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from datamodules.errors import run_main
+from conventions.cli import run_main
 from datamodules.prepared import prepare
 from hpo.settings import StudySettings
 from hpo.storage import open_storage

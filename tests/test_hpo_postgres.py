@@ -198,7 +198,8 @@ def test_postgres_restarted_mid_study(servers, tmp_path, pg_server):
 
 
 def test_postgres_urls_open_with_psycopg_and_never_show_the_password(pg_server):
-    from datamodules.errors import UserError, mask
+    from conventions.cli import mask
+    from conventions.errors import UserError
     from hpo.storage import engine_url
 
     url = pg_server.url("optuna")

@@ -18,8 +18,8 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from conventions.cli import run_main
 from datamodules import sources
-from datamodules.errors import run_main
 from datamodules.labels import make_labels
 from tests.conftest import shared, tiny, use_store
 from tests.servers import _stop_group, free_port

@@ -2,7 +2,7 @@
 
 import mlflow
 
-from datamodules.errors import Parser, run_main
+from conventions.cli import Parser, run_main
 from training import tracking
 from training.cli import add_run_arguments, config_from_args
 from training.train import evidence_line, train

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
+from conventions.errors import UserError
 from datamodules.config import DataConfig
-from datamodules.errors import UserError
 from models.budgets import count_params
 from models.config import ModelConfig
 from models.losses import make_loss

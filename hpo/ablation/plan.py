@@ -10,8 +10,9 @@ import json
 from dataclasses import dataclass, field, replace
 
 import hpo.ablation
+from conventions.cli import Parser
+from conventions.errors import UserError
 from datamodules.config import DataConfig
-from datamodules.errors import Parser, UserError
 from training.cli import add_run_arguments, flag_overrides, set_overrides
 from training.config import FREE, ConfigError, RunConfig
 
