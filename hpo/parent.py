@@ -17,7 +17,7 @@ from optuna.trial import TrialState
 from conventions.errors import UserError
 from models.budgets import parse_budget
 from models.intervals import SAYS, selection_null, verdict
-from training import notes, plotting, tracking
+from training import notes, plotting, study_tags, tracking
 from training.config import RunConfig
 from training.train import OBJECTIVE, SELECT
 
@@ -56,14 +56,14 @@ def create_parent(name: str, tags: dict[str, str], params: dict[str, object], ad
     client = MlflowClient()
     run_id = adopt or client.create_run(tracking.experiment_id()).info.run_id
     client.update_run(run_id, name=name)
-    tracking.log_batch(run_id, params=params, tags={"kind": "study", **tags})
+    tracking.log_batch(run_id, params=params, tags={study_tags.KIND: study_tags.STUDY, **tags})
     return run_id
 
 
 def mark_session(run_id: str, parent_id: str, study_name: str) -> None:
     """`mlflow run`'s run of a session that resumed or joined a study: a pointer nested under its parent."""
     tracking.log_batch(run_id, tags={
-        "kind": "study-session", "study_name": study_name, "mlflow.parentRunId": parent_id,
+        study_tags.KIND: "study-session", study_tags.STUDY_NAME: study_name, "mlflow.parentRunId": parent_id,
         "mlflow.note.content": f"A session of study `{study_name}`: its trials are nested under run {parent_id}.",
     })
 
@@ -93,7 +93,7 @@ def summarise(run_id: str, study: optuna.Study) -> None:
         metrics[OBJECTIVE] = best.value
         metrics |= best.user_attrs.get("evidence", {})
         metrics |= {f"best_by_budget/{b}": reported(t) for b, t in best_by_budget(trials).items()}
-        tags = {"best_trial": str(best.number), "best_run_id": best.user_attrs.get("mlflow_run_id", ""),
+        tags = {study_tags.BEST_TRIAL: str(best.number), study_tags.BEST_RUN_ID: best.user_attrs.get("mlflow_run_id", ""),
                 "best_baseline": best.user_attrs.get("best_baseline", ""),
                 "best_params": json.dumps(best.params, sort_keys=True),
                 **{f"best.{k}": str(v) for k, v in best.params.items()}}
@@ -194,7 +194,7 @@ def describe(run_id: str, study: optuna.Study, best: optuna.trial.FrozenTrial, n
     trials = study.get_trials(deepcopy=False)
     counts = Counter(t.state.name for t in trials)
     note = notes.study_note(
-        study.study_name, old.get("storage", "?"), objective=best.value, null=null,
+        study.study_name, old.get(study_tags.STORAGE, "?"), objective=best.value, null=null,
         best=notes.run_link(f"trial {best.number}", experiment_of(run_id), best.user_attrs.get("mlflow_run_id", "")),
         evidence_line=notes.evidence(best.user_attrs["evidence"], best.user_attrs["best_baseline"], "val", "best/"),
         by_budget={b: reported(t) for b, t in sorted(best_by_budget(trials).items(), key=lambda i: parse_budget(i[0]))},

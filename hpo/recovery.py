@@ -32,7 +32,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from conventions.errors import UserError
 from hpo.settings import env_seconds
-from training import notes
+from training import notes, study_tags
 
 HEARTBEAT_S = 60.0
 GRACE_S = 600.0
@@ -174,18 +174,18 @@ def close_orphan_runs(study: optuna.Study, parent_run_id: str) -> list[str]:
     parent = client.get_run(parent_run_id)
     runs = client.search_runs(
         [parent.info.experiment_id],
-        f"tags.mlflow.parentRunId = '{parent_run_id}' and tags.kind = 'trial' and attributes.status = 'RUNNING'",
+        f"tags.mlflow.parentRunId = '{parent_run_id}' and tags.{study_tags.KIND} = '{study_tags.TRIAL}' and attributes.status = 'RUNNING'",
     )
     closed = []
     for run in runs:
-        state = finished.get(int(run.data.tags.get("trial_number", -1)))
+        state = finished.get(int(run.data.tags.get(study_tags.TRIAL_NUMBER, -1)))
         if state is None:
             continue
         label = "FAIL" if state == TrialState.FAIL else state.name
         client.set_tag(run.info.run_id, "trial_state", label)
         tags = run.data.tags
         client.set_tag(run.info.run_id, "mlflow.runName",
-                       notes.trial_name(int(tags["trial_number"]), tags.get("budget"), tags.get("style"), label))
+                       notes.trial_name(int(tags[study_tags.TRIAL_NUMBER]), tags.get("budget"), tags.get("style"), label))
         if state == TrialState.FAIL:
             client.set_tag(run.info.run_id, "error", "the worker running this trial died")
         client.set_terminated(run.info.run_id, "FAILED" if state == TrialState.FAIL else "FINISHED")

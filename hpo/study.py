@@ -45,7 +45,7 @@ from hpo.space import SearchSpace, depth_param
 from hpo.storage import Admission, open_storage, study_exists
 from models import baselines
 from models.budgets import SHAPE_KEYS, STYLES, StyleGrid, count_params, parse_budget, solve
-from training import notes, tracking
+from training import notes, study_tags, tracking
 from training.config import FREE, RunConfig
 from training.train import EVIDENCE, MONITOR, OBJECTIVE, SELECT, evidence_line, train
 
@@ -202,12 +202,12 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> float:
         forced = bool(trial.user_attrs.get("forced"))
-        tags = {"study_name": self.study_name, "trial_number": str(trial.number),
+        tags = {study_tags.STUDY_NAME: self.study_name, study_tags.TRIAL_NUMBER: str(trial.number),
                 "forced": str(forced).lower(), "trial_state": "RUNNING"}
         if "transferred" in trial.user_attrs:
             tags["transferred_from"] = trial.user_attrs["transferred"]
         with Heartbeat(trial), tracking.run_context(
-                kind="trial", run_name=notes.trial_name(trial.number, None, None, "running"),
+                kind=study_tags.TRIAL, run_name=notes.trial_name(trial.number, None, None, "running"),
                 parent_run_id=self.parent_run_id,
                 experiment=self.experiment, tags=tags, finished_on=(optuna.TrialPruned,)) as run:
             trial.set_user_attr("mlflow_run_id", run.info.run_id)
@@ -424,7 +424,7 @@ def _count(study: optuna.Study) -> int:
 
 def _parent_tags(base: RunConfig, budgets: list[str], shown: str, link: dict[str, str]) -> dict[str, str]:
     tags = {"model": base.model.name, "tier": base.data.tier, "input_size": str(base.data.input_size),
-            "budgets": ",".join(budgets), "storage": shown, "phase": "2" if link else "1", **link}
+            "budgets": ",".join(budgets), study_tags.STORAGE: shown, "phase": "2" if link else "1", **link}
     note = f"Optuna study in `{shown}`; rerun the same `python -m hpo` command to resume it."
     if link.get("phase1_run_id"):
         run = link["phase1_run_id"]

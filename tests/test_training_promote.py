@@ -20,7 +20,9 @@ from tests.test_training_cli import parse
 from training import tracking
 from training.config import RunConfig
 from training.evaluate import predict_probs
-from training.promote import _held_out_from, ledger, main, record_look
+from training.promote import main
+from training.promotion.heldout import held_out_from
+from training.promotion.ledger import ledger, record_look
 from training.train import build_model
 
 NAME = "spy-direction"
@@ -200,16 +202,16 @@ def test_the_test_split_must_be_held_out_from_the_data_that_chose_the_config(tin
     """Same settings: held out (the splits' purge gap is the horizon plus the embargo). Test moved into the
     source's val split, or starting after it but within its labels' horizon: not held out."""
     same = prepare(tiny_config.data)
-    assert _held_out_from(None, tiny_config, same) is None and _held_out_from(same.seen, tiny_config, same) is None
+    assert held_out_from(None, tiny_config, same) is None and held_out_from(same.seen, tiny_config, same) is None
     wider = prepare(tiny_config.override({"data.val_frac": 0.10, "data.test_frac": 0.20}).data)
-    assert "would not be held out" in _held_out_from(None, tiny_config, wider)
-    assert f"chosen on rows through {same.seen.until}" in _held_out_from(same.seen, tiny_config, wider)
+    assert "would not be held out" in held_out_from(None, tiny_config, wider)
+    assert f"chosen on rows through {same.seen.until}" in held_out_from(same.seen, tiny_config, wider)
     far = tiny_config.override({"data.horizon": 20, "data.embargo": 0})
     later = prepare(tiny_config.override({"data.embargo": 0, "data.val_frac": 0.145, "data.test_frac": 0.155}).data)
     first = later.dates("test")[0]  # after that date, but within its labels' 20 days
     assert first > prepare(far.data).dates("val")[-1]
-    assert f"starts {first.date()}" in _held_out_from(None, far, later)
-    assert "labels 20 day(s) ahead" in _held_out_from(None, far, later)
+    assert f"starts {first.date()}" in held_out_from(None, far, later)
+    assert "labels 20 day(s) ahead" in held_out_from(None, far, later)
 
 
 def test_promotion_needs_the_rows_the_config_was_chosen_on_and_allows_new_ones(capsys, tmp_path, tiny_config):

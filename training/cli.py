@@ -77,16 +77,17 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     if args.use_best_from:
         from training.registry import resolve_config  # MLflow: only when a source is given
 
-        base = resolve_config(args.use_best_from)
-    else:
-        base = RunConfig.for_model(args.model or DEFAULTS.model.name)
-    if args.use_best_from and args.model and args.model != base.model.name:
-        raise ConfigError(f"--use-best-from {args.use_best_from} holds a config for {base.model.name}, "
-                          f"not {args.model}")
+        return transferred_config(args, args.use_best_from, resolve_config(args.use_best_from))
+    return RunConfig.for_model(args.model or DEFAULTS.model.name).override(flag_overrides(args)).check()
+
+
+def transferred_config(args: argparse.Namespace, source: str, base: RunConfig) -> RunConfig:
+    """`base` (the config read from `source`) with the flags' overrides, checked; the transfer report printed."""
+    if args.model and args.model != base.model.name:
+        raise ConfigError(f"--use-best-from {source} holds a config for {base.model.name}, not {args.model}")
     overrides = flag_overrides(args)
     cfg = base.override(overrides).check()
-    if args.use_best_from:
-        print(transfer_report(args.use_best_from, cfg, overrides))
+    print(transfer_report(source, cfg, overrides))
     return cfg
 
 

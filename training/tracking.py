@@ -37,6 +37,7 @@ from mlflow.tracking import MlflowClient
 
 from conventions.cli import mask
 from conventions.errors import UserError
+from training import study_tags
 from training.config import RunConfig
 
 # "Creating initial MLflow database tables..." on a new store: noise beside a one-line error
@@ -271,7 +272,7 @@ def run_context(
     exp_id = experiment or experiment_id()
     run = mlflow.start_run(
         run_name=run_name, nested=parent_run_id is not None or active is not None,
-        parent_run_id=parent_run_id, tags={"kind": kind, **(tags or {})},
+        parent_run_id=parent_run_id, tags={study_tags.KIND: kind, **(tags or {})},
         experiment_id=None if "MLFLOW_RUN_ID" in os.environ else exp_id,
     )
     with ending(run.info.run_id, finished_on=finished_on):
