@@ -26,7 +26,7 @@ from datamodules import sources
 from datamodules.prepared import prepare
 from hpo.settings import StudySettings
 from hpo.study import run_study
-from tests.servers import _stop_group, free_port
+from tests.servers import free_port, stop_group
 from training import notes, predict, promote
 from training.config import RunConfig
 
@@ -163,7 +163,7 @@ def test_the_model_takes_a_csv_as_read_and_rest_answers_the_same(promoted, capsy
             f"input: dates are not in increasing order: {read['Date'].iloc[0]} in data row 2 comes after "
             f"{read['Date'].iloc[1]}; sort the rows by date"), answer
     finally:
-        _stop_group(server)
+        stop_group(server)
 
 
 def test_a_shift_warning_on_another_volatility_none_on_the_training_data(promoted, capsys, tmp_path):
