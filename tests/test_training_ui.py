@@ -216,7 +216,8 @@ def test_run_names_and_descriptions_read_back_from_the_store(promoted):
     best = study.data.tags["best_trial"]
     note = study.data.tags[notes.NOTE]
     m = study.data.metrics
-    link = f"(#/experiments/{study.info.experiment_id}/runs/{study.data.tags['best_run_id']}?workflowType=machine_learning)"
+    run = f"#/experiments/{study.info.experiment_id}/runs/{study.data.tags['best_run_id']}"
+    link = f"({run}?workflowType=machine_learning)"
     assert note.startswith(f"### Study `ui`: best [trial {best}]{link}\n**best/val/auroc {m['best/val/auroc']:.4f}**")
     assert f"the selection null {m['selection/null_auroc_p95']:.4f}" in note
     pm = promotion.data.metrics
