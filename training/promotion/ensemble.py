@@ -66,7 +66,8 @@ def evaluate_once(cfg: RunConfig, prepared: Prepared, seeds: list[int], members:
     calibrator = fit_calibrator(val.mean(0), prepared.labels("val"))
     deployed = calibrator.transform(test.mean(0))
     seed_metrics = [{"best/val/auroc": r.val_auroc, "test/auroc": float(rank_auroc(y_test, p)),
-                     "best_epoch": r.best_epoch, "epochs": r.epochs} for r, p in zip(members, test, strict=True)]
+                     "best_epoch": r.best_epoch, "epochs": r.epochs}
+                    for r, p in zip(members, test, strict=True)]
     seed_test = np.array([m["test/auroc"] for m in seed_metrics])
     seed_val = np.array([m["best/val/auroc"] for m in seed_metrics])
     # the ensemble on val_report as `best/val/*`: `val/*` is the per-epoch val_select AUROC in every run kind

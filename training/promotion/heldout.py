@@ -20,7 +20,8 @@ def check(source: Source, prepared: Prepared) -> None:
         raise UserError(f"{source.label}: {mismatch}")
     overlap = held_out_from(source.seen, source.config, prepared)
     if overlap:
-        raise UserError(f"{source.label}: {overlap}; promote it with the data and split settings it was chosen on")
+        raise UserError(f"{source.label}: {overlap}; promote it with the data and split settings it was "
+                        "chosen on")
 
 
 def data_mismatch(seen: Seen | None, prepared: Prepared) -> str | None:
@@ -32,9 +33,10 @@ def data_mismatch(seen: Seen | None, prepared: Prepared) -> str | None:
     if ours == seen.fingerprint:
         return None
     return (f"the data differs from the data the config was chosen on: rows through {seen.until} of "
-            f"{prepared.source} (dates {prepared.source_dates[0]} .. {prepared.source_dates[1]}) have fingerprint "
-            f"{ours}, the config was chosen on rows through {seen.until} of {seen.source} with fingerprint "
-            f"{seen.fingerprint}; promote it with that data (rows after {seen.until} may be added)")
+            f"{prepared.source} (dates {prepared.source_dates[0]} .. {prepared.source_dates[1]}) have "
+            f"fingerprint {ours}, the config was chosen on rows through {seen.until} of {seen.source} with "
+            f"fingerprint {seen.fingerprint}; promote it with that data (rows after {seen.until} may be "
+            "added)")
 
 
 def held_out_from(seen: Seen | None, chosen_on_cfg: RunConfig, prepared: Prepared) -> str | None:
@@ -47,8 +49,8 @@ def held_out_from(seen: Seen | None, chosen_on_cfg: RunConfig, prepared: Prepare
     if seen is not None:
         if first >= pd.Timestamp(seen.until):
             return None
-        return (f"the test split starts {first.date()}, but the config was chosen on rows through {seen.until} "
-                "(its last val label's end): the test split would not be held out")
+        return (f"the test split starts {first.date()}, but the config was chosen on rows through "
+                f"{seen.until} (its last val label's end): the test split would not be held out")
     try:
         seen = prepare(chosen_on_cfg.data).dates("val")[-1]
     except UserError as err:
@@ -58,4 +60,5 @@ def held_out_from(seen: Seen | None, chosen_on_cfg: RunConfig, prepared: Prepare
     if first > seen and rows_after >= chosen_on_cfg.data.horizon:
         return None
     return (f"the test split starts {first.date()}, but the config was chosen on a val split that ends "
-            f"{seen.date()} with labels {chosen_on_cfg.data.horizon} day(s) ahead: the test split would not be held out")
+            f"{seen.date()} with labels {chosen_on_cfg.data.horizon} day(s) ahead: the test split would not "
+            "be held out")

@@ -17,7 +17,8 @@ def ledger(study_run_id: str | None) -> list[str]:
     if study_run_id is None:
         return []
     tags = MlflowClient().get_run(study_run_id).data.tags
-    reads = sorted((when, key.removeprefix(LEDGER_READ)) for key, when in tags.items() if key.startswith(LEDGER_READ))
+    reads = sorted((when, key.removeprefix(LEDGER_READ)) for key, when in tags.items()
+                   if key.startswith(LEDGER_READ))
     return [run for _, run in reads]
 
 

@@ -49,5 +49,6 @@ def compare(previous: ModelVersion, cfg: RunConfig, prepared: Prepared,
     extra = {"previous/test/auroc": iv.point["previous"], "test/auroc_vs_previous_ci_low": low,
              "test/auroc_vs_previous_ci_high": high}
     return (f"{label}: on the same {int(keep.sum())} test samples test/auroc {iv.point['previous']:.4f} "
-            f"[{iv.ci['previous'][0]:.4f}, {iv.ci['previous'][1]:.4f}] vs the new version's {iv.point['new']:.4f}; "
+            f"[{iv.ci['previous'][0]:.4f}, {iv.ci['previous'][1]:.4f}] vs the new version's "
+            f"{iv.point['new']:.4f}; "
             f"new minus previous [{low:+.4f}, {high:+.4f}]"), extra

@@ -19,8 +19,9 @@ from training.promotion.ensemble import Ensemble
 from training.promotion.source import SOURCE, STUDY, TRIAL, Source
 
 INFO_METRICS = ("test/auroc", "test/auroc_ci_low", "test/auroc_ci_high", "test/brier_val_calibrated")
-TAG_METRICS = ("best/val/auroc", "best/val/auroc_ci_low", "best/val/auroc_ci_high", "test/auroc", "test/auroc_ci_low",
-               "test/auroc_ci_high", "test/auroc_vs_best_baseline_ci_low", "test/auroc_vs_best_baseline_ci_high")
+TAG_METRICS = ("best/val/auroc", "best/val/auroc_ci_low", "best/val/auroc_ci_high", "test/auroc",
+               "test/auroc_ci_low", "test/auroc_ci_high", "test/auroc_vs_best_baseline_ci_low",
+               "test/auroc_vs_best_baseline_ci_high")
 
 
 def register(*, name: str, alias: str, cfg: RunConfig, prepared: Prepared, ensemble: Ensemble, source: Source,
@@ -43,7 +44,8 @@ def register(*, name: str, alias: str, cfg: RunConfig, prepared: Prepared, ensem
     client = MlflowClient()
     existed = _registered_model_exists(name)
     raw = sources.load_ohlcv(cfg.data.path)
-    example = raw.iloc[-(prepared.warmup + cfg.data.input_size + 4):].reset_index().rename(columns={"date": "Date"})
+    example = raw.iloc[-(prepared.warmup + cfg.data.input_size + 4):].reset_index().rename(
+        columns={"date": "Date"})
     states = [{k: v.detach().cpu() for k, v in r.model.state_dict().items()} for r in ensemble.members]
     train = prepared.split == "train"
     reference = shift.reference(prepared.features[train], list(prepared.feature_names), prepared.y[train])
@@ -52,14 +54,16 @@ def register(*, name: str, alias: str, cfg: RunConfig, prepared: Prepared, ensem
                         info=info)
     version = None
     try:
-        version = str(mlflow.register_model(logged.model_uri, name, tags={k: str(v) for k, v in tags.items()}).version)
+        version = str(mlflow.register_model(logged.model_uri, name,
+                                            tags={k: str(v) for k, v in tags.items()}).version)
         client.update_model_version(name, version, description=describe(version))
         client.set_registered_model_alias(name, alias, version)
         return version
     except BaseException:
         if version is not None:
             client.delete_model_version(name, version)
-        if not existed and _registered_model_exists(name) and not client.search_model_versions(f"name = '{name}'"):
+        if (not existed and _registered_model_exists(name)
+                and not client.search_model_versions(f"name = '{name}'")):
             client.delete_registered_model(name)
         raise
 

@@ -40,11 +40,12 @@ class Promotion:
         m = self.metrics
         echo(f"promotion run {self.run_id} (kind {KIND}) of {self.source.label}, {len(self.seeds)} seeds")
         for k, (seed, s) in enumerate(zip(self.seeds, self.seed_metrics, strict=True)):
-            echo(f"  seed {seed} ({k + 1} of {len(self.seeds)}): best/val/auroc {s['best/val/auroc']:.4f}, test/auroc {s['test/auroc']:.4f} "
-                 f"(best epoch {s['best_epoch']:.0f} of {s['epochs']:.0f})")
+            echo(f"  seed {seed} ({k + 1} of {len(self.seeds)}): best/val/auroc {s['best/val/auroc']:.4f}, "
+                 f"test/auroc {s['test/auroc']:.4f} (best epoch {s['best_epoch']:.0f} of {s['epochs']:.0f})")
         echo(f"  seeds' test/auroc: mean {m['test/auroc_seed_mean']:.4f}, sd {m['test/auroc_seed_sd']:.4f}")
-        echo(f"ensemble on test ({self.n_test} samples, {self.test_dates[0]} .. {self.test_dates[1]}): test/auroc "
-             f"{m['test/auroc']:.4f} [95% CI {m['test/auroc_ci_low']:.4f}, {m['test/auroc_ci_high']:.4f}]; "
+        echo(f"ensemble on test ({self.n_test} samples, {self.test_dates[0]} .. {self.test_dates[1]}): "
+             f"test/auroc {m['test/auroc']:.4f} [95% CI {m['test/auroc_ci_low']:.4f}, "
+             f"{m['test/auroc_ci_high']:.4f}]; "
              f"on val_report (the report half of val) best/val/auroc {m['best/val/auroc']:.4f} "
              f"[{m['best/val/auroc_ci_low']:.4f}, {m['best/val/auroc_ci_high']:.4f}]")
         names = sorted(k.split("/")[1] for k in m if k.startswith("baseline/") and k.endswith("/test/auroc")
@@ -52,10 +53,13 @@ class Promotion:
         echo("  baselines on the same samples: " + ", ".join(
             f"{n} {m[f'baseline/{n}/test/auroc']:.4f} [{m[f'baseline/{n}/test/auroc_ci_low']:.4f}, "
             f"{m[f'baseline/{n}/test/auroc_ci_high']:.4f}]" for n in names))
-        echo(f"  model minus the best baseline ({self.best_baseline}): [{m['test/auroc_vs_best_baseline_ci_low']:+.4f}, "
-             f"{m['test/auroc_vs_best_baseline_ci_high']:+.4f}]: the model {self.verdict}")
-        echo(f"  Brier on test: raw {m['test/brier']:.4f}, cross-fitted calibration {m['test/brier_calibrated']:.4f}, "
-             f"the model's val-fit calibration {m['test/brier_val_calibrated']:.4f}")
+        echo(f"  model minus the best baseline ({self.best_baseline}): "
+             f"[{m['test/auroc_vs_best_baseline_ci_low']:+.4f}, "
+             f"{m['test/auroc_vs_best_baseline_ci_high']:+.4f}]: "
+             f"the model {self.verdict}")
+        echo(f"  Brier on test: raw {m['test/brier']:.4f}, cross-fitted calibration "
+             f"{m['test/brier_calibrated']:.4f}, the model's val-fit calibration "
+             f"{m['test/brier_val_calibrated']:.4f}")
         if self.comparison:
             echo(self.comparison)
         if self.looks:
@@ -72,18 +76,18 @@ def promote(cfg: RunConfig, prepared: Prepared, source: Source, *, name: str, al
     tags = {"registered_model": name, "alias": alias, **source.tags(),
             **(source.seen or prepared.seen).tags()}  # the rows the config was chosen on, for a later check
     what = pyfunc.artifact_name(cfg)
-    with tracking.run_context(kind=KIND, run_name=f"promotion {name}: {what}, {seeds} seeds", tags=tags) as run:
+    run_name = f"promotion {name}: {what}, {seeds} seeds"
+    with tracking.run_context(kind=KIND, run_name=run_name, tags=tags) as run:
         run_id = run.info.run_id
-        tracking.log_config(cfg, extra={"promotion.seeds": seeds, "promotion.seed_list": ",".join(map(str, seed_list)),
-                                        "promotion.alias": alias})
+        tracking.log_config(cfg, extra={"promotion.seeds": seeds, "promotion.alias": alias,
+                                        "promotion.seed_list": ",".join(map(str, seed_list))})
         members = ensemble.retrain(cfg, seed_list, what=what, run_id=run_id, progress=progress)
         ens = ensemble.evaluate_once(cfg, prepared, seed_list, members)
         ev, metrics = ens.ev, ens.metrics
         tracking.log_batch(run_id, metrics, params=ev.ci_params, tags={"best_baseline": ev.best_baseline})
         looks = ledger.record_look(source.study_run_id, run_id)
-        table = ev.predictions().assign(probability_deployed=ens.deployed,
-                                        **{f"probability_seed_{seed}": p for seed, p in zip(seed_list, ens.test,
-                                                                                            strict=True)})
+        per_seed = {f"probability_seed_{seed}": p for seed, p in zip(seed_list, ens.test, strict=True)}
+        table = ev.predictions().assign(probability_deployed=ens.deployed, **per_seed)
         tracking.log_frame(table, "predictions/test.parquet")
         for path, figure in figures(ev, "test (ensemble)").items():
             mlflow.log_figure(figure, path)
@@ -95,15 +99,16 @@ def promote(cfg: RunConfig, prepared: Prepared, source: Source, *, name: str, al
                 tracking.log_batch(run_id, extra, tags={"previous_version": holder.version})
 
         def describe(version: str) -> str:
-            return notes.promotion_note(source.label, cfg, metrics, (ev, ens.ev_val), seed_list, version, name)
+            return notes.promotion_note(source.label, cfg, metrics, (ev, ens.ev_val), seed_list, version,
+                                        name)
 
         version = register(name=name, alias=alias, cfg=cfg, prepared=prepared, ensemble=ens, source=source,
                            run_id=run_id, describe=describe)
         tracking.log_batch(run_id, tags={"registered_version": version, notes.NOTE: describe(version)})
         if source.study_run_id is not None:
-            ledger.note_held_out(source.study_run_id, run_id, version, name, notes.evidence(metrics, ev.best_baseline,
-                                                                                            "test"))
+            line = notes.evidence(metrics, ev.best_baseline, "test")
+            ledger.note_held_out(source.study_run_id, run_id, version, name, line)
     dates = prepared.dates("test")
-    return Promotion(run_id, name, alias, version, source, seed_list, ens.seed_metrics, metrics, ev.best_baseline,
-                     ev.verdict(), len(prepared.labels("test")), (str(dates[0].date()), str(dates[-1].date())), looks,
-                     comparison)
+    return Promotion(run_id, name, alias, version, source, seed_list, ens.seed_metrics, metrics,
+                     ev.best_baseline, ev.verdict(), len(prepared.labels("test")),
+                     (str(dates[0].date()), str(dates[-1].date())), looks, comparison)

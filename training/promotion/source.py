@@ -40,12 +40,13 @@ class Source:
     def tags(self) -> dict[str, str]:
         """The promotion run's tags that name this source and link it to its study."""
         return {SOURCE: self.uri, **({TRANSFERRED: self.uri} if self.transferred else {}),
-                **{k: v for k, v in ((STUDY, self.study), (STUDY_RUN_ID, self.study_run_id), (TRIAL, self.trial),
-                                     (SOURCE_RUN_ID, self.run_id)) if v}}
+                **{k: v for k, v in ((STUDY, self.study), (STUDY_RUN_ID, self.study_run_id),
+                                     (TRIAL, self.trial), (SOURCE_RUN_ID, self.run_id)) if v}}
 
 
-def find_source(*, study: str | None, storage: str | None, run: str | None, use_best_from: str | None) -> Source:
-    """The one source the flags name (checked by the caller: exactly one of `study`, `run`, `use_best_from`)."""
+def find_source(*, study: str | None, storage: str | None, run: str | None,
+                use_best_from: str | None) -> Source:
+    """The one source the flags name (the caller checks: exactly one of `study`, `run`, `use_best_from`)."""
     if study:
         return study_source(study, storage)
     if run:
@@ -53,8 +54,8 @@ def find_source(*, study: str | None, storage: str | None, run: str | None, use_
     elif "://" in use_best_from or use_best_from.startswith(("runs:", "models:")):
         uri = use_best_from
     else:
-        return Source(uri=use_best_from, label=f"config file {use_best_from}", config=resolve_config(use_best_from),
-                      transferred=True)
+        return Source(uri=use_best_from, label=f"config file {use_best_from}",
+                      config=resolve_config(use_best_from), transferred=True)
     client = MlflowClient()
     try:
         run_id, params = source_run(uri)
@@ -88,7 +89,8 @@ def study_source(name: str, storage: str | None = None) -> Source:
     if not matches:
         known = sorted({r.info.run_name for r in studies})
         where = f" with storage {mask(storage)}" if storage is not None else ""
-        raise UserError(f"unknown study {name!r}{where}; studies in the tracking store: {', '.join(known) or 'none'}")
+        raise UserError(f"unknown study {name!r}{where}; studies in the tracking store: "
+                        f"{', '.join(known) or 'none'}")
     places = sorted({r.data.tags.get(study_tags.STORAGE, "?") for r in matches})
     if len(places) > 1:
         raise UserError(f"{len(places)} studies are named {name!r} (storages: {', '.join(places)}): pass "
@@ -105,8 +107,9 @@ def _best_of(parent: Run, name: str) -> Source:
     uri = f"runs:/{best}"
     _, params = source_run(uri)
     return Source(uri=uri, label=f"study {name!r}, best trial {trial} (run {best})",
-                  config=RunConfig.from_params(params), run_id=best, study=name, study_run_id=parent.info.run_id,
-                  trial=trial, seen=Seen.from_tags(MlflowClient().get_run(best).data.tags))
+                  config=RunConfig.from_params(params), run_id=best, study=name,
+                  study_run_id=parent.info.run_id, trial=trial,
+                  seen=Seen.from_tags(MlflowClient().get_run(best).data.tags))
 
 
 def _search(filter_string: str) -> list[Run]:
