@@ -93,7 +93,8 @@ def summarise(run_id: str, study: optuna.Study) -> None:
         metrics[OBJECTIVE] = best.value
         metrics |= best.user_attrs.get("evidence", {})
         metrics |= {f"best_by_budget/{b}": reported(t) for b, t in best_by_budget(trials).items()}
-        tags = {study_tags.BEST_TRIAL: str(best.number), study_tags.BEST_RUN_ID: best.user_attrs.get("mlflow_run_id", ""),
+        tags = {study_tags.BEST_TRIAL: str(best.number),
+                study_tags.BEST_RUN_ID: best.user_attrs.get("mlflow_run_id", ""),
                 "best_baseline": best.user_attrs.get("best_baseline", ""),
                 "best_params": json.dumps(best.params, sort_keys=True),
                 **{f"best.{k}": str(v) for k, v in best.params.items()}}

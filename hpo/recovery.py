@@ -174,7 +174,8 @@ def close_orphan_runs(study: optuna.Study, parent_run_id: str) -> list[str]:
     parent = client.get_run(parent_run_id)
     runs = client.search_runs(
         [parent.info.experiment_id],
-        f"tags.mlflow.parentRunId = '{parent_run_id}' and tags.{study_tags.KIND} = '{study_tags.TRIAL}' and attributes.status = 'RUNNING'",
+        f"tags.mlflow.parentRunId = '{parent_run_id}' and tags.{study_tags.KIND} = '{study_tags.TRIAL}' "
+        "and attributes.status = 'RUNNING'",
     )
     closed = []
     for run in runs:
@@ -185,7 +186,8 @@ def close_orphan_runs(study: optuna.Study, parent_run_id: str) -> list[str]:
         client.set_tag(run.info.run_id, "trial_state", label)
         tags = run.data.tags
         client.set_tag(run.info.run_id, "mlflow.runName",
-                       notes.trial_name(int(tags[study_tags.TRIAL_NUMBER]), tags.get("budget"), tags.get("style"), label))
+                       notes.trial_name(int(tags[study_tags.TRIAL_NUMBER]), tags.get("budget"), tags.get("style"),
+                                        label))
         if state == TrialState.FAIL:
             client.set_tag(run.info.run_id, "error", "the worker running this trial died")
         client.set_terminated(run.info.run_id, "FAILED" if state == TrialState.FAIL else "FINISHED")
