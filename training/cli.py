@@ -82,7 +82,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 
 def transferred_config(args: argparse.Namespace, source: str, base: RunConfig) -> RunConfig:
-    """`base` (the config read from `source`) with the flags' overrides, checked; the transfer report printed."""
+    """`base` (the config read from `source`) with the flags' overrides, checked; prints the transfer
+    report."""
     if args.model and args.model != base.model.name:
         raise ConfigError(f"--use-best-from {source} holds a config for {base.model.name}, not {args.model}")
     overrides = flag_overrides(args)
