@@ -185,7 +185,8 @@ def close_orphan_runs(study: optuna.Study, parent_run_id: str) -> list[str]:
         label = "FAIL" if state == TrialState.FAIL else state.name
         client.set_tag(run.info.run_id, "trial_state", label)
         tags = run.data.tags
-        name = notes.trial_name(int(tags[study_tags.TRIAL_NUMBER]), tags.get("budget"), tags.get("style"), label)
+        number = int(tags[study_tags.TRIAL_NUMBER])
+        name = notes.trial_name(number, tags.get("budget"), tags.get("style"), label)
         client.set_tag(run.info.run_id, "mlflow.runName", name)
         if state == TrialState.FAIL:
             client.set_tag(run.info.run_id, "error", "the worker running this trial died")
