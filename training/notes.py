@@ -66,8 +66,9 @@ def run_link(text: str, experiment: str, run_id: str) -> str:
 
 
 def study_note(name: str, storage: str, *, best: str, objective: float, null: float, evidence_line: str,
-               by_budget: dict[str, float], counts: dict[str, int]) -> str:
-    """A study's parent run at the end of a session; `best`: the best trial (a `run_link`)."""
+               by_budget: dict[str, float], counts: dict[str, int], phase1: str | None = None) -> str:
+    """A study's parent run at the end of a session; `best`: the best trial, `phase1`: the phase-1 study a
+    phase 2 continues (both `run_link`s)."""
     verdict_null = "exceeds" if objective > null else "does not exceed (selection luck cannot be ruled out)"
     budgets = ", ".join(f"{b} {v:.4f}" for b, v in by_budget.items())
     return (f"### Study `{name}`: best {best}\n"
@@ -78,8 +79,8 @@ def study_note(name: str, storage: str, *, best: str, objective: float, null: fl
             f"Each budget's best trial on val_report: {budgets or 'none'}. Trials: "
             + ", ".join(f"{n} {s.lower()}" for s, n in counts.items())
             + f".\n\nOptuna study in `{storage}`; rerun the same `python -m hpo` command to resume it; "
-            "`study/trials.md` lists every trial. The held-out number comes from `python -m training.promote "
-            f"--study {name}`.")
+            "`study/trials.md` lists every trial." + (f" Phase 2 of {phase1}." if phase1 else "")
+            + f" The held-out number comes from `python -m training.promote --study {name}`.")
 
 
 def promotion_note(label: str, cfg: RunConfig, m: dict[str, float], evaluations: tuple, seeds: list[int],
