@@ -49,6 +49,7 @@ class Prepared:
     fingerprint: str
     cache: str  # 'hit', 'miss' or 'none' (tier file)
     memo: dict = field(default_factory=dict)  # what callers derive from these arrays once (e.g. baselines)
+    views: dict[int, Prepared] = field(default_factory=dict, repr=False)  # `fold(k)`, built once each
 
     def date_range(self, stage: str) -> tuple[str, str]:
         dates = self.dates(stage)
@@ -78,6 +79,20 @@ class Prepared:
         if fold is self.folds[-1]:
             return self.x
         return np.ascontiguousarray(fold.scaler(self.features).transform(self.features))
+
+    def fold(self, k: int) -> Prepared:
+        """Fold k (0-based) as the data of one run: a `Prepared` whose `x`, `split`, `ends` (train, val and its
+        parts; test unchanged) and `scaler` are fold k's, with `folds` [fold k] and caches of its own. The last
+        fold's is this `Prepared` itself (its split); each view is built once."""
+        if self.folds[k] is self.folds[-1]:
+            return self
+        if k not in self.views:
+            fold = self.folds[k]
+            ends = {"train": fold.train, "val": fold.val, "test": self.ends["test"]}
+            ends |= dict(zip(VAL_PARTS, (fold.select, fold.report), strict=True))
+            self.views[k] = replace(self, x=self.fold_x(k), split=fold.rows.assignment()[self.warmup:], ends=ends,
+                                    scaler=self.fold_scaler(k), folds=[fold], memo={}, views={})
+        return self.views[k]
 
     def _ends(self, stage: str) -> np.ndarray:
         if stage not in self.ends:

@@ -31,7 +31,7 @@ import pandas as pd
 
 from datamodules import tiers
 from datamodules.errors import Parser, UserError, mask, optional, run_main
-from training.cli import add_run_arguments, config_from_args
+from training.cli import add_run_arguments, config_from_args, one_fold
 
 KIND = "promotion"
 ALIAS = "champion"
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     tracking.experiment_id()  # a tracking store that cannot be used fails here, before anything is read
     source = find_source(args)
     args.use_best_from = source.uri
-    cfg = config_from_args(args)
+    cfg = one_fold(config_from_args(args))
     if cfg.data.tier == tiers.FILE_TIER:
         raise UserError("a model on tier 'file' cannot be promoted: the registered model builds its features "
                         "from OHLCV; promote a config of tier a20, a50 or a200")

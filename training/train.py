@@ -73,8 +73,8 @@ class RunResult:
         return self.metrics[OBJECTIVE]
 
 
-def build_datamodule(cfg: RunConfig) -> TierDataModule:
-    dm = TierDataModule(cfg.data)
+def build_datamodule(cfg: RunConfig, data: Prepared | None = None) -> TierDataModule:
+    dm = TierDataModule(cfg.data, prepared=data)
     dm.setup("fit")
     return dm
 
@@ -89,6 +89,7 @@ def build_model(cfg: RunConfig, n_features: int) -> DirectionClassifier:
 def train(
     cfg: RunConfig, *, callbacks: tuple[pl.Callback, ...] = (), tags: dict[str, str] | None = None,
     parent_run_id: str | None = None, progress: bool = True, plots: bool = True, log_checkpoint: bool = True,
+    run_name: str | None = None, data: Prepared | None = None,
 ) -> RunResult:
     """Fit with early stopping on val AUROC, keep the best checkpoint, evaluate it on val beside the
     baselines, and log everything to MLflow. The test split is not touched.
@@ -96,7 +97,8 @@ def train(
     Logs into the active MLflow run when the caller owns one (an HPO trial); otherwise opens a run of
     kind `train` (nested under `parent_run_id` when given). Every user mistake (config, data, tracking
     store) raises `UserError` before any run is opened. `plots` and `log_checkpoint`: HPO trials leave them
-    out (the study's parent holds the plots; promotion retrains from the config).
+    out (the study's parent holds the plots; promotion retrains from the config). `data`: what to train on
+    instead of `prepare(cfg.data)` (a walk-forward fold's view, `Prepared.fold`).
 
     Speed over bit-exactness is the user's choice: `train.precision` (`--precision bf16-mixed` or
     `16-mixed`: Lightning's autocast) and `train.matmul_precision=high` (`--set`; TF32 float32 matmuls on
@@ -108,11 +110,11 @@ def train(
         logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
     cfg.check()
     pl.seed_everything(cfg.train.seed, workers=True, verbose=False)
-    dm = build_datamodule(cfg)
+    dm = build_datamodule(cfg, data)
     tracking.experiment_id()  # a store that cannot be used fails here, before a run is opened
     model = build_model(cfg, dm.n_features)
     n_params = sum(p.numel() for p in model.parameters())
-    name = f"{cfg.model.name}-{cfg.data.tier}-L{cfg.data.input_size}"
+    name = run_name or f"{cfg.model.name}-{cfg.data.tier}-L{cfg.data.input_size}"
     # fewer steps than one epoch: the epoch is cut to them, so that it still ends with a validation
     train_batches = math.ceil(len(dm.dataset("train")) / cfg.data.batch_size)
     limit = cfg.train.max_steps if 0 < cfg.train.max_steps < train_batches else None
