@@ -25,7 +25,16 @@ from models.intervals import FoldBootstrap, rank_auroc
 from training import plotting, tracking
 from training.config import RunConfig
 from training.evaluate import N_BOOT, baseline_scores
-from training.train import OBJECTIVE, REPORT, SELECT, VAL_PREDICTIONS, RunResult, train, val_predictions
+from training.train import (
+    OBJECTIVE,
+    PARTS,
+    REPORT,
+    SELECT,
+    VAL_PREDICTIONS,
+    RunResult,
+    train,
+    val_predictions,
+)
 
 KIND = "walk-forward"
 PLOT = "plots/val_auroc_by_fold.png"
@@ -109,7 +118,7 @@ def across_folds(prepared: Prepared, cfg: RunConfig, folds: list[FoldRun], frame
     seed, views = cfg.train.seed, [prepared.fold(f.fold - 1) for f in folds]
     boot = FoldBootstrap([v.labels(REPORT) for v in views], horizon=cfg.data.horizon,
                          histories=[v.labels("train") for v in views], n_boot=N_BOOT, seed=seed)
-    model = boot.resample([frame.loc[frame["part"] == "report", "probability"].to_numpy() for frame in frames])
+    model = boot.resample([frame.loc[frame["part"] == PARTS[REPORT], "probability"].to_numpy() for frame in frames])
     base = {name: boot.resample([baseline_scores(v, REPORT, seed)[name] for v in views]) for name in BASELINES}
     select = {name: float(np.mean([rank_auroc(v.labels(SELECT), baseline_scores(v, SELECT, seed)[name])
                                    for v in views])) for name in BASELINES}
