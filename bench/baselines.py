@@ -13,8 +13,8 @@ import argparse
 
 from datamodules.config import DataConfig
 from datamodules.prepared import prepare
+from models.baselines import scores as baseline_scores
 from models.intervals import bootstrap_auroc
-from training.evaluate import baseline_scores
 
 
 def main() -> None:

@@ -3,7 +3,8 @@
 
 "One day" is the shortest input that gives one prediction (the tier's warm-up plus `input_size` rows, the
 last date scored); "1,000 days" adds 999 rows, so 1,000 dates are scored. Each call validates the OHLCV,
-builds the tier's features of the whole input, scales, windows and runs every seed's network; the REST call
+builds the tier's features of the whole input, scales, windows, runs every seed's network and compares the
+features with the train split's (`training.shift`); the REST call
 adds JSON encoding, HTTP and MLflow's schema enforcement. The pyfunc's own split (features vs networks) is
 timed on the unwrapped model. Medians over `--requests` calls per case after one warm-up call; the server
 gets the same torch thread count (OMP_NUM_THREADS) as this process.
@@ -131,7 +132,7 @@ def main() -> None:
 
         py = {d: median_seconds(lambda f=f: model.predict(f), n) for d, f in inputs.items()}
         feats = {d: median_seconds(lambda f=f: inner.windows(f), n) for d, f in inputs.items()}
-        x = {d: inner.windows(f)[1] for d, f in inputs.items()}
+        x = {d: inner.scale(inner.windows(f)[1].to_numpy(dtype="float64")) for d, f in inputs.items()}
         nets = {d: median_seconds(lambda d=d: inner.raw_probabilities(x[d]), n) for d in DAYS}
 
         bodies = {}
@@ -156,9 +157,10 @@ def main() -> None:
 
     print(f"model {uri} ({inner.config.model.name} {data.tier} L{data.input_size}, {len(inner.networks)} seeds, "
           f"warm-up {warmup} rows); torch threads {torch.get_num_threads()}; median of {n} calls per case")
-    print("seconds per call; pyfunc = features (validation, tier features, scaling) + networks (all seeds) + MLflow "
-          "(schema enforcement, wrapper; by difference of medians, so within noise when small or negative)")
-    print(f"{'':>10} {'pyfunc':>8} {'features':>9} {'networks':>9} {'MLflow':>8} {'REST':>8} {'REST/pyfunc':>12}")
+    print("seconds per call; pyfunc = features (validation, tier features) + networks (all seeds) + the rest "
+          "(scaling, the shift check, MLflow's schema enforcement and wrapper; by difference of medians, so within "
+          "noise when small or negative)")
+    print(f"{'':>10} {'pyfunc':>8} {'features':>9} {'networks':>9} {'rest':>8} {'REST':>8} {'REST/pyfunc':>12}")
     for d in DAYS:
         other = py[d] - feats[d] - nets[d]
         print(f"{d:>5} days {py[d]:>8.4f} {feats[d]:>9.4f} {nets[d]:>9.4f} {other:>8.4f} {rest[d]:>8.4f} "

@@ -19,7 +19,7 @@ MLflow. One run, three sections:
 
 Runs in a temporary directory with its own MLflow sqlite store (MLFLOW_TRACKING_URI) and feature cache
 (DIRECTION_CACHE_DIR); never ./mlflow.db. Imports only public functions: `train`, `build_datamodule`,
-`build_model`, `baseline_scores`, `evaluate`, `figures`, `predict_probs`.
+`build_model`, `models.baselines.scores`, `evaluate`, `figures`, `predict_probs`.
 """
 
 from __future__ import annotations
@@ -73,7 +73,9 @@ def main() -> None:
     import mlflow
     import torch
 
-    from training.evaluate import baseline_scores, evaluate, figures, predict_probs
+    from models import baselines as baseline_set
+    from models.intervals import Setting
+    from training.evaluate import evaluate, figures, predict_probs
     from training.train import build_datamodule, build_model, train
     imports = time.perf_counter() - start
     cwd = os.getcwd()
@@ -114,12 +116,13 @@ def main() -> None:
     labels = dm.labels(report)
     seconds, probs = timed(lambda: predict_probs(model, dm.eval_loader(report)), args.repeats)
     parts.append((f"predict_probs val report part ({len(labels)} windows)", seconds))
-    dm.prepared.memo.clear()
-    seconds, baselines = timed(lambda: baseline_scores(dm.prepared, report, cfg.train.seed))
+    dm.prepared.baseline_scores.clear()
+    seconds, baselines = timed(lambda: baseline_set.scores(dm.prepared, report, cfg.train.seed))
     parts.append(("baselines, first trial only (4 fits on train)", seconds))
-    seconds, ev = timed(lambda: evaluate("val", labels, dm.dates(report), probs, baselines,
-                                         horizon=cfg.data.horizon, history=dm.labels("train"),
-                                         seed=cfg.train.seed), args.repeats)
+    best = baseline_set.choose(dm.prepared, cfg.train.seed)
+    setting = Setting(cfg.data.horizon, dm.labels("train"), cfg.train.seed)
+    seconds, ev = timed(lambda: evaluate("val", labels, dm.dates(report), probs, baselines, best_baseline=best,
+                                         setting=setting), args.repeats)
     parts.append(("evaluate (block bootstrap, calibration, metrics)", seconds))
     seconds, figs = timed(lambda: figures(ev, "validation"), args.repeats)
     parts.append(("figures (ROC, calibration; standalone runs only)", seconds))

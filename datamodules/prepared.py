@@ -28,6 +28,27 @@ VOLATILITY_WINDOWS = (5, 20)
 VAL_PARTS = ("val_select", "val_report")
 
 
+@dataclass(frozen=True)
+class Seen:
+    """The rows a config could be chosen on: every source row up to the end of the last val label (`until`),
+    their fingerprint, and the source file (resolved). Recorded on every run and study (`tags`), compared
+    by promotion, whose test must come from the same rows followed by others."""
+
+    source: str
+    fingerprint: str
+    until: str  # date of the last row a val label reads
+
+    TAGS = ("data.source", "data.seen_fingerprint", "data.seen_until")
+
+    def tags(self) -> dict[str, str]:
+        return dict(zip(self.TAGS, (self.source, self.fingerprint, self.until), strict=True))
+
+    @classmethod
+    def from_tags(cls, tags: dict[str, str]) -> Seen | None:
+        """None for a run or study recorded before these tags existed."""
+        return cls(*(tags[k] for k in cls.TAGS)) if all(k in tags for k in cls.TAGS) else None
+
+
 @dataclass
 class Prepared:
     config: DataConfig
@@ -48,8 +69,23 @@ class Prepared:
     data_fingerprint: str
     fingerprint: str
     cache: str  # 'hit', 'miss' or 'none' (tier file)
-    memo: dict = field(default_factory=dict)  # what callers derive from these arrays once (e.g. baselines)
+    seen: Seen
+    rows: pd.DataFrame = field(repr=False)  # the validated source rows (OHLCV or feature table), in date order
+    # every baseline's probabilities per (stage, seed); written only by `models.baselines.scores`
+    baseline_scores: dict[tuple[str, int], dict[str, np.ndarray]] = field(default_factory=dict)
     views: dict[int, Prepared] = field(default_factory=dict, repr=False)  # `fold(k)`, built once each
+
+    def check_test_labels(self) -> None:
+        """Promotion's check (the one command that reads test labels): the test samples hold both classes."""
+        if np.unique(self.labels("test")).size < 2:
+            s = self.config
+            raise DataError(f"threshold {s.threshold} within horizon {s.horizon} gives one class only in the test "
+                            "samples: AUROC, the baselines and the intervals need rises and non-rises; choose "
+                            "another --threshold or --horizon")
+
+    def fingerprint_through(self, until: str) -> str:
+        """`sources.fingerprint` of this data's rows up to and including the date `until`."""
+        return sources.fingerprint(self.rows.loc[: pd.Timestamp(until)])
 
     def date_range(self, stage: str) -> tuple[str, str]:
         dates = self.dates(stage)
@@ -91,7 +127,7 @@ class Prepared:
             ends = {"train": fold.train, "val": fold.val, "test": self.ends["test"]}
             ends |= dict(zip(VAL_PARTS, (fold.select, fold.report), strict=True))
             self.views[k] = replace(self, x=self.fold_x(k), split=fold.rows.assignment()[self.warmup:], ends=ends,
-                                    scaler=self.fold_scaler(k), folds=[fold], memo={}, views={})
+                                    scaler=self.fold_scaler(k), folds=[fold], baseline_scores={}, views={})
         return self.views[k]
 
     def _ends(self, stage: str) -> np.ndarray:
@@ -184,7 +220,8 @@ def _prepare(s: DataConfig, cache_dir: str | None) -> Prepared:
         high, close = ohlcv["High"].to_numpy(), ohlcv["Close"].to_numpy()
         build = tiers.build_tier(ohlcv, s.tier, cache_dir, save=False)
         all_features, tier_fingerprint = build.features, tiers.tier_fingerprint(s.tier)
-    data_fingerprint = sources.fingerprint(table.features if build is None else ohlcv)
+    raw = table.features if build is None else ohlcv
+    data_fingerprint = sources.fingerprint(raw)
 
     feature_frame, warmup = tiers.drop_warmup(all_features)
     labels = make_labels(high, close, s.horizon, s.threshold)
@@ -207,7 +244,8 @@ def _prepare(s: DataConfig, cache_dir: str | None) -> Prepared:
             f"({s.horizon + s.embargo} each) + three non-empty splits (val in two parts)"
         )
     y = labels.y[warmup:]
-    one_class = [stage for stage in ("train", *VAL_PARTS, "test") if np.unique(y[ends[stage]]).size < 2]
+    # test labels are read by promotion only (`Prepared.check_test_labels`)
+    one_class = [stage for stage in ("train", *VAL_PARTS) if np.unique(y[ends[stage]]).size < 2]
     if one_class:
         raise DataError(f"threshold {s.threshold} within horizon {s.horizon} gives one class only in the "
                         f"{', '.join(one_class)} samples: AUROC, the baselines and the intervals need rises and "
@@ -221,9 +259,12 @@ def _prepare(s: DataConfig, cache_dir: str | None) -> Prepared:
     target += f":{s.folds}:{s.window}" if s.folds > 1 else ""  # K = 1: the one layout of before folds
     if build is not None:
         build.save()
+    last_read = warmup + int(ends["val"][-1]) + s.horizon  # the source row of the last val label's end
+    seen = Seen(str(source.resolve()), sources.fingerprint(raw.iloc[: last_read + 1]),
+                str(raw.index[last_read].date()))
     return Prepared(
         config=s,
-        source=str(source),
+        source=str(source.resolve()),
         source_rows=len(close),
         source_dates=(str(all_features.index[0].date()), str(all_features.index[-1].date())),
         feature_names=[str(c) for c in feature_frame.columns],
@@ -240,4 +281,6 @@ def _prepare(s: DataConfig, cache_dir: str | None) -> Prepared:
         data_fingerprint=data_fingerprint,
         fingerprint=hashlib.sha256(f"{data_fingerprint}:{tier_fingerprint}:{target}".encode()).hexdigest(),
         cache="none" if build is None else ("hit" if build.from_cache else "miss"),
+        seen=seen,
+        rows=raw,
     )

@@ -59,7 +59,8 @@ def read_table(path: str | Path) -> pd.DataFrame:
 
 
 def date_indexed(frame: pd.DataFrame, path: str | Path = "data") -> pd.DataFrame:
-    """The frame indexed by its Date column (any case) or date index, sorted; bad or repeated dates raise."""
+    """The frame indexed by its Date column (any case) or date index; bad, repeated or unsorted dates raise
+    (every command reads a file the same way: a shuffled file is a mistake, not something to sort silently)."""
     columns = [c for c in frame.columns if str(c).strip().lower() in DATE_NAMES]
     if columns:
         raw = frame[columns[0]]
@@ -77,10 +78,14 @@ def date_indexed(frame: pd.DataFrame, path: str | Path = "data") -> pd.DataFrame
     if dates.dt.tz is not None:
         dates = dates.dt.tz_localize(None)
     frame = frame.set_axis(pd.DatetimeIndex(dates).as_unit("ns").rename("date"), axis=0)
-    frame = frame.sort_index(kind="stable")
     duplicated = frame.index.duplicated()
     if duplicated.any():
         raise DataError(f"{path}: duplicate date {_day(frame.index[duplicated.argmax()])}")
+    earlier = np.diff(frame.index.asi8) < 0
+    if earlier.any():
+        i = int(earlier.argmax()) + 1
+        raise DataError(f"{path}: dates are not in increasing order: {_day(frame.index[i])} in data row {i + 1} "
+                        f"comes after {_day(frame.index[i - 1])}; sort the rows by date")
     return frame
 
 
@@ -127,7 +132,7 @@ def load_ohlcv(path: str | Path | None = None) -> pd.DataFrame:
     """Validated daily OHLCV from `path` (CSV or parquet) or, when None, the embedded S&P 500 (1999–2018).
 
     Columns are matched case-insensitively and returned as Open, High, Low, Close, Volume (float64);
-    others (`Adj Close`, ...) are ignored. Rows are sorted by date. Zero volume and flat days
+    others (`Adj Close`, ...) are ignored. Dates must be increasing. Zero volume and flat days
     (Open = High = Low = Close) are valid.
     """
     source = embedded_path() if path is None else Path(path)

@@ -100,11 +100,11 @@ def main(argv: list[str] | None = None) -> None:
     if outcome.best is not None:
         b = outcome.best
         print(f"best: trial {b.number}, run {b.user_attrs.get('mlflow_run_id')}, params {b.params}")
-        print(f"  selected on {SELECT}: {OBJECTIVE} {b.value:.4f} "
+        print(f"  selected on {SELECT} (the selection half of val): {OBJECTIVE} {b.value:.4f} "
               f"{'exceeds' if b.value > outcome.null_p95 else 'does not exceed'} {outcome.null_p95:.4f}, what the "
-              f"best of as many random scorers as completed trials reaches on the same {SELECT} labels (95th "
-              "percentile, selection/null_auroc_p95)")
-        print(f"  reported on {REPORT}, which chose nothing: "
+              "best of as many random scorers as the completed trials had epoch evaluations reaches on the same "
+              f"{SELECT} labels (95th percentile, selection/null_auroc_p95)")
+        print(f"  reported on {REPORT} (the report half of val), which chose nothing: "
               f"{evidence_line(b.user_attrs['evidence'], b.user_attrs['best_baseline'])}")
         print("  the held-out number comes from `python -m training.promote --study ...`, the only command that "
               "reads test")

@@ -16,8 +16,8 @@ from optuna.trial import TrialState
 
 from datamodules.errors import UserError
 from models.budgets import parse_budget
-from models.intervals import selection_null
-from training import plotting, tracking
+from models.intervals import SAYS, selection_null, verdict
+from training import notes, plotting, tracking
 from training.config import RunConfig
 from training.train import OBJECTIVE, SELECT
 
@@ -81,7 +81,7 @@ def close(run_id: str, study: optuna.Study, status: str) -> None:
 def summarise(run_id: str, study: optuna.Study) -> None:
     """Counts by state; the best trial's objective (OBJECTIVE, on val_select), its evidence on val_report
     (which chose nothing) and params; the val_report AUROC of each budget's best trial: one batched call,
-    step = trials."""
+    step = trials. `best.<param>` tags of an earlier best that the new best lacks are deleted."""
     trials = study.get_trials(deepcopy=False)
     counts = Counter(t.state for t in trials)
     step = sum(counts[s] for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL))
@@ -98,6 +98,11 @@ def summarise(run_id: str, study: optuna.Study) -> None:
                 "best_params": json.dumps(best.params, sort_keys=True),
                 **{f"best.{k}": str(v) for k, v in best.params.items()}}
     tracking.log_batch(run_id, metrics, step=step, tags=tags)
+    if best is not None:
+        client = MlflowClient()
+        for key in client.get_run(run_id).data.tags:
+            if key.startswith("best.") and key not in tags:
+                client.delete_tag(run_id, key)
 
 
 OUTSIDE_BUDGETS = "outside_budgets"  # a transferred config larger than every budget: shown, never the best
@@ -139,22 +144,37 @@ def best_by_budget(trials: list[optuna.trial.FrozenTrial]) -> dict[str, optuna.t
     return best
 
 
+# the selection null's number of random scorers: every epoch evaluation of every counted trial, an upper bound
+# on the selections made (a trial's value is already the best of its epochs; its epochs are correlated, so
+# they are fewer independent tries than this)
+NULL_METHOD = "epoch_evaluations_upper_bound"
+
+
+def evaluations(trials: list[optuna.trial.FrozenTrial]) -> int:
+    """The AUROCs on val_select the study's best value is the best of: each counted trial's epochs (`NULL_METHOD`)."""
+    return sum(max(1, int(t.user_attrs.get("epochs") or 1)) for t in counted(trials))
+
+
 def log_report(run_id: str, study: optuna.Study, select_labels: np.ndarray, horizon: int,
                train_labels: np.ndarray) -> float | None:
     """Plots (optimisation history, parameter importances, val_report AUROC of each budget's best trial),
     the best trial's config as `best_config.json` (usable with `--use-best-from`) and the selection null:
-    the 95th percentile of the best AUROC that as many random scorers as there are counted trials reach on
-    the labels the trials were selected on, `select_labels` (`selection/null_auroc_p95`, returned), with
-    the scorers' smoothness from the dependence of `train_labels` (`models.intervals.block_length`)."""
+    the 95th percentile of the best AUROC that as many random scorers as the counted trials had epoch
+    evaluations (`evaluations`, `NULL_METHOD`) reach on the labels the trials were selected on,
+    `select_labels` (`selection/null_auroc_p95`, returned; `selection/null_evaluations`; param
+    `selection.null_method`), with the scorers' smoothness from the dependence of `train_labels`
+    (`models.intervals.block_length`)."""
     client = MlflowClient()
     trials = study.get_trials(deepcopy=False)
     best = best_trial(trials)
     if best is None:
         return None
     complete = counted(trials)
-    null = selection_null(select_labels, len(complete), horizon=horizon, seed=len(complete), history=train_labels)
-    tracking.log_batch(run_id, {"selection/null_auroc_p95": null}, step=len(complete))
-    for name, figure in (("optimization_history", _history(study, null, len(complete))),
+    k = evaluations(trials)
+    null = selection_null(select_labels, k, horizon=horizon, seed=len(complete), history=train_labels)
+    tracking.log_batch(run_id, {"selection/null_auroc_p95": null, "selection/null_evaluations": k},
+                       step=len(complete), tags={"selection.null_method": NULL_METHOD})
+    for name, figure in (("optimization_history", _history(study, null, k)),
                          ("param_importances", _importances(study, len(complete))),
                          ("best_val_auroc_per_budget", _per_budget(complete))):
         if figure is not None:
@@ -163,7 +183,42 @@ def log_report(run_id: str, study: optuna.Study, select_labels: np.ndarray, hori
     if best_run:
         config = RunConfig.from_params(client.get_run(best_run).data.params)
         client.log_text(run_id, config.to_json(), "best_config.json")
+    client.log_text(run_id, trials_table(trials), "study/trials.md")
+    describe(run_id, study, best, null)
     return null
+
+
+def describe(run_id: str, study: optuna.Study, best: optuna.trial.FrozenTrial, null: float) -> None:
+    """The parent's Markdown note (`training.notes.study_note`), keeping the held-out section promotion wrote."""
+    old = MlflowClient().get_run(run_id).data.tags
+    trials = study.get_trials(deepcopy=False)
+    counts = Counter(t.state.name for t in trials)
+    note = notes.study_note(
+        study.study_name, old.get("storage", "?"), objective=best.value, null=null,
+        best=notes.run_link(f"trial {best.number}", experiment_of(run_id), best.user_attrs.get("mlflow_run_id", "")),
+        evidence_line=notes.evidence(best.user_attrs["evidence"], best.user_attrs["best_baseline"], "val", "best/"),
+        by_budget={b: reported(t) for b, t in sorted(best_by_budget(trials).items(), key=lambda i: parse_budget(i[0]))},
+        counts=dict(counts))
+    held = notes.held_out_of(old.get(notes.NOTE, ""))
+    tracking.log_batch(run_id, tags={notes.NOTE: notes.with_held_out(note, held) if held else note})
+
+
+def trials_table(trials: list[optuna.trial.FrozenTrial]) -> str:
+    """Every trial in one Markdown table, the completed ones first, by objective: the study at a glance."""
+    rows = sorted(trials, key=lambda t: (t.state != TrialState.COMPLETE, -(t.value or 0.0), t.number))
+    lines = [f"| trial | state | budget | style | {OBJECTIVE} | best/val/auroc [95% CI] | best baseline "
+             "| model vs it (uncorrected: one of the trials, not a finding) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for t in rows:
+        ev = t.user_attrs.get("evidence")
+        shown = (f"{ev['best/val/auroc']:.4f} [{ev['best/val/auroc_ci_low']:.4f}, {ev['best/val/auroc_ci_high']:.4f}]"
+                 if ev else "")
+        says = (SAYS[verdict(ev["best/val/auroc_vs_best_baseline_ci_low"],
+                             ev["best/val/auroc_vs_best_baseline_ci_high"])] if ev else "")
+        value = f"{t.value:.4f}" if t.value is not None else ""
+        lines.append(f"| {t.number} | {t.state.name.lower()} | {budget_of(t) or ''} | {t.user_attrs.get('style', '')} "
+                     f"| {value} | {shown} | {t.user_attrs.get('best_baseline', '')} | {says} |")
+    return "\n".join(lines) + "\n"
 
 
 def trial_points(trials: list[optuna.trial.FrozenTrial]) -> list[plotting.TrialPoint]:

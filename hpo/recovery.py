@@ -32,6 +32,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from datamodules.errors import UserError
 from hpo.settings import env_seconds
+from training import notes
 
 HEARTBEAT_S = 60.0
 GRACE_S = 600.0
@@ -182,6 +183,9 @@ def close_orphan_runs(study: optuna.Study, parent_run_id: str) -> list[str]:
             continue
         label = "FAIL" if state == TrialState.FAIL else state.name
         client.set_tag(run.info.run_id, "trial_state", label)
+        tags = run.data.tags
+        client.set_tag(run.info.run_id, "mlflow.runName",
+                       notes.trial_name(int(tags["trial_number"]), tags.get("budget"), tags.get("style"), label))
         if state == TrialState.FAIL:
             client.set_tag(run.info.run_id, "error", "the worker running this trial died")
         client.set_terminated(run.info.run_id, "FAILED" if state == TrialState.FAIL else "FINISHED")

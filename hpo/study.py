@@ -26,7 +26,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from datamodules.errors import UserError
-from datamodules.prepared import Prepared
+from datamodules.prepared import Prepared, Seen
 from hpo import parent, phase2
 from hpo.forced import EXTREMES, forced_configs
 from hpo.progress import EpochProgress, StudyProgress
@@ -43,8 +43,9 @@ from hpo.sampling import TrialSeededTPE
 from hpo.settings import StudySettings
 from hpo.space import SearchSpace, depth_param
 from hpo.storage import Admission, open_storage, study_exists
-from models.budgets import SHAPE_KEYS, StyleGrid, count_params, parse_budget, solve
-from training import tracking
+from models import baselines
+from models.budgets import SHAPE_KEYS, STYLES, StyleGrid, count_params, parse_budget, solve
+from training import notes, tracking
 from training.config import RunConfig
 from training.train import EVIDENCE, MONITOR, OBJECTIVE, SELECT, evidence_line, train
 
@@ -69,7 +70,7 @@ def run_study(
 ) -> Outcome:
     """`data`: the prepared data of `settings.base.data` (a study prepares it once for all its trials)."""
     n_features = len(data.feature_names)
-    session = _open(settings, n_features, data.fingerprint, pruner, echo)
+    session = _open(settings, n_features, data.fingerprint, pruner, echo, data.seen)
     study, parent_id = session.study, session.parent_id
     parent.reopen(parent_id)
     progress = StudyProgress(settings.trials, _count(study))
@@ -123,21 +124,24 @@ class _Session:
 
 
 def _open(settings: StudySettings, n_features: int, fingerprint: str, pruner: optuna.pruners.BasePruner | None,
-          echo: Callable[[str], None]) -> _Session:
+          echo: Callable[[str], None], seen: Seen) -> _Session:
     """Validate, then create or load the study, enqueue what it needs and find (or create) its parent run."""
     base, launcher = settings.base, parent.launcher_run()
     if settings.supplementary:
         plan = phase2.plan(settings.storage, settings.study_name)
-        storage, shown, name, budgets = plan.storage, plan.shown, plan.name, plan.budgets
+        name, budgets = plan.name, plan.budgets
         link = phase2.phase1_link(plan.phase1)
     else:
-        storage, shown = open_storage(settings.storage)
         name, budgets, link = settings.study_name, settings.budgets, {}
     grid = settings.grid(budgets, n_features)  # bad budgets fail before anything is written
     space = SearchSpace.build(base, budgets, set(settings.pinned), n_features)
     settings.check_trials(len(grid.distinct()) * len(EXTREMES))
     check_timing()
+    # opening a journal storage creates its file: only once the settings are known to be good
+    storage, shown = (plan.storage, plan.shown) if settings.supplementary else open_storage(settings.storage)
     definition = _definition(base, space, fingerprint, budgets, 2 if settings.supplementary else 1)
+    definition |= {"data.seen_fingerprint": seen.fingerprint, "data.seen_until": seen.until,
+                   "baselines": baselines.SET}
 
     pruner = pruner or (_median_pruner(base.train.max_epochs) if settings.pruning else optuna.pruners.NopPruner())
     study, created = _create_or_load(storage, name, TrialSeededTPE(base.train.seed), pruner)
@@ -148,10 +152,15 @@ def _open(settings: StudySettings, n_features: int, fingerprint: str, pruner: op
         study.set_user_attr("definition", definition)
     _enqueue(study, settings, space, grid)
     if parent_id is None:
-        parent_id = parent.create_parent(name, _parent_tags(base, budgets, shown, link), _parent_params(base, space),
+        parent_id = parent.create_parent(name, _parent_tags(base, budgets, shown, link) | seen.tags(),
+                                         _parent_params(base, space),
                                          adopt=launcher)
         study.set_user_attr(parent.PARENT_ATTR, parent_id)
         echo(f"study {name!r} created in {shown}; MLflow parent run {parent_id}")
+        if settings.forced_extremes:
+            styles = "; ".join(f"{style}: {depth} layer(s)" for style, depth in STYLES.items())
+            echo(f"forced trials run first: fixed configs, one per budget x style ({styles}; each as wide as the "
+                 "budget allows) x strong/weak regularisation, never pruned")
     else:
         if launcher is not None:
             parent.mark_session(launcher, parent_id, name)
@@ -183,10 +192,11 @@ class Objective:
         if "transferred" in trial.user_attrs:
             tags["transferred_from"] = trial.user_attrs["transferred"]
         with Heartbeat(trial), tracking.run_context(
-                kind="trial", run_name=f"{self.study_name}-{trial.number}", parent_run_id=self.parent_run_id,
+                kind="trial", run_name=notes.trial_name(trial.number, None, None, "running"),
+                parent_run_id=self.parent_run_id,
                 experiment=self.experiment, tags=tags, finished_on=(optuna.TrialPruned,)) as run:
             trial.set_user_attr("mlflow_run_id", run.info.run_id)
-            state = "FAIL"
+            state, result = "FAIL", None
             pruning = PruningCallback(trial, prune=not forced)  # the forced grid is compared whole
             try:
                 cfg = self.config(trial)
@@ -215,7 +225,19 @@ class Objective:
                 trial.set_user_attr(FAILED_REASON, "interrupted")  # not counted: a rerun runs it again
                 raise
             finally:
-                mlflow.set_tag("trial_state", state)
+                mlflow.set_tags({"trial_state": state, **self.describe(trial, state, forced, result, pruning)})
+
+    def describe(self, trial: optuna.Trial, state: str, forced: bool, result, pruning: PruningCallback) -> dict:
+        """The trial run's name and Markdown note once it has ended."""
+        budget, style = trial.user_attrs.get("budget"), trial.user_attrs.get("style")
+        why = {"PRUNED": f"Pruned at epoch {pruning.pruned_at[0] + 1 if pruning.pruned_at else '?'}: its val_select "
+                         "AUROC was below the median of earlier trials at that epoch.",
+               "FAIL": f"Failed: {trial.user_attrs.get('error') or trial.user_attrs.get(FAILED_REASON, 'interrupted')}"}
+        body = None if result is None else notes.train_note(result.config, result.metrics, result.best_baseline,
+                                                            result.best_epoch, result.epochs)
+        return {"mlflow.runName": notes.trial_name(trial.number, budget, style, state),
+                notes.NOTE: notes.trial_note(self.study_name, trial.number, state, budget=budget, style=style,
+                                             forced=forced, body=body, why=why.get(state))}
 
     def config(self, trial: optuna.Trial) -> RunConfig:
         """The trial's config; its budget and style are tagged before the shape is solved."""
@@ -342,7 +364,8 @@ def _check_definition(study: optuna.Study, definition: dict) -> None:
     """Resuming a study of another objective, or with any setting of its definition changed, is a
     `UserError` (naming each changed setting)."""
     parent.check_objective(study)
-    stored = study.user_attrs.get("definition", definition)
+    # a study made before the baseline set was recorded judged its trials against v1 (chosen on val_report)
+    stored = {"baselines": baselines.LEGACY_SET, **study.user_attrs.get("definition", definition)}
     diff = {k: (stored[k], v) for k, v in definition.items() if k in stored and str(stored[k]) != str(v)}
     if diff:
         what = "; ".join(f"{k}: {old} in the study, {new} now" for k, (old, new) in diff.items())
@@ -401,5 +424,6 @@ def _trial_line(t: FrozenTrial) -> str:
     size = f", {count:,} params" if count else ""
     line = f"trial {t.number} {t.state.name} {value} ({what}{size}, {t.user_attrs.get('epochs', 0)} epochs)"
     if "evidence" in t.user_attrs:
-        line += f"\n  {evidence_line(t.user_attrs['evidence'], t.user_attrs['best_baseline'])}"
+        evidence = evidence_line(t.user_attrs["evidence"], t.user_attrs["best_baseline"], one_of="the study's trials")
+        line += f"\n  {evidence}"
     return line

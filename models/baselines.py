@@ -1,7 +1,11 @@
 """Reference predictors that every reported AUROC stands beside; all return P(y = 1) for the eval rows.
 
 Each is fit on train rows only. `BASELINES` maps a name to a function of one `BaselineInputs`, so a caller
-can loop over all of them with the same arguments.
+can loop over all of them with the same arguments. `scores` builds the inputs from prepared data (the one
+place that does) and fits each baseline once per data set, stage and seed; `choose` picks the best baseline
+on the select part of val, as a model's epoch and a study's trial are chosen, so that it is compared with
+the model on samples that chose nothing. `SET` names the baselines and their version for a study's
+definition: a study resumed with another set would mix trials judged against different baselines.
 """
 
 from __future__ import annotations
@@ -15,6 +19,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from datamodules.prepared import VAL_PARTS, Prepared
+from models.intervals import best_of, rank_auroc
+
+VERSION = 2  # raise when a baseline's definition, settings or selection rule changes (2: chosen on val_select)
+CHOOSE_ON = VAL_PARTS[0]  # val_select
 LOGISTIC_C = 1.0
 LOGISTIC_MAX_ITER = 5000
 BOOSTING_PARAMS = dict(
@@ -133,3 +142,38 @@ def _train_rows(train_x, train_y, name: str) -> tuple[np.ndarray, np.ndarray]:
 def _as_2d(x) -> np.ndarray:
     x = np.asarray(x, dtype=float)
     return x.reshape(-1, 1) if x.ndim == 1 else x
+
+
+SET = f"{','.join(BASELINES)}@v{VERSION}"
+LEGACY_SET = "majority,volatility,logistic,boosting@v1"  # what a study made before sets were recorded used
+
+
+def inputs(prepared: Prepared, stages: tuple[str, ...], seed: int) -> BaselineInputs:
+    """What the baselines see for the samples of `stages` (in that order): train labels, train and eval
+    features and volatility."""
+    return BaselineInputs(train_y=prepared.labels("train"), train_x=prepared.last_features("train"),
+                          eval_x=np.concatenate([prepared.last_features(s) for s in stages]),
+                          train_vol=prepared.volatility("train"),
+                          eval_vol=np.concatenate([prepared.volatility(s) for s in stages]), seed=seed)
+
+
+def scores(prepared: Prepared, stage: str, seed: int) -> dict[str, np.ndarray]:
+    """Every baseline's probabilities for the samples of `stage`, fit on train; kept in
+    `prepared.baseline_scores`, so a study's trials fit them once (once for both parts of val)."""
+    if (stage, seed) not in prepared.baseline_scores:
+        stages = VAL_PARTS if stage in VAL_PARTS else (stage,)
+        data = inputs(prepared, stages, seed)
+        fitted = {name: run(data) for name, run in BASELINES.items()}
+        ends = np.cumsum([len(prepared.labels(s)) for s in stages])
+        for s, start, end in zip(stages, [0, *ends[:-1]], ends, strict=True):
+            prepared.baseline_scores[s, seed] = {name: p[start:end] for name, p in fitted.items()}
+    return prepared.baseline_scores[stage, seed]
+
+
+def choose(prepared: Prepared, seeds) -> str:
+    """The best baseline: highest AUROC on `CHOOSE_ON` (val_select; mean over `seeds`), never reading the
+    labels it is later compared on."""
+    seeds = [seeds] if isinstance(seeds, int) else list(seeds)
+    labels = prepared.labels(CHOOSE_ON)
+    return best_of({name: float(np.mean([rank_auroc(labels, scores(prepared, CHOOSE_ON, s)[name]) for s in seeds]))
+                    for name in BASELINES})

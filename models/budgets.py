@@ -55,11 +55,15 @@ def budget_label(n: int) -> str:
 
 
 def parse_budgets(text: str) -> list[str]:
-    """'750k,2M' -> canonical labels in ascending size, duplicates removed."""
+    """'750k,2M' -> canonical labels in ascending size; a budget listed twice (e.g. 750k,0.75M) is a `UserError`."""
     parts = [p for p in text.split(",") if p.strip()]
     if not parts:
         raise UserError(f"no budget in {text!r}: give a comma-separated list like 750k,2M,20M")
-    return [budget_label(n) for n in sorted({parse_budget(p) for p in parts})]
+    sizes = [parse_budget(p) for p in parts]
+    twice = sorted({budget_label(n) for n in sizes if sizes.count(n) > 1})
+    if twice:
+        raise UserError(f"budget {', '.join(twice)} is listed twice in {text!r}: list each budget once")
+    return [budget_label(n) for n in sorted(sizes)]
 
 
 def n_heads(width: int) -> int:

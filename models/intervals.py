@@ -26,6 +26,10 @@ Rules chosen (see each function):
   0.94), with intervals 20-30% wider (`python -m bench.interval_coverage`, also at n = 200 and 1000; the
   basic interval, BCa with a delete-block jackknife acceleration, an n/(n-b) inflation and the
   bootstrap-t studentized by the bootstrap's own variance all averaged 0.93 or less at n = 400).
+* families: a verdict that is one of many (trials, budgets, pairs, ablation cells) is read from Holm's
+  step-down adjustment (`holm`, `CORRECTION`) of the paired bootstrap-t p-values (`PairedBootstrap.pvalue`)
+  of the family, all on its one shared index matrix; p < 1 - level there is the same event as the equal-tailed
+  interval excluding 0, so a family of one is read as before.
 * selection null: each random scorer is a stationary Gaussian AR(1) series with ``phi = 1 - 1/block``
   (block = the block length above), i.e. a smooth series that decorrelates on the same time scale as the
   labels, as a model's scores on overlapping input windows do. With i.i.d. noise scorers the label
@@ -185,19 +189,75 @@ class Intervals:
     point: dict[str, float]
     ci: dict[str, tuple[float, float]]
     diff: dict[tuple[str, str], tuple[float, float]]
+    p: dict[tuple[str, str], float]  # two-sided bootstrap-t p-value of each paired difference (`pvalue`)
     method: str
     block: int
     level: float
     n_boot: int
     samples: dict[str, np.ndarray] = field(repr=False)
 
-    def best_of(self, names) -> str:
-        """The name among `names` with the highest point AUROC (first on ties, NaN last)."""
-        names = list(names)
-        if not names:
-            raise ValueError("best_of needs at least one name")
-        values = [self.point[n] for n in names]
-        return names[int(np.argmax([-np.inf if np.isnan(v) else v for v in values]))]
+
+BEATS, WORSE, TIED = "beats", "worse", "not distinguishable"
+SAYS = {BEATS: "beats", WORSE: "is worse than", TIED: "is not distinguishable from"}  # "a {SAYS[v]} b"
+
+
+def verdict(low: float, high: float) -> str:
+    """The one rule a paired interval of ``a - b`` is read by: `BEATS` only when it lies above 0, `WORSE`
+    when below, else `TIED` (a NaN bound, e.g. a one-class resample set, is never a finding)."""
+    if low > 0:
+        return BEATS
+    if high < 0:
+        return WORSE
+    return TIED
+
+
+CORRECTION = "holm"  # the family correction: logged as `ci.correction`, named in the text
+
+
+def holm(p: dict) -> dict:
+    """Holm's step-down adjusted p-values of a family (same keys): the i-th smallest p times (m - i + 1),
+    made monotone and capped at 1. It controls the family-wise error rate under any dependence between the
+    comparisons. NaN p-values are left NaN and do not count towards m."""
+    finite = sorted(((v, k) for k, v in p.items() if not math.isnan(v)), key=lambda vk: vk[0])
+    m, out, running = len(finite), {k: math.nan for k in p}, 0.0
+    for i, (v, k) in enumerate(finite):
+        running = max(running, min(1.0, (m - i) * v))
+        out[k] = running
+    return out
+
+
+def corrected_verdict(low: float, high: float, p_adjusted: float, level: float = 0.95) -> str:
+    """`verdict` of a paired interval that is one of a family: its direction only where the family's
+    adjusted p-value (`holm`) is below 1 - level, else `TIED`."""
+    return verdict(low, high) if p_adjusted < 1 - level else TIED
+
+
+def best_of(points: dict[str, float]) -> str:
+    """The name with the highest AUROC in `points` (first on ties, NaN last): how a best baseline is picked."""
+    if not points:
+        raise ValueError("best_of needs at least one name")
+    names = list(points)
+    return names[int(np.argmax([-np.inf if np.isnan(v) else v for v in points.values()]))]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What every interval of one evaluation is computed under, travelling as one value: the label
+    `horizon`, the `history` whose dependence sets the block length (the train labels), the bootstrap's
+    `seed` and the interval's `level`."""
+
+    horizon: int
+    history: np.ndarray | None = field(default=None, repr=False)
+    seed: int = 0
+    level: float = 0.95
+
+    def paired(self, labels, n_boot: int = 1000) -> PairedBootstrap:
+        return PairedBootstrap(labels, horizon=self.horizon, n_boot=n_boot, seed=self.seed, level=self.level,
+                               history=self.history)
+
+    def intervals(self, labels, scores: dict[str, np.ndarray], n_boot: int = 1000) -> Intervals:
+        return bootstrap_auroc(labels, scores, horizon=self.horizon, n_boot=n_boot, seed=self.seed,
+                               level=self.level, history=self.history)
 
 
 def auroc_influence(labels, scores) -> np.ndarray:
@@ -393,6 +453,26 @@ class PairedBootstrap:
         return studentized_interval(r.point, r.samples, self.resample_variance(r), self.variance(r), self.level,
                                     r.bounds)
 
+    def pvalue(self, r: Resampled) -> float:
+        """Two-sided bootstrap-t p-value of "the statistic is 0" (for a difference `a - b`: no difference),
+        ``2 min(P*(t* >= t), P*(t* <= t))`` with ``t = point / se`` and the resamples' t* studentized as in
+        `interval`, so that p < 1 - level exactly when the equal-tailed interval excludes 0 (up to the
+        quantile's interpolation). NaN where the interval is NaN; 1.0 for a statistic with no variance."""
+        if np.isnan(r.psi).any() or math.isnan(r.point):
+            return math.nan
+        var = self.variance(r)
+        ok = ~np.isnan(r.samples)
+        if not ok.any():
+            return math.nan
+        if not var > 0:
+            return 1.0 if r.point == 0 else float(min(1.0, 2 * min(np.mean(r.samples[ok] <= 0),
+                                                                   np.mean(r.samples[ok] >= 0))))
+        sample_var = self.resample_variance(r)[ok]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            t_star = np.nan_to_num((r.samples[ok] - r.point) / np.sqrt(sample_var), nan=0.0)
+        t = r.point / math.sqrt(var)
+        return float(min(1.0, 2 * min(np.mean(t_star >= t), np.mean(t_star <= t))))
+
 
 def fold_bootstrap_indices(sizes, blocks, n_boot: int, rng=None, method: str = "stationary") -> np.ndarray:
     """[n_boot, sum(sizes)] one index matrix over folds laid end to end (fold k's samples after fold k-1's):
@@ -455,15 +535,17 @@ def bootstrap_auroc(
             raise ValueError(f"scorer {name!r} has shape {np.shape(s)}, labels have ({boot.n},)")
     r = {name: boot.resample(s) for name, s in scores.items()}
     names = list(scores)
-    diff = {}
+    diff, p = {}, {}
     for i, a in enumerate(names):
         for b in names[i + 1:]:
             low, high = boot.interval(r[a] - r[b])
             diff[(a, b)], diff[(b, a)] = (low, high), (-high, -low)
+            p[(a, b)] = p[(b, a)] = boot.pvalue(r[a] - r[b])
     return Intervals(
         point={a: r[a].point for a in names},
         ci={a: boot.interval(r[a]) for a in names},
         diff={(a, b): diff[(a, b)] for a in names for b in names if a != b},
+        p={(a, b): p[(a, b)] for a in names for b in names if a != b},
         method=boot.method,
         block=boot.block,
         level=level,

@@ -8,7 +8,7 @@ import pytest
 
 from datamodules.errors import DataError
 from datamodules.sources import embedded_path, fingerprint, load_ohlcv, validate_ohlcv
-from tests.test_data_support import synthetic_ohlcv, with_quirks
+from tests.test_data_support import synthetic_ohlcv, unsorted_ohlcv, with_quirks
 
 
 def test_embedded_is_arch_sp500():
@@ -26,14 +26,21 @@ def test_embedded_is_arch_sp500():
 
 def test_csv_with_quirks_is_accepted(tmp_path):
     raw = with_quirks(synthetic_ohlcv(300))
-    shuffled = raw.sample(frac=1.0, random_state=1).rename(columns=str.lower)
-    shuffled["ticker"] = "SPY"  # extra, non-numeric column: ignored
-    shuffled.to_csv(tmp_path / "quirky.csv")
+    quirky = raw.rename(columns=str.lower)
+    quirky["ticker"] = "SPY"  # extra, non-numeric column: ignored
+    quirky.to_csv(tmp_path / "quirky.csv")
     data = load_ohlcv(tmp_path / "quirky.csv")
     assert data.index.is_monotonic_increasing and data.index.is_unique
     np.testing.assert_allclose(data.to_numpy(), raw[list(data.columns)].to_numpy(), rtol=1e-14)
     assert (data["Volume"] == 0).sum() == 55
     assert (data["High"] == data["Low"]).sum() == 25
+
+
+def test_unsorted_dates_are_refused_naming_the_first_row_out_of_order(tmp_path):
+    message = unsorted_ohlcv(tmp_path / "unsorted.csv")
+    with pytest.raises(DataError) as err:
+        load_ohlcv(tmp_path / "unsorted.csv")
+    assert str(err.value) == f"{tmp_path / 'unsorted.csv'}: {message}"
 
 
 def test_parquet_with_date_index_and_no_adj_close(tmp_path):

@@ -43,3 +43,12 @@ def embedded() -> pd.DataFrame:
 def embedded_features(tier: str) -> pd.DataFrame:
     """The tier's features of the embedded data, computed once per test session (read-only: copy first)."""
     return features.compute_features(embedded(), tiers.feature_names(tier))
+
+
+def unsorted_ohlcv(path) -> str:
+    """The embedded data with two rows swapped, written to `path` (CSV); returns the error every command gives."""
+    frame = embedded().reset_index().rename(columns={"date": "Date"})
+    frame.iloc[[3000, 3001]] = frame.iloc[[3001, 3000]].to_numpy()
+    frame.to_csv(path, index=False)
+    first, before = (frame["Date"].iloc[k].date() for k in (3001, 3000))
+    return f"dates are not in increasing order: {first} in data row 3002 comes after {before}; sort the rows by date"

@@ -181,9 +181,10 @@ def test_audit_finds_exactly_what_was_planted(planted, capsys):
     assert verdicts == {("20k", "50k"): True, ("20k", "100k"): False, ("50k", "100k"): True}
 
     selection = report["selection"]  # the best objective against the null on the same (val_select) labels
-    assert (selection["best_trial"], selection["k"], selection["exceeds"]) == (12, 17, True)
+    # one random scorer per epoch evaluation: 17 trials of 4 epochs
+    assert (selection["best_trial"], selection["trials"], selection["k"], selection["exceeds"]) == (12, 17, 68, True)
     assert (selection["objective"], selection["samples"], selection["best_value"]) == (OBJECTIVE, "val_select", 0.90)
-    assert selection["null_p95"] == pytest.approx(selection_null(SELECT_LABELS, 17, horizon=1, seed=17))
+    assert selection["null_p95"] == pytest.approx(selection_null(SELECT_LABELS, 68, horizon=1, seed=17))
 
     client = MlflowClient()
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "audit")}
@@ -199,7 +200,7 @@ def test_audit_finds_exactly_what_was_planted(planted, capsys):
     printed = capsys.readouterr().out
     assert "suspicious: 5" in printed and "lr: 4 of the top 5 trials at the high edge" in printed
     assert (f"selection: the best trial's best/val_select/auroc 0.9000 (trial 12) exceeds {selection['null_p95']:.4f}, "
-            "what the best of 17 random scorers reaches on the same val_select labels") in printed
+            "what the best of 68 random scorers reaches on the same val_select labels") in printed
     assert main(["--study", "planted", "--fail-on-findings"]) == 1
 
 
@@ -213,7 +214,7 @@ def test_a_study_that_selected_on_val_report_gets_its_null_on_val_report(planted
     assert (selection["objective"], selection["samples"]) == (LEGACY_OBJECTIVE, "val_report")
     best = next(d for d in collect(study)[0] if d.number == 12)
     labels = best.predictions("val_report")["label"].to_numpy(dtype=float)
-    assert selection["null_p95"] == pytest.approx(selection_null(labels, 17, horizon=1, seed=17))
+    assert selection["null_p95"] == pytest.approx(selection_null(labels, 68, horizon=1, seed=17))
 
 
 def test_a_study_without_finished_trials_still_reports_states():
@@ -225,7 +226,7 @@ def test_a_study_without_finished_trials_still_reports_states():
     assert report["states"]["counts"] == {"FAIL": 1}
     assert report["states"]["reasons"] == {"ValueError: bad": 1}
     assert report["boundary_hits"] == [] and report["suspicious"] == [] and report["overfit_gap"]["trials"] == []
-    assert report["by_budget"] == {"best": [], "pairs": [], "distinguishable": []}
+    assert report["by_budget"] == {"best": [], "pairs": [], "correction": "holm", "distinguishable": []}
     assert report["selection"] == {"note": "no completed trial"}
 
 
@@ -262,3 +263,35 @@ def test_the_budget_plot_draws_an_interval_that_misses_its_point():
     (figure,) = figures("s", report, []).values()
     (bar,) = figure.axes[0].collections
     assert np.allclose(bar.get_segments(), [[[0, 0.61], [0, 0.70]]])
+
+
+@pytest.mark.slow
+def test_on_iid_data_a_study_and_its_audit_make_no_uncorrected_claim(tiny_config, tmp_path, capsys):
+    """Nothing to learn (i.i.d. returns), 8 trials over two budgets: every trial's verdict is printed as
+    uncorrected, and the audit's verdicts and advice (budget pairs, boundary hits, importances) are read
+    from Holm-adjusted p-values, so none of them is a finding here."""
+    from datamodules.prepared import prepare
+    from hpo.settings import StudySettings
+    from hpo.study import run_study
+    from tests.test_data_support import synthetic_ohlcv
+
+    synthetic_ohlcv(1500, seed=7).to_csv(tmp_path / "iid.csv")
+    cfg = tiny_config.override({"data.path": str(tmp_path / "iid.csv"), "train.max_epochs": 2})
+    lines = []
+    run_study(StudySettings(base=cfg, study_name="iid", trials=8, budgets=["20k", "50k"]), prepare(cfg.data),
+              echo=lines.append)
+    study = optuna.load_study(study_name="iid", storage=open_storage(None)[0])
+    verdicts = [line for line in lines if "best baseline" in line]
+    assert len(verdicts) == len([t for t in study.trials if "evidence" in t.user_attrs]) >= 6
+    assert all("(uncorrected: one of the study's trials, not a finding)" in v for v in verdicts)
+    assert main(["--study", "iid"]) == 0
+    _, report = audit_run(MlflowClient().search_runs(
+        [tracking.experiment_id()], "tags.kind = 'study'")[0].info.run_id)
+    (pair,) = report["by_budget"]["pairs"]
+    assert report["by_budget"]["correction"] == "holm" and pair["family"] == 1
+    assert pair["distinguishable"] == (pair["p_adjusted"] < 0.05) is False
+    assert report["boundary_hits"] == []
+    importances = report["importances"]
+    assert importances["beats_null"] == [] and set(importances["p_adjusted"]) == set(importances["values"])
+    printed = capsys.readouterr().out
+    assert "widen the range" not in printed and "no parameter's effect beats chance" in printed

@@ -14,6 +14,7 @@ from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import TrialState, create_trial
 
 from tests.conftest import REPO
+from tests.test_data_support import unsorted_ohlcv
 from training.train import OBJECTIVE
 
 TINY = ["--model", "itransformer", "--data-tier", "a20", "--input-size", "16", "--batch-size", "256",
@@ -53,6 +54,8 @@ BAD = {  # flags -> the error; each command runs in its own directory, all at on
     ("--supplementary", "--study-name", "one-budget"): "needs completed trials in at least 2 budgets",
     ("--storage", "not-a-journal.txt"): "not-a-journal.txt is not an Optuna journal file (line 1)",
     ("--set", "model.hidden_size=16"): "--set model.hidden_size: a study decides the shape per budget",
+    ("--budgets", "20k,0.02M"): "budget 20k is listed twice in '20k,0.02M'",
+    ("--data", "unsorted.csv"): "unsorted.csv: ",  # the rest: tests.test_data_support.unsorted_ohlcv's message
 }
 
 
@@ -62,6 +65,7 @@ def test_bad_input_is_one_line_and_writes_nothing_and_dry_run_writes_nothing(tmp
         d.mkdir()
     not_journal = dirs["--storage", "not-a-journal.txt"] / "not-a-journal.txt"
     not_journal.write_text("garbage\n")
+    unsorted = unsorted_ohlcv(dirs["--data", "unsorted.csv"] / "unsorted.csv")
     one_budget = dirs["--supplementary", "--study-name", "one-budget"]
     phase1 = optuna.create_study(storage=journal(one_budget), study_name="one-budget", direction="maximize")
     phase1.set_user_attr("definition", {"objective": OBJECTIVE})
@@ -80,9 +84,12 @@ def test_bad_input_is_one_line_and_writes_nothing_and_dry_run_writes_nothing(tmp
         assert proc.returncode == 2, (args, err)
         lines = err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and BAD[args] in lines[0], (args, err)
+        assert "unsorted.csv" not in args or lines[0] == f"error: unsorted.csv: {unsorted}"
         assert "secret" not in out + err
         expected = ["one-budget"] if "one-budget" in args else []
         assert studies(dirs[args]) == expected, args  # no study created
+        if not expected:  # nor an empty journal file
+            assert not (dirs[args] / "optuna.journal").exists(), args
     assert all_runs() == []  # no MLflow run, RUNNING or otherwise
     assert not_journal.read_text() == "garbage\n"  # nothing appended to a file that is not a journal
 
@@ -142,8 +149,9 @@ def test_sigkill_mid_trial_then_rerun_resumes(run_cli, tmp_path):
     assert parent.info.status == "FINISHED"
     # the summary: the best trial's objective on the samples that selected it, its evidence on those that did not
     best = study.best_trial
-    assert f"selected on val_select: best/val_select/auroc {best.value:.4f}" in rerun.stdout
-    assert (f"reported on val_report, which chose nothing: best/val/auroc "
+    assert (f"selected on val_select (the selection half of val): best/val_select/auroc {best.value:.4f}"
+            in rerun.stdout)
+    assert (f"reported on val_report (the report half of val), which chose nothing: best/val/auroc "
             f"{best.user_attrs['evidence']['best/val/auroc']:.4f}") in rerun.stdout
 
 

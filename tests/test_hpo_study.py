@@ -4,6 +4,7 @@ real MLflow (the temp sqlite store of conftest)."""
 import os
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pandas as pd
 import pytest
@@ -19,6 +20,7 @@ from hpo.recovery import FAILED_REASON, fail_stale_trials
 from hpo.settings import StudySettings
 from hpo.storage import open_storage, study_exists
 from hpo.study import run_study
+from models import baselines
 from models.intervals import rank_auroc, selection_null
 from training.train import OBJECTIVE
 
@@ -99,12 +101,15 @@ def test_trials_nest_under_one_parent_with_states_tags_and_the_best(tiny_config)
     artifacts = {a.path for a in client.list_artifacts(out.parent_run_id, "plots")}
     assert {"plots/optimization_history.png", "plots/best_val_auroc_per_budget.png"} <= artifacts
     assert any(a.path == "best_config.json" for a in client.list_artifacts(out.parent_run_id))
-    # the selection null: the best of as many random scorers as completed trials, on the labels that selected,
-    # the scorers as smooth as the train labels' dependence says
+    # the selection null: the best of as many random scorers as the completed trials had epochs, on the labels
+    # that selected, the scorers as smooth as the train labels' dependence says
     prepared = data(tiny_config)
-    null = selection_null(prepared.labels("val_select"), 2, horizon=1, seed=2, history=prepared.labels("train"))
-    assert null != pytest.approx(selection_null(prepared.labels("val_select"), 2, horizon=1, seed=2))
+    k = sum(t.user_attrs["epochs"] for t in load("s").trials if t.state == TrialState.COMPLETE)
+    null = selection_null(prepared.labels("val_select"), k, horizon=1, seed=2, history=prepared.labels("train"))
+    assert null != pytest.approx(selection_null(prepared.labels("val_select"), k, horizon=1, seed=2))
     assert study_run.data.metrics["selection/null_auroc_p95"] == pytest.approx(null) == out.null_p95
+    assert study_run.data.metrics["selection/null_evaluations"] == k
+    assert study_run.data.tags["selection.null_method"] == "epoch_evaluations_upper_bound"
     assert 0.5 < null < 1
 
     # resuming with settings that are not searched changed: one error naming each difference, nothing run
@@ -146,9 +151,10 @@ def test_trials_are_selected_on_val_select_and_reported_on_val_report(tiny_confi
     assert study_run.data.metrics["best/val/auroc"] == reported
     prepared = data(tiny_config)
     train = prepared.labels("train")
-    assert out.null_p95 == pytest.approx(selection_null(prepared.labels("val_select"), 3, horizon=1, seed=3,
+    k = sum(t.user_attrs["epochs"] for t in trials)
+    assert out.null_p95 == pytest.approx(selection_null(prepared.labels("val_select"), k, horizon=1, seed=3,
                                                         history=train))
-    assert out.null_p95 != pytest.approx(selection_null(prepared.labels("val_report"), 3, horizon=1, seed=3,
+    assert out.null_p95 != pytest.approx(selection_null(prepared.labels("val_report"), k, horizon=1, seed=3,
                                                         history=train))
 
 
@@ -172,6 +178,28 @@ def test_a_study_that_selected_on_val_report_is_not_resumed(tiny_config):
             run_study(settings, data(tiny_config))
         assert str(err.value) == message
     assert len(load("old").trials) == 2 and not study_exists(storage, "old-phase2")
+
+
+def test_a_study_judged_against_another_baseline_set_is_not_resumed(tiny_config):
+    """The baseline set (names and version) is part of a study's definition; a study made before it was
+    recorded judged its trials against the first set (best baseline chosen on val_report)."""
+    storage, _ = open_storage(None)
+    for name, recorded in (("before", None), ("other", "majority@v9")):
+        study = optuna.create_study(storage=storage, study_name=name, direction="maximize")
+        study.set_user_attr("definition", {"objective": OBJECTIVE} | ({"baselines": recorded} if recorded else {}))
+        study.set_user_attr(parent.PARENT_ATTR, parent.create_parent(name, {}, {}))
+        settings = StudySettings(base=tiny_config, study_name=name, trials=1, budgets=["20k"])
+        with pytest.raises(UserError, match=f"baselines: {recorded or baselines.LEGACY_SET} in the study, "
+                                            f"{baselines.SET} now"):
+            run_study(settings, data(tiny_config))
+        assert not load(name).trials
+    out = run_study(StudySettings(base=tiny_config.override({"train.max_epochs": 1}), study_name="new", trials=1,
+                                  budgets=["20k"]), data(tiny_config), echo=lambda line: None)
+    definition = load("new").user_attrs["definition"]
+    seen = data(tiny_config).seen
+    assert definition["baselines"] == baselines.SET == "majority,volatility,logistic,boosting@v2"
+    assert (definition["data.seen_fingerprint"], definition["data.seen_until"]) == (seen.fingerprint, seen.until)
+    assert MlflowClient().get_run(out.parent_run_id).data.tags["data.seen_fingerprint"] == seen.fingerprint
 
 
 def test_a_transferred_config_larger_than_every_budget_is_shown_but_never_the_best(tiny_config, tmp_path):
@@ -319,3 +347,39 @@ def test_the_run_of_mlflow_run_becomes_the_parent_then_a_session_pointer(tiny_co
     assert tags["kind"] == "study-session" and tags["mlflow.parentRunId"] == launcher
     trials = client.search_runs([experiment], "tags.kind = 'trial'")
     assert len(trials) == 2 and {r.data.tags["mlflow.parentRunId"] for r in trials} == {launcher}
+
+
+def test_the_parent_keeps_no_tag_of_an_earlier_best():
+    """A 20k trial is the best, then a 50k one: `best.n_layers_20k` goes, the new best's params stay."""
+    from optuna.distributions import IntDistribution
+
+    study = optuna.create_study(storage=open_storage(None)[0], study_name="tags", direction="maximize")
+    run_id = parent.create_parent("tags", {}, {})
+    for value, budget in ((0.6, "20k"), (0.7, "50k")):
+        study.add_trial(create_trial(
+            value=value, params={"budget": budget, f"n_layers_{budget}": 8 if budget == "20k" else 2},
+            distributions={"budget": CategoricalDistribution(BUDGETS), f"n_layers_{budget}": IntDistribution(1, 8)},
+            user_attrs={"evidence": {"best/val/auroc": value}, "budget": budget}))
+        parent.summarise(run_id, study)
+    tags = MlflowClient().get_run(run_id).data.tags
+    assert {k: v for k, v in tags.items() if k.startswith("best.")} == {"best.budget": "50k", "best.n_layers_50k": "2"}
+    assert tags["best_trial"] == "1"
+
+
+def test_the_selection_null_grows_with_the_epochs_each_trial_chose_among():
+    """A trial's value is the best of its epochs on val_select: the null draws one random scorer per epoch
+    evaluation, so the same trials with more epochs face a higher null."""
+    labels = (np.arange(300) % 3 == 0).astype(float)
+    nulls = []
+    for epochs in (1, 6):
+        study = optuna.create_study(storage=open_storage(None)[0], study_name=f"e{epochs}", direction="maximize")
+        run_id = parent.create_parent(f"e{epochs}", {}, {})
+        for _ in range(4):
+            study.add_trial(create_trial(value=0.55, params={"budget": "20k"},
+                                         distributions={"budget": CategoricalDistribution(BUDGETS)},
+                                         user_attrs={"epochs": epochs, "budget": "20k",
+                                                     "evidence": {"best/val/auroc": 0.55}}))
+        nulls.append(parent.log_report(run_id, study, labels, 1, labels))
+        assert MlflowClient().get_run(run_id).data.metrics["selection/null_evaluations"] == 4 * epochs
+        assert nulls[-1] == pytest.approx(selection_null(labels, 4 * epochs, horizon=1, seed=4, history=labels))
+    assert nulls[1] > nulls[0]

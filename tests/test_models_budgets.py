@@ -37,7 +37,9 @@ def test_unknown_budget_is_a_clear_error(text):
 
 
 def test_budget_labels_are_canonical():
-    assert parse_budgets("2M,750k,2000k") == ["750k", "2M"]
+    assert parse_budgets("2M,750k") == ["750k", "2M"]
+    with pytest.raises(UserError, match="budget 2M is listed twice in '2M,750k,2000k': list each budget once"):
+        parse_budgets("2M,750k,2000k")
     assert [budget_label(n) for n in (750_000, 1_500_000, 20_000, 12_345)] == ["750k", "1.5M", "20k", "12345"]
 
 

@@ -9,13 +9,21 @@ from sklearn.metrics import roc_auc_score
 
 from datamodules.config import DataConfig
 from datamodules.prepared import prepare
+from models.baselines import scores as baseline_scores
 from models.intervals import (
+    BEATS,
+    TIED,
+    WORSE,
     PairedBootstrap,
+    Setting,
     ar1_scores,
     auroc_influence,
+    best_of,
     block_bootstrap_indices,
     block_length,
     bootstrap_auroc,
+    corrected_verdict,
+    holm,
     long_run_variance,
     politis_white,
     rank_auroc,
@@ -24,8 +32,8 @@ from models.intervals import (
     selection_null,
     selection_null_samples,
     studentized_interval,
+    verdict,
 )
-from training.evaluate import baseline_scores
 
 
 def _ar1_loop(n, phi, rng):
@@ -292,8 +300,8 @@ def test_bootstrap_auroc_intervals_are_studentized_from_paired_resamples():
     assert iv.diff[("model", "squashed")] == (0.0, 0.0)
     assert iv.ci["majority"] == (0.5, 0.5)
     assert len(iv.diff) == 5 * 4
-    assert iv.best_of(["coin", "majority"]) == ("coin" if iv.point["coin"] > 0.5 else "majority")
-    assert iv.best_of(scores) == "model"
+    assert best_of({n: iv.point[n] for n in ("coin", "majority")}) == ("coin" if iv.point["coin"] > 0.5 else "majority")
+    assert best_of(iv.point) == "model"
 
     # block=1 asked for: the i.i.d. bootstrap-t, the full sample studentized by DeLong's variance
     iid = bootstrap_auroc(labels, {"model": model}, n_boot=n_boot, seed=3, block=1)
@@ -441,3 +449,32 @@ def test_a_seed_mean_is_resampled_and_studentized_as_the_mean_of_its_seeds():
     for bad in (np.zeros(5), np.zeros((0, n)), np.zeros((2, 2, n))):
         with pytest.raises(ValueError, match=rf"expected \({n},\) or \(k, {n}\)"):
             boot.resample(bad)
+
+
+def test_one_verdict_reads_every_paired_interval_and_one_rule_picks_the_best():
+    assert [verdict(*ci) for ci in ((0.01, 0.2), (-0.2, -0.01), (-0.1, 0.1), (0.0, 0.1), (math.nan, 0.3))] == [
+        BEATS, WORSE, TIED, TIED, TIED]
+    assert best_of({"a": 0.6, "b": math.nan, "c": 0.7, "d": 0.7}) == "c"
+    setting = Setting(3, np.tile([0.0, 1.0], 50), seed=4, level=0.9)
+    labels = np.tile([0.0, 0.0, 1.0, 1.0], 30)
+    scores = {"x": labels + np.linspace(0, 1, 120), "y": np.linspace(0, 1, 120)}
+    direct = bootstrap_auroc(labels, scores, horizon=3, n_boot=200, seed=4, level=0.9, history=setting.history)
+    grouped = setting.intervals(labels, scores, n_boot=200)
+    assert grouped.ci == direct.ci and grouped.diff == direct.diff and grouped.block == direct.block
+
+
+def test_holm_adjusts_a_family_and_the_paired_pvalue_agrees_with_the_interval():
+    adjusted = holm({"a": 0.01, "b": 0.04, "c": 0.03, "d": math.nan})
+    assert adjusted["a"] == pytest.approx(0.03) and adjusted["c"] == pytest.approx(0.06)
+    assert adjusted["b"] == pytest.approx(0.06) and math.isnan(adjusted["d"])  # monotone: b not below c
+    assert corrected_verdict(0.01, 0.2, 0.06) == TIED and corrected_verdict(0.01, 0.2, 0.049) == BEATS
+    rng = np.random.default_rng(5)
+    agree = 0
+    for k in range(20):
+        labels = (rng.random(300) < 0.4).astype(float)
+        a, b = labels * (0.02 * k) + rng.random(300), rng.random(300)
+        iv = bootstrap_auroc(labels, {"a": a, "b": b}, horizon=2, n_boot=500, seed=k)
+        low, high = iv.diff["a", "b"]
+        agree += (iv.p["a", "b"] < 0.05) == (low > 0 or high < 0)
+        assert iv.p["a", "b"] == iv.p["b", "a"] and 0 <= iv.p["a", "b"] <= 1
+    assert agree >= 19  # the same event but for the quantile's interpolation at the border

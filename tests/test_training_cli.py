@@ -10,6 +10,7 @@ from mlflow.tracking import MlflowClient
 
 from datamodules.errors import run_main
 from tests.conftest import REPO
+from tests.test_data_support import unsorted_ohlcv
 from training.__main__ import main
 from training.cli import add_run_arguments, config_from_args
 from training.config import ConfigError
@@ -57,6 +58,15 @@ def test_bad_input_is_one_line_and_no_run(capsys, args, message):
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
     assert "RUNNING" not in runs_by_status()
+
+
+def test_unsorted_dates_are_refused_as_by_every_command(capsys, tmp_path):
+    message = unsorted_ohlcv(tmp_path / "unsorted.csv")
+    with pytest.raises(SystemExit) as exit_:
+        run_main(main, [*TINY, "--data", "unsorted.csv"])
+    assert exit_.value.code == 2 and capsys.readouterr().err.strip().splitlines() == [
+        f"error: unsorted.csv: {message}"]
+    assert runs_by_status() == []
 
 
 def test_bad_input_from_a_fresh_process_prints_only_one_line(run_cli):

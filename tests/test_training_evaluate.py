@@ -11,8 +11,9 @@ from sklearn.preprocessing import StandardScaler
 
 from datamodules.config import DataConfig
 from datamodules.prepared import prepare
-from models.intervals import rank_auroc
-from training.evaluate import MODEL, baseline_scores, calibration_figure, evaluate
+from models import baselines
+from models.intervals import Setting, rank_auroc
+from training.evaluate import MODEL, calibration_figure, evaluate
 
 
 @pytest.fixture
@@ -26,10 +27,10 @@ def scored():
 def test_evaluate_names_every_number_and_pairs_the_model_with_the_best_baseline(scored):
     labels, probs = scored
     rng = np.random.default_rng(1)
-    baselines = {"noise": rng.random(400), "weak": np.clip(probs + rng.normal(0, 0.3, 400), 0, 1),
+    scores = {"noise": rng.random(400), "weak": np.clip(probs + rng.normal(0, 0.3, 400), 0, 1),
                  "copy": probs.copy()}
     dates = pd.bdate_range("2020-01-01", periods=400)
-    ev = evaluate("val", labels, dates, probs, baselines, horizon=3, history=labels, seed=0)
+    ev = evaluate("val", labels, dates, probs, scores, best_baseline="copy", setting=Setting(3, labels, 0))
     m = ev.metrics
     assert ev.best_baseline == "copy" and m["baseline/best/val/auroc"] == m["baseline/copy/val/auroc"]
     assert m["val/auroc"] == pytest.approx(rank_auroc(labels, probs), abs=1e-6)
@@ -50,14 +51,14 @@ def test_calibrated_probabilities_repair_an_overconfident_model():
     z = np.log(true_p / (1 - true_p))
     overconfident = 1 / (1 + np.exp(-(3 * z + 1.5)))
     ev = evaluate("val", labels, pd.bdate_range("2000-01-03", periods=3000), overconfident,
-                  {"majority": np.full(3000, labels.mean())}, horizon=1, history=labels)
+                  {"majority": np.full(3000, labels.mean())}, best_baseline="majority", setting=Setting(1, labels))
     assert ev.metrics["val/brier_calibrated"] < ev.metrics["val/brier"] - 0.01
     assert ev.metrics["val/auroc"] == pytest.approx(rank_auroc(labels, overconfident), abs=1e-6)  # raw scores
 
 
 def test_baselines_equal_a_direct_scikit_learn_fit_on_train_rows(tmp_path):
     prepared = prepare(DataConfig(tier="a20", input_size=32), str(tmp_path))
-    scores = baseline_scores(prepared, "val_report", seed=3)
+    scores = baselines.scores(prepared, "val_report", seed=3)
     train_x, train_y = prepared.features[prepared.ends["train"]], prepared.y[prepared.ends["train"]]
     eval_x = prepared.features[prepared.ends["val_report"]]
     logistic = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=5000)).fit(train_x, train_y)
@@ -67,7 +68,25 @@ def test_baselines_equal_a_direct_scikit_learn_fit_on_train_rows(tmp_path):
                                               random_state=3).fit(train_x, train_y)
     np.testing.assert_allclose(scores["boosting"], boosting.predict_proba(eval_x)[:, 1], rtol=1e-6)
     np.testing.assert_allclose(scores["majority"], train_y.mean())
-    assert baseline_scores(prepared, "val_report", seed=3) is scores  # fit once per prepared data and seed
+    assert baselines.scores(prepared, "val_report", seed=3) is scores  # fit once per prepared data and seed
+
+
+def test_the_best_baseline_is_chosen_without_the_report_labels(tmp_path):
+    """Chosen on val_select (the highest AUROC there), so scrambling the labels it is compared on leaves it."""
+    prepared = prepare(DataConfig(tier="a20", input_size=32), str(tmp_path))
+    select = prepared.labels("val_select")
+    expected = max(baselines.BASELINES,
+                   key=lambda n: rank_auroc(select, baselines.scores(prepared, "val_select", 0)[n]))
+    chosen = baselines.choose(prepared, 0)
+    assert chosen == expected
+    report = prepared.ends["val_report"]
+    saved = prepared.y[report].copy()
+    try:
+        for seed in range(3):
+            prepared.y[report] = np.random.default_rng(seed).permutation(saved)
+            assert baselines.choose(prepared, 0) == chosen
+    finally:
+        prepared.y[report] = saved
 
 
 def test_calibration_bins_are_equal_count_means(scored):

@@ -17,6 +17,7 @@ from models.intervals import (
     fold_bootstrap_indices,
     rank_auroc,
     resampled_auroc,
+    verdict,
 )
 from training.__main__ import build_parser, main
 from training.cli import config_from_args
@@ -46,11 +47,13 @@ def test_fold_index_matrix_resamples_within_folds():
     expected = np.mean([resampled_auroc(y, s, boot.idx[:, a:a + y.size] - a)
                         for y, s, a in zip(labels, scores, (0, 50, 80), strict=True)], axis=0)
     np.testing.assert_allclose(sum(r.samples for r in rs) / 3, expected)
-    assert np.isclose(np.mean([r.point for r in rs]), np.mean([rank_auroc(y, s) for y, s in zip(labels, scores, strict=True)]))
+    points = [rank_auroc(y, s) for y, s in zip(labels, scores, strict=True)]
+    assert np.isclose(np.mean([r.point for r in rs]), np.mean(points))
     low, high = boot.interval(rs)
     assert low < np.mean([r.point for r in rs]) < high
     # one fold is the single-split bootstrap, resample for resample
-    one, paired = FoldBootstrap(labels[:1], horizon=1, n_boot=300, seed=3), PairedBootstrap(labels[0], n_boot=300, seed=3)
+    one = FoldBootstrap(labels[:1], horizon=1, n_boot=300, seed=3)
+    paired = PairedBootstrap(labels[0], n_boot=300, seed=3)
     np.testing.assert_array_equal(one.idx, paired.idx)
     assert one.interval(one.resample(scores[:1])) == paired.interval(paired.resample(scores[0]))
 
@@ -62,8 +65,9 @@ def test_walk_forward_run_is_one_split_run_per_fold(capsys):
     [parent] = client.search_runs(["0"], f"tags.kind = '{KIND}'")
     folds = sorted(client.search_runs(["0"], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"),
                    key=lambda r: r.data.tags["fold"])
-    assert [r.data.tags["fold"] for r in folds] == ["1", "2"] and all(r.data.tags["kind"] == "train" for r in folds)
-    assert [r.info.run_name for r in folds] == ["itransformer-a20-L16-fold1of2", "itransformer-a20-L16-fold2of2"]
+    assert [r.data.tags["fold"] for r in folds] == ["1", "2"]
+    assert all(r.data.tags["kind"] == "train" for r in folds)
+    assert [r.info.run_name for r in folds] == [f"itransformer-a20-L16-fold{k}of2" for k in (1, 2)]
     assert all(r.info.status == "FINISHED" for r in [parent, *folds])
     pm = parent.data.metrics
     frame = pd.read_parquet(client.download_artifacts(parent.info.run_id, "predictions/val.parquet"))
@@ -79,7 +83,8 @@ def test_walk_forward_run_is_one_split_run_per_fold(capsys):
         best = run.data.tags["best_baseline"]
         assert parent.data.tags[f"fold/{k}/best_baseline"] == best
         assert pm[f"fold/{k}/baseline/best/val/auroc"] == m[f"baseline/{best}/val/auroc"]
-        assert pm[f"fold/{k}/val_select/auroc"] == m[OBJECTIVE] and pm[f"fold/{k}/best_epoch"] == m["best/epoch"]
+        assert pm[f"fold/{k}/val_select/auroc"] == m[OBJECTIVE]
+        assert pm[f"fold/{k}/best_epoch"] == m["best/epoch"]
         assert f"fold {k} (val_report {report['date'].min().date()} .. {report['date'].max().date()}): " \
                f"best/val/auroc {m['best/val/auroc']:.4f}" in out
     assert pm["best/val/auroc"] == pytest.approx((pm["fold/1/val/auroc"] + pm["fold/2/val/auroc"]) / 2)
@@ -88,7 +93,11 @@ def test_walk_forward_run_is_one_split_run_per_fold(capsys):
     assert best == max(("majority", "volatility", "logistic", "boosting"),
                        key=lambda n: pm[f"baseline/{n}/val_select/auroc"])  # chosen on the select parts
     assert pm["baseline/best/val/auroc"] == pm[f"baseline/{best}/val/auroc"]
-    assert "best/val/auroc_vs_best_baseline_ci_low" in pm and "mean over folds: best/val/auroc" in out
+    low, high = pm["best/val/auroc_vs_best_baseline_ci_low"], pm["best/val/auroc_vs_best_baseline_ci_high"]
+    assert parent.data.tags["verdict"] == verdict(low, high)
+    assert f"mean over folds: best/val/auroc {pm['best/val/auroc']:.4f}" in out
+    assert f"model minus it [{low:+.4f}, {high:+.4f}]" in out
+    assert parent.data.tags["mlflow.note.content"].startswith("### Walk-forward run: itransformer a20 L16, 2 folds")
     assert PLOT in [a.path for a in client.list_artifacts(parent.info.run_id, "plots")]
 
     # each fold is a one-split run on its layout, computed independently: fold 2 is the split a run with
@@ -98,7 +107,8 @@ def test_walk_forward_run_is_one_split_run_per_fold(capsys):
     gap, n = cfg.data.horizon + cfg.data.embargo, prepared.folds[0].rows.n
     block_end = prepared.folds[0].rows.val.stop
     val_frac = (block_end + gap) / n - cfg.data.train_frac
-    one = cfg.override({"data.folds": 1, "data.val_frac": val_frac, "data.test_frac": 1 - cfg.data.train_frac - val_frac})
+    one = cfg.override({"data.folds": 1, "data.val_frac": val_frac,
+                        "data.test_frac": 1 - cfg.data.train_frac - val_frac})
     for k, reference in ((1, train(one, progress=False)), (2, train(cfg, progress=False))):
         m = folds[k - 1].data.metrics
         for key in ("best/val/auroc", "best/val/auroc_ci_low", "best/val/auroc_ci_high", OBJECTIVE, "best/epoch",
@@ -112,7 +122,7 @@ def test_walk_forward_run_is_one_split_run_per_fold(capsys):
         report = view.ends[REPORT]
         y[report] = np.random.default_rng(k).permutation(y[report])
         assert not np.array_equal(y, view.y) and np.array_equal(y[view.ends[SELECT]], view.y[view.ends[SELECT]])
-        probe = train(cfg, progress=False, data=replace(view, y=y, memo={}, views={}))
+        probe = train(cfg, progress=False, data=replace(view, y=y, baseline_scores={}, views={}))
         m = folds[k].data.metrics
         assert (probe.best_epoch, probe.objective) == (m["best/epoch"], m[OBJECTIVE])
         history = [x.value for x in client.get_metric_history(probe.run_id, "val/auroc")]
@@ -132,6 +142,7 @@ def test_commands_not_over_folds_refuse_them(capsys, tmp_path, command):
         run_main(module.main, [*argv, *RUN, "--folds", "2"])
     assert exit_.value.code == 2
     assert capsys.readouterr().err.strip().splitlines() == [
-        "error: --folds 2: walk-forward folds are supported by `python -m training` only so far; give --folds 1 here"]
+        "error: --folds 2: walk-forward folds are supported by `python -m training` only so far; "
+        "give --folds 1 here"]
     client = MlflowClient()
     assert [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])] == []

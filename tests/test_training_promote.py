@@ -71,16 +71,21 @@ def test_promote_a_study_registers_one_evaluated_ensemble(study, capsys, tmp_pat
 
     # the promotion run: per seed val and test, the ensemble with its interval beside every baseline
     m = promotion.data.metrics
-    for k in range(2):
-        assert f"seed/{k}/val/auroc" in m and f"seed/{k}/test/auroc" in m
+    for seed in (42, 43):  # named by the seed itself, as in the output and the seed runs' names
+        assert f"seed/{seed}/best/val/auroc" in m and f"seed/{seed}/test/auroc" in m
     for key in ("test/auroc", "test/auroc_ci_low", "test/auroc_ci_high", "test/auroc_seed_mean", "test/auroc_seed_sd",
                 "test/auroc_vs_best_baseline_ci_low", "test/auroc_vs_best_baseline_ci_high", "test/brier_calibrated",
-                "test/brier_val_calibrated", "val/auroc", "val/auroc_ci_low", "val/auroc_ci_high"):
+                "test/brier_val_calibrated", "best/val/auroc", "best/val/auroc_ci_low", "best/val/auroc_ci_high"):
         assert np.isfinite(m[key]), key
+    # one name, one set of samples: `val/*` is the per-epoch val_select AUROC of train and trial runs; the
+    # ensemble on val_report is `best/val/*`, as a run's best checkpoint there
+    assert not [k for k in m if k.startswith("val/")]
+    assert m["best/val/auroc_seed_mean"] == pytest.approx(np.mean([m["seed/42/best/val/auroc"],
+                                                                  m["seed/43/best/val/auroc"]]))
     for name in ("majority", "volatility", "logistic", "boosting"):
         assert f"baseline/{name}/test/auroc" in m
     assert m["test/auroc_ci_low"] <= m["test/auroc"] <= m["test/auroc_ci_high"]
-    assert m["test/auroc_seed_mean"] == pytest.approx(np.mean([m["seed/0/test/auroc"], m["seed/1/test/auroc"]]))
+    assert m["test/auroc_seed_mean"] == pytest.approx(np.mean([m["seed/42/test/auroc"], m["seed/43/test/auroc"]]))
     artifacts = {a.path for d in ("", "plots", "predictions") for a in client.list_artifacts(promotion.info.run_id, d)}
     assert {"plots/test_roc.png", "plots/test_calibration.png", "predictions/test.parquet"} <= artifacts
     assert "test/auroc" in out and "boosting" in out and f"registered {NAME} version 1" in out
@@ -194,11 +199,77 @@ def test_simultaneous_looks_are_all_recorded():
 def test_the_test_split_must_be_held_out_from_the_data_that_chose_the_config(tiny_config):
     """Same settings: held out (the splits' purge gap is the horizon plus the embargo). Test moved into the
     source's val split, or starting after it but within its labels' horizon: not held out."""
-    assert _held_out_from(tiny_config, prepare(tiny_config.data)) is None
+    same = prepare(tiny_config.data)
+    assert _held_out_from(None, tiny_config, same) is None and _held_out_from(same.seen, tiny_config, same) is None
     wider = prepare(tiny_config.override({"data.val_frac": 0.10, "data.test_frac": 0.20}).data)
-    assert "would not be held out" in _held_out_from(tiny_config, wider)
+    assert "would not be held out" in _held_out_from(None, tiny_config, wider)
+    assert f"chosen on rows through {same.seen.until}" in _held_out_from(same.seen, tiny_config, wider)
     far = tiny_config.override({"data.horizon": 20, "data.embargo": 0})
     later = prepare(tiny_config.override({"data.embargo": 0, "data.val_frac": 0.145, "data.test_frac": 0.155}).data)
     first = later.dates("test")[0]  # after that date, but within its labels' 20 days
     assert first > prepare(far.data).dates("val")[-1]
-    assert f"starts {first.date()}" in _held_out_from(far, later) and "labels 20 day(s) ahead" in _held_out_from(far, later)
+    assert f"starts {first.date()}" in _held_out_from(None, far, later)
+    assert "labels 20 day(s) ahead" in _held_out_from(None, far, later)
+
+
+def test_promotion_needs_the_rows_the_config_was_chosen_on_and_allows_new_ones(capsys, tmp_path, tiny_config):
+    """A run trained on data.csv (a relative path) is promoted from another directory: a cut-down copy of
+    the file under the same name is refused (one error line naming both fingerprints, nothing written); the
+    same rows with newer ones appended are accepted."""
+    from training.train import train
+
+    rows = sources.load_ohlcv().reset_index().rename(columns={"date": "Date"})
+    for folder, n in (("chosen", 4000), ("cut", 3000), ("grown", len(rows))):
+        (tmp_path / folder).mkdir()
+        rows.iloc[:n].to_csv(tmp_path / folder / "data.csv", index=False)
+    cfg = tiny_config.override({"data.path": "data.csv", "train.max_epochs": 1})
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tmp_path / "chosen")
+        trained = train(cfg, progress=False, plots=False, log_checkpoint=False)
+    seen = trained.data.seen
+    tags = MlflowClient().get_run(trained.run_id).data.tags
+    assert (tags["data.source"], tags["data.seen_fingerprint"], tags["data.seen_until"]) == (
+        str(tmp_path / "chosen" / "data.csv"), seen.fingerprint, seen.until)
+    # every row up to the end of the last val label, and no other
+    last = trained.data.warmup + trained.data.ends["val"][-1] + cfg.data.horizon
+    assert seen.until == str(rows["Date"].iloc[last].date())
+    assert seen.fingerprint == sources.fingerprint(sources.validate_ohlcv(rows.iloc[: last + 1]))
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tmp_path / "cut")
+        code, _, err = promote(capsys, "--run", trained.run_id, "--name", NAME, "--seeds", "1")
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), lines
+        cut = prepare(cfg.override({"data.path": str(tmp_path / "cut" / "data.csv")}).data)
+        assert seen.fingerprint in lines[0] and cut.fingerprint_through(seen.until) in lines[0]
+        assert f"rows through {seen.until} of {tmp_path / 'cut' / 'data.csv'}" in lines[0]
+        assert not versions() and [(r.info.run_id, r.info.status) for r in all_runs()] == [
+            (trained.run_id, "FINISHED")]
+
+        mp.chdir(tmp_path / "grown")
+        code, out, err = promote(capsys, "--run", trained.run_id, "--name", NAME, "--seeds", "1")
+        assert code == 0, err
+    (version,) = versions()
+    assert version.tags["data.seen_fingerprint"] == seen.fingerprint
+
+
+def test_only_promotion_reads_that_the_test_labels_are_one_class(capsys, tmp_path, tiny_config):
+    """Prices only fall after the last val label: every test label is 0. Preparing (training, a study, the
+    data summary) never looks at test labels; promotion refuses it with one error line, nothing written."""
+    rows = sources.load_ohlcv()
+    until = prepare(tiny_config.data).seen.until
+    after = rows.index > pd.Timestamp(until)
+    falling = rows["Close"][~after].iloc[-1] * 0.995 ** np.arange(1, after.sum() + 1)
+    for column in ("Open", "High", "Low", "Close"):
+        rows.loc[after, column] = falling
+    rows.reset_index().rename(columns={"date": "Date"}).to_csv(tmp_path / "falling.csv", index=False)
+    cfg = tiny_config.override({"data.path": str(tmp_path / "falling.csv")})
+    prepared = prepare(cfg.data)
+    assert np.unique(prepared.labels("test")).tolist() == [0.0]
+    (tmp_path / "cfg.json").write_text(cfg.to_json())
+    code, _, err = promote(capsys, "--use-best-from", "cfg.json", "--name", NAME, "--seeds", "1")
+    assert code == 2 and err.strip().splitlines() == [
+        f"error: threshold {cfg.data.threshold} within horizon {cfg.data.horizon} gives one class only in the test "
+        "samples: AUROC, the baselines and the intervals need rises and non-rises; choose another --threshold or "
+        "--horizon"]
+    assert not versions() and not all_runs()

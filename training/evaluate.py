@@ -5,8 +5,9 @@
 - Intervals are studentized stationary block-bootstrap intervals (`models.intervals`): the block length
   comes from the horizon and the dependence of the train labels (`history`), never below the horizon, so
   overlapping and volatility-clustered labels do not make them too narrow. The model's AUROC is compared,
-  paired, with each baseline and with the best of them on these samples (`best_baseline`: chosen on the
-  samples it is compared on, which can only favour the baseline).
+  paired, with each baseline and with the best of them (`best_baseline`: chosen by the caller on val_select,
+  `models.baselines.choose`, as the model is, never on the samples it is compared on); the rule that reads
+  the paired interval is `models.intervals.verdict`.
 - Brier score and the accuracies at p >= 0.5 are given on raw probabilities (`brier`, ...) and on
   calibrated ones (`brier_calibrated`, ...): Platt scaling cross-fitted in time order, so no sample is
   scored by a calibrator fit on it. AUROC stays on raw scores (calibration keeps the ranking).
@@ -21,10 +22,8 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global figure state
 
-from datamodules.prepared import Prepared
-from models.baselines import BASELINES, BaselineInputs
 from models.calibration import cross_fitted_calibration
-from models.intervals import Intervals, bootstrap_auroc
+from models.intervals import SAYS, Intervals, Setting, verdict
 from models.metrics import binary_metrics
 from training import plotting
 
@@ -55,20 +54,6 @@ def predict_probs(module: torch.nn.Module, loader, device: torch.device | str | 
     return probs.numpy()
 
 
-def baseline_scores(prepared: Prepared, stage: str, seed: int) -> dict[str, np.ndarray]:
-    """Every baseline's probabilities for the samples of `stage`, fit on train; kept with the prepared
-    data, so a study's trials fit them once."""
-    key = ("baselines", stage, seed)
-    if key not in prepared.memo:
-        inputs = BaselineInputs(
-            train_y=prepared.labels("train"), train_x=prepared.last_features("train"),
-            eval_x=prepared.last_features(stage), train_vol=prepared.volatility("train"),
-            eval_vol=prepared.volatility(stage), seed=seed,
-        )
-        prepared.memo[key] = {name: run(inputs) for name, run in BASELINES.items()}
-    return prepared.memo[key]
-
-
 @dataclass
 class Evaluation:
     stage: str  # the metric prefix: `val` or `test`
@@ -91,26 +76,21 @@ class Evaluation:
                              "probability": self.scores[MODEL], "probability_calibrated": self.calibrated[MODEL]})
 
     def verdict(self) -> str:
-        """Whether the model beat the best baseline: the paired interval of the difference excludes 0."""
-        low, high = self.intervals.diff[MODEL, self.best_baseline]
-        if low > 0:
-            return f"beats the {self.best_baseline} baseline"
-        if high < 0:
-            return f"is worse than the {self.best_baseline} baseline"
-        return f"is not distinguishable from the {self.best_baseline} baseline"
+        """Whether the model beat the best baseline (`models.intervals.verdict` of the paired interval)."""
+        return f"{SAYS[verdict(*self.intervals.diff[MODEL, self.best_baseline])]} the {self.best_baseline} baseline"
 
 
 def evaluate(
     stage: str, labels: np.ndarray, dates: pd.DatetimeIndex, model_probs: np.ndarray,
-    baselines: dict[str, np.ndarray], *, horizon: int, history: np.ndarray, seed: int = 0,
+    baselines: dict[str, np.ndarray], *, best_baseline: str, setting: Setting,
 ) -> Evaluation:
-    """The model and the baselines on one set of samples (in date order); `history`: the train labels, whose
+    """The model and the baselines on one set of samples (in date order), the model paired with
+    `best_baseline` (chosen by the caller on other samples); `setting.history`: the train labels, whose
     dependence sets the bootstrap's block length (`models.intervals.block_length`)."""
     labels = np.asarray(labels, dtype=np.float64)
     scores = {MODEL: np.asarray(model_probs, dtype=np.float64), **baselines}
-    calibrated = {name: cross_fitted_calibration(p, labels, gap=horizon - 1) for name, p in scores.items()}
-    intervals = bootstrap_auroc(labels, scores, horizon=horizon, n_boot=N_BOOT, seed=seed, history=history)
-    best = intervals.best_of(list(baselines))
+    calibrated = {name: cross_fitted_calibration(p, labels, gap=setting.horizon - 1) for name, p in scores.items()}
+    intervals = setting.intervals(labels, scores, n_boot=N_BOOT)
     metrics: dict[str, float] = {}
     for name in scores:
         prefix = stage if name == MODEL else f"baseline/{name}/{stage}"
@@ -119,10 +99,10 @@ def evaluate(
                     if k in CALIBRATED}
         metrics[f"{prefix}/auroc_ci_low"], metrics[f"{prefix}/auroc_ci_high"] = intervals.ci[name]
     for name in [*baselines, "best_baseline"]:
-        low, high = intervals.diff[MODEL, best if name == "best_baseline" else name]
+        low, high = intervals.diff[MODEL, best_baseline if name == "best_baseline" else name]
         metrics[f"{stage}/auroc_vs_{name}_ci_low"], metrics[f"{stage}/auroc_vs_{name}_ci_high"] = low, high
-    metrics[f"baseline/best/{stage}/auroc"] = metrics[f"baseline/{best}/{stage}/auroc"]
-    return Evaluation(stage, dates, labels, scores, calibrated, intervals, best, metrics)
+    metrics[f"baseline/best/{stage}/auroc"] = metrics[f"baseline/{best_baseline}/{stage}/auroc"]
+    return Evaluation(stage, dates, labels, scores, calibrated, intervals, best_baseline, metrics)
 
 
 def figures(ev: Evaluation, title: str) -> dict[str, Figure]:

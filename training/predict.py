@@ -1,20 +1,28 @@
 """`python -m training.predict --model-uri models:/NAME@ALIAS [--data OHLCV.csv] [--out preds.csv]`: a promoted
 model's probabilities for every date of the data that has a full window, the most recent one included.
 
-`--model-uri`: any `models:/NAME@ALIAS`, `models:/NAME/VERSION` or `runs:/RUN_ID/model` URI of a model
-registered by `python -m training.promote`. `--data`: a CSV or parquet of daily OHLCV (Date column or index,
-any column case, dates increasing and unique; default: the embedded S&P 500). Output columns: `date`,
-`probability` (calibrated), `probability_raw` (the seeds' mean before calibration) and `label` (1/0 where
-the next `horizon` days are already in the data, else empty), to `--out` (.csv or .parquet) or as a table
-on stdout.
+`--model-uri`: any `models:/NAME@ALIAS`, `models:/NAME/VERSION` or `runs:/RUN_ID/MODEL-TIER-LINPUT_SIZE` URI
+of a model registered by `python -m training.promote`. `--data`: a CSV or parquet of daily OHLCV (Date column
+or index, any column case, dates increasing and unique; default: the embedded S&P 500). Output columns:
+`date`, `probability` (calibrated), `probability_raw` (the seeds' mean before calibration),
+`outside_train_range` (how many features lie outside their train range that day) and `label` (1 or 0 where
+the next `horizon` days are already in the data, empty where they are not yet), to `--out` (.csv or
+.parquet) or as a table on stdout.
+
+Beside it, on stderr: a `warning:` line when the data lie outside what the model was trained on
+(`training.shift`), and a line of the shift figures; where labels are known for the scored dates, their
+AUROC (with its block-bootstrap interval) and Brier beside the figures the model had on its test split at
+promotion.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from datamodules import sources
@@ -67,14 +75,54 @@ def load(uri: str):
 
 
 def predict_frame(model, meta: dict[str, object], data: pd.DataFrame) -> pd.DataFrame:
-    """The model's output on validated OHLCV (`sources.validate_ohlcv`'s frame), with the labels known so far."""
-    out = model.predict(data.reset_index().rename(columns={"date": "Date"}))
+    """The model's output on validated OHLCV (`sources.validate_ohlcv`'s frame), with the labels known so far
+    (nullable integers: empty where the horizon has not passed yet); the pyfunc's `attrs` kept."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        out = model.predict(data.reset_index().rename(columns={"date": "Date"}))
+    except MlflowException as err:  # the pyfunc's InputError, or MLflow's schema enforcement
+        if err.error_code != "INVALID_PARAMETER_VALUE":
+            raise
+        raise UserError(err.message.strip().splitlines()[0]) from None
     horizon, threshold = int(meta["horizon"]), float(meta["threshold"])
     labels = pd.Series(pd.NA, index=data.index.strftime("%Y-%m-%d"), dtype="Int8")
     if len(data) > horizon:
         y = make_labels(data["High"].to_numpy(), data["Close"].to_numpy(), horizon, threshold).y
         labels.iloc[:len(y)] = y
-    return out.assign(label=labels.reindex(out["date"]).to_numpy())
+    attrs = dict(out.attrs)
+    out = out.assign(label=labels.reindex(out["date"]).array)
+    out.attrs = attrs
+    return out
+
+
+def report(table: pd.DataFrame, meta: dict[str, object]) -> list[str]:
+    """The lines printed beside the table: the shift warning and figures, and the scored dates' AUROC and
+    Brier where their labels are known, beside the model's test figures at promotion."""
+    from models.intervals import bootstrap_auroc
+    from training import shift
+
+    lines = []
+    if "shift" in table.attrs:
+        found = shift.Shift.from_dict(table.attrs["shift"])
+        lines += [f"warning: {found.warning}"] * (found.warning is not None) + [found.summary()]
+    known = table.dropna(subset=["label"])
+    y = known["label"].to_numpy(dtype=np.int8)
+    if len(known) > 1 and 0 < y.sum() < len(y):
+        p = known["probability"].to_numpy(dtype=np.float64)
+        iv = bootstrap_auroc(y, {"model": p}, horizon=int(meta["horizon"]))
+        low, high = iv.ci["model"]
+        at_promotion = (f"; at promotion on its test split: AUROC {float(meta['test_auroc']):.4f} "
+                        f"[{float(meta['test_auroc_ci_low']):.4f}, {float(meta['test_auroc_ci_high']):.4f}], Brier "
+                        f"{float(meta['test_brier_val_calibrated']):.4f}" if "test_auroc" in meta else "")
+        seen = int((known["date"] < meta["test_start"]).sum()) if "test_start" in meta else 0
+        in_sample = (f"; {seen} of these dates precede the model's test split (from {meta['test_start']}): on "
+                     "the data it was promoted on they trained and chose it, and the figure is not held out"
+                     if seen else "")
+        lines.append(f"on the {len(known)} scored dates whose labels are known: AUROC {iv.point['model']:.4f} "
+                     f"[95% CI {low:.4f}, {high:.4f}], Brier {np.mean((p - y) ** 2):.4f} (a constant at the "
+                     f"label rate: {y.mean() * (1 - y.mean()):.4f}){at_promotion}{in_sample}")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -92,6 +140,8 @@ def main(argv: list[str] | None = None) -> None:
     path = Path(args.data) if args.data else sources.embedded_path()
     data = ohlcv(sources.read_table(path), path)
     table = predict_frame(load(args.model_uri), meta, data)
+    for line in report(table, meta):
+        print(line, file=sys.stderr)
     if os.environ.get("MLFLOW_RUN_ID"):  # under `mlflow run -e predict`: its run says what it did
         from training import tracking
 
@@ -107,10 +157,12 @@ def main(argv: list[str] | None = None) -> None:
     else:
         table.to_parquet(out, index=False)
     last = table.iloc[-1]
+    missing = int(table["label"].isna().sum())
     print(f"{len(table)} dates ({table['date'].iloc[0]} .. {last['date']}) written to {out}; {last['date']}: "
           f"probability {last['probability']:.4f} of rising >= {float(meta['threshold']):g} within "
           f"{meta['horizon']} day(s) ({meta['model']} {meta['tier']} L{meta['input_size']}, "
-          f"{meta['seeds']} seeds)")
+          f"{meta['seeds']} seeds); `label` is empty on the last {missing} date(s), whose next {meta['horizon']} "
+          "day(s) are not in the data yet")
 
 
 def _quiet_mlflow() -> None:

@@ -19,6 +19,7 @@ promotions running at the same time never overwrite each other's record) and the
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import os
 import sys
@@ -31,6 +32,7 @@ import pandas as pd
 
 from datamodules import tiers
 from datamodules.errors import Parser, UserError, mask, optional, run_main
+from datamodules.prepared import Seen
 from training.cli import add_run_arguments, config_from_args, one_fold
 
 KIND = "promotion"
@@ -53,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--seeds", type=optional(int), default=None,
                      help=f"seeds to retrain and ensemble (default {DEFAULT_SEEDS})")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--verbose", action="store_true",
+                        help="Lightning's own messages too (model summaries, accelerator banners)")
     add_run_arguments(parser)
     return parser
 
@@ -66,6 +70,7 @@ class Source:
     study_run_id: str | None = None  # the study's parent run: where the test ledger lives
     trial: str | None = None
     transferred: bool = False  # from --use-best-from: the run is tagged `transferred_from`
+    seen: Seen | None = None  # the rows the config was chosen on (None: a config file, or a run made before)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -95,7 +100,12 @@ def main(argv: list[str] | None = None) -> None:
 
     apply_default_threads()
     prepared = prepare(cfg.data)  # bad data fails here, before anything is written
-    overlap = _held_out_from(registry.resolve_config(source.uri), prepared)
+    prepared.check_test_labels()
+    source.seen = chosen_on(source)
+    mismatch = data_mismatch(source.seen, prepared)
+    if mismatch:
+        raise UserError(f"{source.label}: {mismatch}")
+    overlap = _held_out_from(source.seen, registry.resolve_config(source.uri), prepared)
     if overlap:
         raise UserError(f"{source.label}: {overlap}; promote it with the data and split settings it was chosen on")
     looks = ledger(source.study_run_id)
@@ -104,6 +114,9 @@ def main(argv: list[str] | None = None) -> None:
               f"(promotion runs {', '.join(looks)}); each extra look makes the test number less held-out",
               file=sys.stderr)
     previous = registry.alias_holder(name, alias)
+    if not args.verbose:  # third-party banners and model summaries are logged at INFO
+        for logger in ("pytorch_lightning", "lightning", "lightning_fabric"):
+            logging.getLogger(logger).setLevel(logging.WARNING)
     promotion = promote(cfg, prepared, source, name=name, alias=alias, seeds=seeds, previous=previous,
                         progress=not args.quiet)
     promotion.report(print)
@@ -230,7 +243,7 @@ class Promotion:
     version: str
     source: Source
     seeds: list[int]
-    seed_metrics: list[dict[str, float]]  # per seed: val/auroc, test/auroc, best_epoch, epochs
+    seed_metrics: list[dict[str, float]]  # per seed: best/val/auroc, test/auroc, best_epoch, epochs
     metrics: dict[str, float]  # what the promotion run holds
     best_baseline: str
     verdict: str
@@ -243,12 +256,13 @@ class Promotion:
         m = self.metrics
         echo(f"promotion run {self.run_id} (kind {KIND}) of {self.source.label}, {len(self.seeds)} seeds")
         for k, (seed, s) in enumerate(zip(self.seeds, self.seed_metrics, strict=True)):
-            echo(f"  seed {k} (train.seed {seed}): val/auroc {s['val/auroc']:.4f}, test/auroc {s['test/auroc']:.4f} "
+            echo(f"  seed {seed} ({k + 1} of {len(self.seeds)}): best/val/auroc {s['best/val/auroc']:.4f}, test/auroc {s['test/auroc']:.4f} "
                  f"(best epoch {s['best_epoch']:.0f} of {s['epochs']:.0f})")
         echo(f"  seeds' test/auroc: mean {m['test/auroc_seed_mean']:.4f}, sd {m['test/auroc_seed_sd']:.4f}")
         echo(f"ensemble on test ({self.n_test} samples, {self.test_dates[0]} .. {self.test_dates[1]}): test/auroc "
              f"{m['test/auroc']:.4f} [95% CI {m['test/auroc_ci_low']:.4f}, {m['test/auroc_ci_high']:.4f}]; "
-             f"val/auroc {m['val/auroc']:.4f} [{m['val/auroc_ci_low']:.4f}, {m['val/auroc_ci_high']:.4f}]")
+             f"on val_report (the report half of val) best/val/auroc {m['best/val/auroc']:.4f} "
+             f"[{m['best/val/auroc_ci_low']:.4f}, {m['best/val/auroc_ci_high']:.4f}]")
         names = sorted(k.split("/")[1] for k in m if k.startswith("baseline/") and k.endswith("/test/auroc")
                        and not k.startswith("baseline/best/"))
         echo("  baselines on the same samples: " + ", ".join(
@@ -272,27 +286,30 @@ def promote(cfg, prepared, source: Source, *, name: str, alias: str, seeds: int,
     import mlflow
 
     from datamodules.datamodule import TierDataModule
+    from models import baselines
     from models.calibration import fit_calibrator
-    from models.intervals import rank_auroc
-    from training import tracking
-    from training.evaluate import baseline_scores, evaluate, figures, predict_probs
-    from training.train import REPORT, train
+    from models.intervals import Setting, rank_auroc
+    from training import notes, pyfunc, tracking
+    from training.evaluate import evaluate, figures, predict_probs
+    from training.train import REPORT, on_report, train
 
     seed_list = [cfg.train.seed + k for k in range(seeds)]
     tags = {"source": source.uri, "registered_model": name, "alias": alias,
             **({"transferred_from": source.uri} if source.transferred else {}),
             **{k: v for k, v in (("study", source.study), ("study_run_id", source.study_run_id),
-                                 ("trial", source.trial), ("source_run_id", source.run_id)) if v}}
-    with tracking.run_context(kind=KIND, run_name=f"{name}-promotion", tags=tags) as run:
+                                 ("trial", source.trial), ("source_run_id", source.run_id)) if v},
+            **(source.seen or prepared.seen).tags()}  # the rows the config was chosen on, for a later check
+    what = pyfunc.artifact_name(cfg)
+    with tracking.run_context(kind=KIND, run_name=f"promotion {name}: {what}, {seeds} seeds", tags=tags) as run:
         run_id = run.info.run_id
         tracking.log_config(cfg, extra={"promotion.seeds": seeds, "promotion.seed_list": ",".join(map(str, seed_list)),
                                         "promotion.alias": alias})
         members = []
         for k, seed in enumerate(seed_list):
-            print(f"seed {k + 1}/{seeds} (train.seed {seed})", flush=True)
+            print(f"seed {seed} ({k + 1} of {seeds}): training", flush=True)
             members.append(train(cfg.override({"train.seed": seed}), parent_run_id=run_id, progress=progress,
-                                 plots=False, log_checkpoint=True,
-                                 tags={"promotion_run_id": run_id, "promotion_seed": str(k)}))
+                                 plots=False, log_checkpoint=True, run_name=f"{what} seed {seed}",
+                                 tags={"promotion_run_id": run_id, "promotion_seed": str(seed)}))
         dm = TierDataModule(cfg.data)
         dm.setup()
 
@@ -300,28 +317,33 @@ def promote(cfg, prepared, source: Source, *, name: str, alias: str, seeds: int,
             return np.stack([predict_probs(r.model, dm.eval_loader(stage)) for r in members])
 
         val, report, test = probs("val"), probs(REPORT), probs("test")  # the only read of test
-        h, s, history = cfg.data.horizon, cfg.train.seed, prepared.labels("train")
+        h, s = cfg.data.horizon, cfg.train.seed
+        setting = Setting(h, prepared.labels("train"), s)
+        best = baselines.choose(prepared, s)  # on val_select, as the config was
         y_test = prepared.labels("test")
-        ev = evaluate("test", y_test, prepared.dates("test"), test.mean(0), baseline_scores(prepared, "test", s),
-                      horizon=h, history=history, seed=s)
+        ev = evaluate("test", y_test, prepared.dates("test"), test.mean(0), baselines.scores(prepared, "test", s),
+                      best_baseline=best, setting=setting)
         ev_val = evaluate("val", prepared.labels(REPORT), prepared.dates(REPORT), report.mean(0),
-                          baseline_scores(prepared, REPORT, s), horizon=h, history=history, seed=s)
+                          baselines.scores(prepared, REPORT, s), best_baseline=best, setting=setting)
         calibrator = fit_calibrator(val.mean(0), prepared.labels("val"))
         deployed = calibrator.transform(test.mean(0))
-        seed_metrics = [{"val/auroc": r.val_auroc, "test/auroc": float(rank_auroc(y_test, p)),
+        seed_metrics = [{"best/val/auroc": r.val_auroc, "test/auroc": float(rank_auroc(y_test, p)),
                          "best_epoch": r.best_epoch, "epochs": r.epochs} for r, p in zip(members, test, strict=True)]
         seed_test = np.array([m["test/auroc"] for m in seed_metrics])
-        seed_val = np.array([m["val/auroc"] for m in seed_metrics])
-        metrics = {**ev.metrics, **ev_val.metrics,
+        seed_val = np.array([m["best/val/auroc"] for m in seed_metrics])
+        # the ensemble on val_report as `best/val/*`: `val/*` is the per-epoch val_select AUROC in every run kind
+        metrics = {**ev.metrics, **on_report(ev_val.metrics),
                    "test/auroc_seed_mean": float(seed_test.mean()), "test/auroc_seed_sd": _sd(seed_test),
-                   "val/auroc_seed_mean": float(seed_val.mean()), "val/auroc_seed_sd": _sd(seed_val),
+                   "best/val/auroc_seed_mean": float(seed_val.mean()), "best/val/auroc_seed_sd": _sd(seed_val),
                    "test/brier_val_calibrated": float(np.mean((deployed - y_test) ** 2)),
                    "calibrator/a": calibrator.a, "calibrator/b": calibrator.b, "test/samples": len(y_test),
-                   **{f"seed/{k}/{key}": v for k, m in enumerate(seed_metrics) for key, v in m.items()}}
+                   **{f"seed/{seed}/{key}": v for seed, m in zip(seed_list, seed_metrics, strict=True)
+                      for key, v in m.items()}}
         tracking.log_batch(run_id, metrics, params=ev.ci_params, tags={"best_baseline": ev.best_baseline})
         looks = record_look(source.study_run_id, run_id)
         table = ev.predictions().assign(probability_deployed=deployed,
-                                        **{f"probability_seed_{k}": p for k, p in enumerate(test)})
+                                        **{f"probability_seed_{seed}": p for seed, p in zip(seed_list, test,
+                                                                                            strict=True)})
         tracking.log_frame(table, "predictions/test.parquet")
         for path, figure in figures(ev, "test (ensemble)").items():
             mlflow.log_figure(figure, path)
@@ -336,43 +358,77 @@ def promote(cfg, prepared, source: Source, *, name: str, alias: str, seeds: int,
             name=name, alias=alias, cfg=cfg, prepared=prepared, calibrator=calibrator, members=members,
             info={"promotion_run_id": run_id, "model": cfg.model.name, "tier": cfg.data.tier,
                   "input_size": cfg.data.input_size, "horizon": h, "threshold": cfg.data.threshold,
-                  "seeds": seeds},
+                  "seeds": seeds, "test_start": str(prepared.dates("test")[0].date()),
+                  **{key.replace("/", "_"): metrics[key] for key in (
+                      "test/auroc", "test/auroc_ci_low", "test/auroc_ci_high", "test/brier_val_calibrated")}},
             tags={"study": source.study or "", "trial": source.trial or "", "source": source.uri,
                   "promotion_run_id": run_id, "model": cfg.model.name, "tier": cfg.data.tier,
                   "input_size": cfg.data.input_size, "horizon": h, "threshold": cfg.data.threshold,
                   "data_fingerprint": prepared.data_fingerprint, "fingerprint": prepared.fingerprint,
+                  **(source.seen or prepared.seen).tags(),
                   "seeds": seeds, "best_baseline": ev.best_baseline,
                   "best_baseline_test_auroc": _fmt(metrics["baseline/best/test/auroc"]),
-                  **{key.replace("/", "_"): _fmt(metrics[key]) for key in (
-                      "val/auroc", "val/auroc_ci_low", "val/auroc_ci_high", "test/auroc", "test/auroc_ci_low",
-                      "test/auroc_ci_high", "test/auroc_vs_best_baseline_ci_low",
+                  **{key.removeprefix("best/").replace("/", "_"): _fmt(metrics[key]) for key in (
+                      "best/val/auroc", "best/val/auroc_ci_low", "best/val/auroc_ci_high", "test/auroc",
+                      "test/auroc_ci_low", "test/auroc_ci_high", "test/auroc_vs_best_baseline_ci_low",
                       "test/auroc_vs_best_baseline_ci_high")}},
-            description=f"{source.label}: {seeds}-seed ensemble, test/auroc {metrics['test/auroc']:.4f} "
-                        f"[{metrics['test/auroc_ci_low']:.4f}, {metrics['test/auroc_ci_high']:.4f}]; best baseline "
-                        f"{ev.best_baseline} {metrics['baseline/best/test/auroc']:.4f}; the model {ev.verdict()}.",
+            describe=lambda version: notes.promotion_note(source.label, cfg, metrics, (ev, ev_val), seed_list,
+                                                          version, name),
         )
-        tracking.log_batch(run_id, tags={"registered_version": version})
+        tracking.log_batch(run_id, tags={"registered_version": version, notes.NOTE: notes.promotion_note(
+            source.label, cfg, metrics, (ev, ev_val), seed_list, version, name)})
+        if source.study_run_id is not None:
+            held_out(source.study_run_id, run_id, version, name, notes.evidence(metrics, ev.best_baseline, "test"))
     dates = prepared.dates("test")
     return Promotion(run_id, name, alias, version, source, seed_list, seed_metrics, metrics, ev.best_baseline,
                      ev.verdict(), len(y_test), (str(dates[0].date()), str(dates[-1].date())), looks, comparison)
 
 
-def _held_out_from(chosen_on, prepared) -> str | None:
-    """Why this promotion's test split is not held out from the data the config `chosen_on` was selected and
-    trained on, or None when it is: every test label must start after the last label of that config's val
-    split has ended (its last val date plus its horizon, in rows of this promotion's data)."""
+def chosen_on(source: Source) -> Seen | None:
+    """The rows the source's config was chosen on, as its run recorded them (`Seen.tags`)."""
+    from mlflow.tracking import MlflowClient
+
+    return None if source.run_id is None else Seen.from_tags(MlflowClient().get_run(source.run_id).data.tags)
+
+
+def data_mismatch(seen: Seen | None, prepared) -> str | None:
+    """Why this data is not the data the config was chosen on (every row through `seen.until` the same), or
+    None when it is (rows after that date may differ or be new) or nothing was recorded."""
+    if seen is None:
+        return None
+    ours = prepared.fingerprint_through(seen.until)
+    if ours == seen.fingerprint:
+        return None
+    return (f"the data differs from the data the config was chosen on: rows through {seen.until} of "
+            f"{prepared.source} (dates {prepared.source_dates[0]} .. {prepared.source_dates[1]}) have fingerprint "
+            f"{ours}, the config was chosen on rows through {seen.until} of {seen.source} with fingerprint "
+            f"{seen.fingerprint}; promote it with that data (rows after {seen.until} may be added)")
+
+
+def _held_out_from(seen: Seen | None, chosen_on_cfg, prepared) -> str | None:
+    """Why this promotion's test split is not held out from the data the config was selected and trained on,
+    or None when it is: every test label must start after the last label of that config's val split has
+    ended. `seen` (the rows through that label's end, checked by `data_mismatch`) says where; without it
+    (a config file, or a run made before it was recorded) the config's own data is read again: its last val
+    date plus its horizon, in rows of this promotion's data."""
     from datamodules.prepared import prepare
 
+    first = prepared.dates("test")[0]
+    if seen is not None:
+        if first >= pd.Timestamp(seen.until):
+            return None
+        return (f"the test split starts {first.date()}, but the config was chosen on rows through {seen.until} "
+                "(its last val label's end): the test split would not be held out")
     try:
-        seen = prepare(chosen_on.data).dates("val")[-1]
+        seen = prepare(chosen_on_cfg.data).dates("val")[-1]
     except UserError as err:
         return f"its own data cannot be read to check that the test split is held out from it ({err})"
-    index, first = prepared.index, prepared.dates("test")[0]
+    index = prepared.index
     rows_after = index.get_loc(first) - (index.searchsorted(seen, side="right") - 1)
-    if first > seen and rows_after >= chosen_on.data.horizon:
+    if first > seen and rows_after >= chosen_on_cfg.data.horizon:
         return None
     return (f"the test split starts {first.date()}, but the config was chosen on a val split that ends "
-            f"{seen.date()} with labels {chosen_on.data.horizon} day(s) ahead: the test split would not be held out")
+            f"{seen.date()} with labels {chosen_on_cfg.data.horizon} day(s) ahead: the test split would not be held out")
 
 
 def _sd(values: np.ndarray) -> float:
@@ -389,12 +445,14 @@ def compare(previous, cfg, prepared, new_probs: np.ndarray) -> tuple[str, dict[s
     import mlflow
 
     from datamodules import sources
-    from models.intervals import bootstrap_auroc
+    from models.intervals import Setting
     from training.registry import resolve_config
 
     label = f"previous holder of the alias: version {previous.version}"
+    seen = Seen.from_tags(previous.tags)
     try:
-        overlap = _held_out_from(resolve_config(f"models:/{previous.name}/{previous.version}"), prepared)
+        overlap = data_mismatch(seen, prepared) or _held_out_from(
+            seen, resolve_config(f"models:/{previous.name}/{previous.version}"), prepared)
     except UserError as err:
         overlap = f"its config cannot be read ({err})"
     if overlap:
@@ -412,8 +470,8 @@ def compare(previous, cfg, prepared, new_probs: np.ndarray) -> tuple[str, dict[s
     if keep.sum() < 2:
         return f"{label} scores none of this promotion's test dates", {}
     y = prepared.labels("test")[keep]
-    iv = bootstrap_auroc(y, {"new": new_probs[keep], "previous": old[keep]}, horizon=cfg.data.horizon,
-                         seed=cfg.train.seed, history=prepared.labels("train"))
+    iv = Setting(cfg.data.horizon, prepared.labels("train"), cfg.train.seed).intervals(
+        y, {"new": new_probs[keep], "previous": old[keep]})
     low, high = iv.diff["new", "previous"]
     extra = {"previous/test/auroc": iv.point["previous"], "test/auroc_vs_previous_ci_low": low,
              "test/auroc_vs_previous_ci_high": high}
@@ -422,27 +480,42 @@ def compare(previous, cfg, prepared, new_probs: np.ndarray) -> tuple[str, dict[s
             f"new minus previous [{low:+.4f}, {high:+.4f}]"), extra
 
 
+def held_out(study_run_id: str, run_id: str, version: str, name: str, line: str) -> None:
+    """The study's note gets (or replaces) its held-out section: this promotion's test evidence."""
+    from mlflow.tracking import MlflowClient
+
+    from training import notes, tracking
+
+    client = MlflowClient()
+    note = client.get_run(study_run_id).data.tags.get(notes.NOTE, "")
+    link = notes.run_link(f"promotion run {run_id}", client.get_run(run_id).info.experiment_id, run_id)
+    tracking.log_batch(study_run_id, tags={notes.NOTE: notes.with_held_out(
+        note, f"{line}: {link}, `{name}` version {version}")})
+
+
 def register(*, name: str, alias: str, cfg, prepared, calibrator, members, info: dict, tags: dict,
-             description: str) -> str:
+             describe) -> str:
     """Log the pyfunc into the active (promotion) run, register it as a new version of `name` with its tags,
-    move the alias; on any failure the new version (and a registered model created for it) is deleted again."""
+    move the alias; `describe(version)`: its Markdown description. On any failure the new version (and a registered model created for it) is deleted again."""
     import mlflow
     from mlflow.tracking import MlflowClient
 
     from datamodules import sources
-    from training import pyfunc
+    from training import pyfunc, shift
 
     client = MlflowClient()
     existed = _registered_model_exists(name)
     raw = sources.load_ohlcv(cfg.data.path)
     example = raw.iloc[-(prepared.warmup + cfg.data.input_size + 4):].reset_index().rename(columns={"date": "Date"})
     states = [{k: v.detach().cpu() for k, v in r.model.state_dict().items()} for r in members]
+    train = prepared.split == "train"
+    reference = shift.reference(prepared.features[train], list(prepared.feature_names), prepared.y[train])
     logged = pyfunc.log(config=cfg, features=list(prepared.feature_names), scaler=prepared.scaler,
-                        calibrator=calibrator, states=states, example=example, info=info)
+                        calibrator=calibrator, states=states, reference=reference, example=example, info=info)
     version = None
     try:
         version = str(mlflow.register_model(logged.model_uri, name, tags={k: str(v) for k, v in tags.items()}).version)
-        client.update_model_version(name, version, description=description)
+        client.update_model_version(name, version, description=describe(version))
         client.set_registered_model_alias(name, alias, version)
         return version
     except BaseException:

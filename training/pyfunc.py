@@ -6,26 +6,38 @@ val predictions) and one state dict per seed. It takes a DataFrame of daily OHLC
 date index; `Open`, `High`, `Low`, `Close`, `Volume`) and returns one row per date that has a full window
 (the tier's warm-up plus `input_size` rows), the most recent date included:
 
-    date             the day t (YYYY-MM-DD)
-    probability      P(max High[t+1 .. t+horizon] >= Close_t * (1 + threshold)): the seeds' mean, calibrated
-    probability_raw  the seeds' mean probability before calibration
+    date                  the day t (YYYY-MM-DD)
+    probability           P(max High[t+1 .. t+horizon] >= Close_t * (1 + threshold)): the seeds' mean, calibrated
+    probability_raw       the seeds' mean probability before calibration
+    outside_train_range   how many of the model's features lie outside their train range [min, max] on day t
+
+It takes what a CSV or JSON holds: dates as text or datetimes (a `Date` column or the index), prices and
+volume as integers, floats or numeric text; other columns are ignored. The signature declares the columns
+with type `any` (MLflow's enforcement would refuse text dates for a datetime column and int64 for a double
+one) and `predict` converts them, as `sources.validate_ohlcv` does for a file.
+
+The output's `attrs["shift"]` (`training.shift.Shift.to_dict()`) compares the input's features with the
+train split's (population stability per feature, the share outside the train range, the label rate where
+the input's labels are known) and holds a `warning` line when the model is used outside what it was trained
+on (None otherwise); models registered before the train reference was kept have no `shift`.
 
 Windows are built as in training: the tier's features of the whole input, the warm-up dropped, scaled with
 the train statistics; the window for day t is the `input_size` scaled rows ending at t. Features are
 causal but some (EMAs) remember their start, so a window matches training's exactly only when the input
 starts where the training data did; later starts differ slightly in those features.
 
-Bad input (missing columns, unsorted or repeated dates, too few rows for one window) raises
-`datamodules.errors.DataError`. Logged by `training.promote` with `log_model` (code: the packages
-`datamodules`, `models`, `training`), so `mlflow.pyfunc.load_model("models:/NAME@ALIAS")` and
-`mlflow models serve` need nothing else.
+Bad input (missing columns, unsorted or repeated dates, too few rows for one window) raises `InputError`,
+an `MlflowException` with error code INVALID_PARAMETER_VALUE whose message is the project's one line:
+MLflow's scoring server answers it with HTTP 400 and that line as the response's `message`. Logged by
+`training.promote` with `log_model` (code: the packages `datamodules`, `models`, `training`) under the name
+`artifact_name` (MODEL-TIER-LINPUT_SIZE), so `mlflow.pyfunc.load_model("models:/NAME@ALIAS")` and `mlflow
+models serve` need nothing else.
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
-import warnings
 from importlib import metadata
 from pathlib import Path
 
@@ -33,19 +45,23 @@ import mlflow
 import numpy as np
 import pandas as pd
 import torch
+from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.types import ColSpec, Schema
+from mlflow.types.schema import AnyType
 
 from datamodules import sources, tiers
-from datamodules.errors import DataError
+from datamodules.errors import DataError, UserError
+from datamodules.labels import make_labels
 from datamodules.windows import WindowDataset
 from models.calibration import Calibrator
+from training import shift
 from training.config import RunConfig
 
 MARKER = "direction_research"  # key of the model's metadata: what `predict` checks a model by
-ARTIFACT = "model"  # the model's name within its run
 PACKAGES = ("datamodules", "models", "training")  # the code the model carries (hpo is not needed)
-OUTPUT = ("date", "probability", "probability_raw")
+OUTPUT = ("date", "probability", "probability_raw", "outside_train_range")
 BATCH = 1024
 ENTRY = "import mlflow\n\nfrom training.pyfunc import DirectionModel\n\nmlflow.models.set_model(DirectionModel())\n"
 REQUIREMENTS = ("torch", "pytorch-lightning", "torchmetrics", "neuralforecast", "mlflow", "pandas", "numpy",
@@ -53,9 +69,10 @@ REQUIREMENTS = ("torch", "pytorch-lightning", "torchmetrics", "neuralforecast", 
 
 
 def signature() -> ModelSignature:
-    inputs = [ColSpec("datetime", "Date", required=False),  # or the frame's index
-              *(ColSpec("double", name) for name in sources.OHLCV)]
-    outputs = [ColSpec("string", "date"), ColSpec("double", "probability"), ColSpec("double", "probability_raw")]
+    inputs = [ColSpec(AnyType(), "Date", required=False),  # or the frame's index
+              *(ColSpec(AnyType(), name) for name in sources.OHLCV)]
+    outputs = [ColSpec("string", "date"), ColSpec("double", "probability"), ColSpec("double", "probability_raw"),
+               ColSpec("long", "outside_train_range")]
     return ModelSignature(Schema(inputs), Schema(outputs))
 
 
@@ -64,20 +81,7 @@ def ohlcv(frame: pd.DataFrame, source: str = "input") -> pd.DataFrame:
     asked about days as they came; a shuffled file is a mistake, not something to sort silently)."""
     if not isinstance(frame, pd.DataFrame):
         raise DataError(f"{source}: expected a DataFrame of daily OHLCV, got {type(frame).__name__}")
-    columns = [c for c in frame.columns if str(c).strip().lower() in sources.DATE_NAMES]
-    raw = frame[columns[0]] if columns else frame.index.to_series()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        dates = pd.to_datetime(pd.Series(raw.to_numpy()), errors="coerce")
-    if not dates.isna().any() and len(dates) > 1:
-        step = np.diff(dates.to_numpy().astype("datetime64[ns]").astype(np.int64))
-        if (step == 0).any():
-            raise DataError(f"{source}: duplicate date {dates.iloc[int(np.argmax(step == 0)) + 1].date()}")
-        if (step < 0).any():
-            i = int(np.argmax(step < 0)) + 1
-            raise DataError(f"{source}: dates are not in increasing order ({dates.iloc[i].date()} comes after "
-                            f"{dates.iloc[i - 1].date()}); sort the rows by date")
-    return sources.validate_ohlcv(frame, source)
+    return sources.validate_ohlcv(frame, source)  # `sources.date_indexed`: the one rule for dates
 
 
 class DirectionModel(mlflow.pyfunc.PythonModel):
@@ -92,6 +96,7 @@ class DirectionModel(mlflow.pyfunc.PythonModel):
         self.mean = np.asarray(bundle["scaler"]["mean"], dtype=np.float64)
         self.std = np.asarray(bundle["scaler"]["std"], dtype=np.float64)
         self.calibrator = Calibrator(**bundle["calibrator"])
+        self.reference = shift.Reference.from_dict(bundle["reference"]) if "reference" in bundle else None
         self.networks = []
         for k in range(bundle["seeds"]):
             net = build_model(self.config, len(self.features))
@@ -99,8 +104,8 @@ class DirectionModel(mlflow.pyfunc.PythonModel):
             net.load_state_dict(state)
             self.networks.append(net.eval())
 
-    def windows(self, frame: pd.DataFrame) -> tuple[pd.DatetimeIndex, np.ndarray]:
-        """The dates that have a full window and the scaled features [N, F] that the windows read."""
+    def windows(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The validated OHLCV and its unscaled features past the warm-up [N, F] (at least one window)."""
         data = ohlcv(frame)
         cfg = self.config.data
         built = tiers.build_tier(data, cfg.tier, save=False).features
@@ -112,8 +117,11 @@ class DirectionModel(mlflow.pyfunc.PythonModel):
             raise DataError(f"too few rows for one window: {len(data)} rows leave {len(rows)} after tier "
                             f"{cfg.tier}'s warm-up ({warmup}); the model needs {cfg.input_size} (its input size), "
                             f"i.e. at least {warmup + cfg.input_size} rows")
-        x = ((rows.to_numpy(dtype=np.float64) - self.mean) / self.std).astype(np.float32)
-        return rows.index, x
+        return data, rows
+
+    def scale(self, values: np.ndarray) -> np.ndarray:
+        """Unscaled feature rows [N, F] scaled with the train statistics, as the networks read them."""
+        return ((values - self.mean) / self.std).astype(np.float32)
 
     @torch.no_grad()
     def raw_probabilities(self, x: np.ndarray) -> np.ndarray:
@@ -127,10 +135,58 @@ class DirectionModel(mlflow.pyfunc.PythonModel):
         return np.mean(probs, axis=0)
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
-        dates, x = self.windows(model_input)
-        raw = self.raw_probabilities(x)
-        return pd.DataFrame({"date": dates[self.config.data.input_size - 1:].strftime("%Y-%m-%d"),
-                             "probability": self.calibrator.transform(raw), "probability_raw": raw})
+        try:
+            data, rows = self.windows(model_input)
+        except UserError as err:
+            raise InputError(" ".join(str(err).split())) from None
+        values = rows.to_numpy(dtype=np.float64)
+        raw = self.raw_probabilities(self.scale(values))
+        scored = slice(self.config.data.input_size - 1, None)
+        out = pd.DataFrame({"date": rows.index[scored].strftime("%Y-%m-%d"),
+                            "probability": self.calibrator.transform(raw), "probability_raw": raw,
+                            "outside_train_range": self.outside(values)[scored]})
+        if self.reference is not None:
+            out.attrs["shift"] = self.shift(data, values).to_dict()
+        return out
+
+    def outside(self, values: np.ndarray) -> np.ndarray:
+        """Per row: how many features lie outside their train range (0 without a train reference)."""
+        if self.reference is None:
+            return np.zeros(len(values), np.int64)
+        low, high = np.asarray(self.reference.low), np.asarray(self.reference.high)
+        return ((values < low) | (values > high)).sum(axis=1).astype(np.int64)
+
+    def shift(self, data: pd.DataFrame, values: np.ndarray) -> shift.Shift:
+        """The input's features (past the warm-up) and its known labels against the train reference."""
+        cfg = self.config.data
+        labels = None
+        if len(data) > cfg.horizon:
+            y = make_labels(data["High"].to_numpy(), data["Close"].to_numpy(), cfg.horizon, cfg.threshold).y
+            labels = y[len(data) - len(values):]
+        return shift.compare(self.reference, values, labels)
+
+
+class InputError(MlflowException):
+    """Input the model cannot use, as MLflow's INVALID_PARAMETER_VALUE (HTTP 400 from the scoring server).
+    Its message stays the one line it was made with: the scoring server rewrites a failed prediction's
+    message to start with the whole input frame, which would bury the reason."""
+
+    def __init__(self, line: str):
+        self._line = line
+        super().__init__(line, error_code=INVALID_PARAMETER_VALUE)
+
+    @property
+    def message(self) -> str:
+        return self._line
+
+    @message.setter
+    def message(self, value: str) -> None:
+        """Ignored: see the class docstring."""
+
+
+def artifact_name(config: RunConfig) -> str:
+    """The logged model's name within its run: what it is (e.g. itransformer-a20-L80)."""
+    return f"{config.model.name}-{config.data.tier}-L{config.data.input_size}"
 
 
 def requirements() -> list[str]:
@@ -145,14 +201,15 @@ def requirements() -> list[str]:
 
 
 def log(*, config: RunConfig, features: list[str], scaler, calibrator: Calibrator, states: list[dict],
-        example: pd.DataFrame, info: dict[str, object], registered_name: str | None = None):
+        reference: shift.Reference, example: pd.DataFrame, info: dict[str, object],
+        registered_name: str | None = None):
     """Log the model into the active run (and register it as a new version of `registered_name` when given);
-    returns `mlflow.models.model.ModelInfo`."""
+    returns `mlflow.models.model.ModelInfo`. `reference`: the train split's features, for `shift`."""
     code = Path(__file__).resolve().parents[1]
     with tempfile.TemporaryDirectory(prefix="direction-model-") as tmp:
         bundle = {"config": json.loads(config.to_json()), "features": features, "seeds": len(states),
                   "scaler": {"mean": scaler.mean.tolist(), "std": scaler.std.tolist()},
-                  "calibrator": {"a": calibrator.a, "b": calibrator.b}}
+                  "calibrator": {"a": calibrator.a, "b": calibrator.b}, "reference": reference.to_dict()}
         artifacts = {"bundle": str(Path(tmp) / "bundle.json")}
         Path(artifacts["bundle"]).write_text(json.dumps(bundle, indent=1))
         for k, state in enumerate(states):
@@ -161,7 +218,7 @@ def log(*, config: RunConfig, features: list[str], scaler, calibrator: Calibrato
         entry = Path(tmp) / "direction_model.py"  # models from code: the class by name, nothing pickled
         entry.write_text(ENTRY)
         return mlflow.pyfunc.log_model(
-            name=ARTIFACT, python_model=str(entry), artifacts=artifacts,
+            name=artifact_name(config), python_model=str(entry), artifacts=artifacts,
             code_paths=[str(code / p) for p in PACKAGES], signature=signature(), input_example=example,
             pip_requirements=requirements(), registered_model_name=registered_name,
             metadata={MARKER: {k: v if isinstance(v, int | float | str) else str(v) for k, v in info.items()}},

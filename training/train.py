@@ -19,11 +19,12 @@ from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 
 from datamodules.datamodule import TierDataModule
 from datamodules.prepared import Prepared
+from models import baselines
 from models.classifier import DirectionClassifier, build_classifier
-from models.intervals import rank_auroc
-from training import tracking
+from models.intervals import SAYS, Setting, rank_auroc, verdict
+from training import notes, tracking
 from training.config import RunConfig
-from training.evaluate import Evaluation, baseline_scores, evaluate, figures, predict_probs
+from training.evaluate import Evaluation, evaluate, figures, predict_probs
 
 MONITOR = "val/auroc"  # per epoch on SELECT: early stopping, the checkpoint and pruning read it
 SELECT = "val_select"  # the part of val that chooses (datamodules.prepared.VAL_PARTS): the epoch, and a study's trial
@@ -38,13 +39,21 @@ EVIDENCE = ("best/val/auroc", "best/val/auroc_ci_low", "best/val/auroc_ci_high",
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 
 
-def evidence_line(m: dict[str, float], best_baseline: str) -> str:
-    """`EVIDENCE` in one line, with whether the model beat the best baseline."""
+def on_report(metrics: dict[str, float]) -> dict[str, float]:
+    """An evaluation's metrics (`training.evaluate.evaluate`, stage `val`, on REPORT) under the names that
+    mean REPORT in every run kind: the model's `val/*` as `best/val/*` (`val/*` is the per-epoch MONITOR on
+    SELECT); the baselines' `baseline/*/val/*` keep their names (on REPORT everywhere)."""
+    return {(f"best/{k}" if k.startswith("val/") else k): v for k, v in metrics.items()}
+
+
+def evidence_line(m: dict[str, float], best_baseline: str, *, one_of: str | None = None) -> str:
+    """`EVIDENCE` in one line, with whether the model beat the best baseline; `one_of`: the family the verdict
+    belongs to when it is one of many and not corrected for them (a study's trials): said, never a finding."""
     low, high = m["best/val/auroc_vs_best_baseline_ci_low"], m["best/val/auroc_vs_best_baseline_ci_high"]
-    verdict = "beats it" if low > 0 else "is worse" if high < 0 else "is not distinguishable from it"
     return (f"best/val/auroc {m['best/val/auroc']:.4f} [95% CI {m['best/val/auroc_ci_low']:.4f}, "
             f"{m['best/val/auroc_ci_high']:.4f}]; best baseline {best_baseline} {m['baseline/best/val/auroc']:.4f}; "
-            f"model minus it [{low:+.4f}, {high:+.4f}]: the model {verdict}")
+            f"model minus it [{low:+.4f}, {high:+.4f}]: the model {SAYS[verdict(low, high)]} it"
+            + (f" (uncorrected: one of {one_of}, not a finding)" if one_of else ""))
 
 
 @dataclass
@@ -56,7 +65,7 @@ class RunResult:
     epochs: int
     params_count: int
     checkpoint: str | None  # artifact URI of the best checkpoint (None: not logged)
-    best_baseline: str  # the baseline with the highest val AUROC on the same samples
+    best_baseline: str  # the baseline with the highest AUROC on val_select (`models.baselines.choose`)
     model: DirectionClassifier  # at its best checkpoint, in eval mode, on the device it trained on
     data: Prepared  # what it trained on
     mlflow_seconds: float  # time spent in per-epoch MLflow logging
@@ -126,8 +135,10 @@ def train(
         tracking.log_dataset(
             source_path=dm.source, name=f"{cfg.data.tier}:{Path(dm.source).name}", digest=dm.fingerprint,
             tags={"tier": cfg.data.tier, "fingerprint": dm.data_fingerprint,
-                  **{f"{s}_dates": "{} .. {}".format(*dm.date_range[s]) for s in ("train", "val", "test")}},
+                  **{f"{s}_dates": "{} .. {}".format(*dm.date_range[s]) for s in ("train", "val", "test")},
+                  **dm.prepared.seen.tags()},
         )
+        tracking.log_batch(run_id, tags=dm.prepared.seen.tags())  # what promotion checks its data against
         mlflow.log_dict({"tier": cfg.data.tier, "features": dm.feature_names}, "features.json")
 
         checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=MONITOR, mode="max",
@@ -154,12 +165,14 @@ def train(
         model.to(trainer.strategy.root_device)  # evaluated where it trained (fit's teardown moved it to the CPU)
         best_epoch = int(best["epoch"])
         ev = _evaluate_val(model, dm, cfg, plots)
-        metrics = {(f"best/{k}" if k.startswith("val/") else k): v for k, v in ev.metrics.items()}
+        metrics = on_report(ev.metrics)
         metrics["best/epoch"] = best_epoch
         metrics[OBJECTIVE] = float(checkpoint.best_model_score)
         # the same checkpoint on its own training samples: the audit's overfitting gap
         metrics["best/train/auroc"] = rank_auroc(dm.labels("train"), predict_probs(model, dm.eval_loader("train")))
-        tracking.log_batch(run_id, metrics, params=ev.ci_params, tags={"best_baseline": ev.best_baseline})
+        note = notes.train_note(cfg, metrics, ev.best_baseline, best_epoch, trainer.current_epoch)
+        tracking.log_batch(run_id, metrics, params=ev.ci_params,
+                           tags={"best_baseline": ev.best_baseline, notes.NOTE: note})
         if log_checkpoint:
             mlflow.log_artifact(checkpoint.best_model_path, "checkpoints")
         return RunResult(
@@ -182,9 +195,10 @@ def _evaluate_val(model: DirectionClassifier, dm: TierDataModule, cfg: RunConfig
     """The best checkpoint on the report part of val beside the baselines; `predictions/val.parquet` holds
     both parts of val (`part`: select | report), the plots only where `plots`."""
     probs = predict_probs(model, dm.eval_loader(REPORT))
-    ev = evaluate("val", dm.labels(REPORT), dm.dates(REPORT), probs,
-                  baseline_scores(dm.prepared, REPORT, cfg.train.seed), horizon=cfg.data.horizon,
-                  history=dm.labels("train"), seed=cfg.train.seed)
+    seed = cfg.train.seed
+    ev = evaluate("val", dm.labels(REPORT), dm.dates(REPORT), probs, baselines.scores(dm.prepared, REPORT, seed),
+                  best_baseline=baselines.choose(dm.prepared, seed),
+                  setting=Setting(cfg.data.horizon, dm.labels("train"), seed))
     select = pd.DataFrame({"date": dm.dates(SELECT), "label": dm.labels(SELECT).astype(np.int8),
                            "probability": predict_probs(model, dm.eval_loader(SELECT)),
                            "probability_calibrated": np.nan, "part": PARTS[SELECT]})

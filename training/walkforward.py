@@ -20,11 +20,12 @@ import numpy as np
 import pandas as pd
 
 from datamodules.prepared import Prepared, prepare
+from models import baselines
 from models.baselines import BASELINES
-from models.intervals import FoldBootstrap, rank_auroc
-from training import plotting, tracking
+from models.intervals import FoldBootstrap, best_of, rank_auroc, verdict
+from training import notes, plotting, tracking
 from training.config import RunConfig
-from training.evaluate import N_BOOT, baseline_scores
+from training.evaluate import N_BOOT
 from training.train import (
     OBJECTIVE,
     PARTS,
@@ -64,7 +65,8 @@ class FoldRun:
     def baseline(self) -> plotting.Baseline:
         b = f"baseline/{self.best_baseline}/val/auroc"
         m = self.metrics
-        return plotting.Baseline(self.best_baseline, plotting.Estimate(m[b], m[f"{b}_ci_low"], m[f"{b}_ci_high"]))
+        return plotting.Baseline(self.best_baseline,
+                                 plotting.Estimate(m[b], m[f"{b}_ci_low"], m[f"{b}_ci_high"]))
 
 
 @dataclass
@@ -76,7 +78,8 @@ class WalkForwardResult:
     best_baseline: str  # across folds, chosen on their select parts
 
 
-def run_folds(cfg: RunConfig, *, tags: dict[str, str] | None = None, progress: bool = True) -> WalkForwardResult:
+def run_folds(cfg: RunConfig, *, tags: dict[str, str] | None = None,
+              progress: bool = True) -> WalkForwardResult:
     """Train one run per fold of `cfg.data` (nested under one parent run of kind `walk-forward`) and log the
     evidence across folds on the parent. Config, data and tracking store are checked before a run opens."""
     cfg.check()
@@ -95,20 +98,30 @@ def run_folds(cfg: RunConfig, *, tags: dict[str, str] | None = None, progress: b
             folds.append(FoldRun.of(k + 1, result))
             frames.append(val_predictions(result.run_id).reset_index(drop=True).assign(fold=k + 1))
         metrics, best, params = across_folds(prepared, cfg, folds, frames)
-        tracking.log_batch(parent_id, metrics, params=params, tags={
-            "best_baseline": best, **{f"fold/{f.fold}/best_baseline": f.best_baseline for f in folds},
-            **{f"fold/{f.fold}/val_report_dates": " .. ".join(f.report_dates) for f in folds}})
+        links = [f"{notes.run_link(f'fold {f.fold}', parent.info.experiment_id, f.run_id)} {_numbers(f)}"
+                 for f in folds]
+        diff = (metrics[f"best/val/auroc_vs_best_baseline_ci_{end}"] for end in ("low", "high"))
+        tags = {"best_baseline": best, "verdict": verdict(*diff),
+                notes.NOTE: notes.folds_note(cfg, metrics, best, links)}
+        for f in folds:
+            tags |= {f"fold/{f.fold}/best_baseline": f.best_baseline,
+                     f"fold/{f.fold}/val_report_dates": " .. ".join(f.report_dates)}
+        tracking.log_batch(parent_id, metrics, params=params, tags=tags)
         tracking.log_frame(pd.concat(frames, ignore_index=True), VAL_PREDICTIONS)
         mlflow.log_figure(figure(name, folds, metrics, best), PLOT)
     return WalkForwardResult(parent_id, cfg, folds, metrics, best)
 
 
 def fold_line(f: FoldRun) -> str:
-    """One fold in one line: its report dates, AUROC and interval, its best baseline and epoch."""
+    """One fold in one line: its report dates, AUROC and interval, its best baseline, epoch and run."""
+    return f"fold {f.fold} {_numbers(f)}; run {f.run_id}"
+
+
+def _numbers(f: FoldRun) -> str:
     m, b = f.metrics, f.baseline()
-    return (f"fold {f.fold} (val_report {' .. '.join(f.report_dates)}): best/val/auroc {m['best/val/auroc']:.4f} "
-            f"[95% CI {m['best/val/auroc_ci_low']:.4f}, {m['best/val/auroc_ci_high']:.4f}]; best baseline "
-            f"{b.name} {b.auroc.value:.4f}; best epoch {f.best_epoch} of {f.epochs}; run {f.run_id}")
+    return (f"(val_report {' .. '.join(f.report_dates)}): best/val/auroc {m['best/val/auroc']:.4f} [95% CI "
+            f"{m['best/val/auroc_ci_low']:.4f}, {m['best/val/auroc_ci_high']:.4f}]; best baseline {b.name} "
+            f"{b.auroc.value:.4f}; best epoch {f.best_epoch} of {f.epochs}")
 
 
 def across_folds(prepared: Prepared, cfg: RunConfig, folds: list[FoldRun], frames: list[pd.DataFrame],
@@ -118,11 +131,11 @@ def across_folds(prepared: Prepared, cfg: RunConfig, folds: list[FoldRun], frame
     seed, views = cfg.train.seed, [prepared.fold(f.fold - 1) for f in folds]
     boot = FoldBootstrap([v.labels(REPORT) for v in views], horizon=cfg.data.horizon,
                          histories=[v.labels("train") for v in views], n_boot=N_BOOT, seed=seed)
-    model = boot.resample([frame.loc[frame["part"] == PARTS[REPORT], "probability"].to_numpy() for frame in frames])
-    base = {name: boot.resample([baseline_scores(v, REPORT, seed)[name] for v in views]) for name in BASELINES}
-    select = {name: float(np.mean([rank_auroc(v.labels(SELECT), baseline_scores(v, SELECT, seed)[name])
+    model = boot.resample([f.loc[f["part"] == PARTS[REPORT], "probability"].to_numpy() for f in frames])
+    base = {name: boot.resample([baselines.scores(v, REPORT, seed)[name] for v in views]) for name in BASELINES}
+    select = {name: float(np.mean([rank_auroc(v.labels(SELECT), baselines.scores(v, SELECT, seed)[name])
                                    for v in views])) for name in BASELINES}
-    best = max(BASELINES, key=lambda name: -np.inf if np.isnan(select[name]) else select[name])
+    best = best_of(select)  # as each fold's run chooses its own (`baselines.choose`), over all select parts
     metrics: dict[str, float] = {}
     for f in folds:
         m, b = f.metrics, f.baseline()
@@ -143,8 +156,8 @@ def across_folds(prepared: Prepared, cfg: RunConfig, folds: list[FoldRun], frame
         other = base[best if name == "best_baseline" else name]
         diff = boot.interval([a - b for a, b in zip(model, other, strict=True)])
         metrics[f"best/val/auroc_vs_{name}_ci_low"], metrics[f"best/val/auroc_vs_{name}_ci_high"] = diff
-    params = {"ci.method": boot.method, "ci.block_length": ",".join(map(str, boot.blocks)), "ci.level": boot.level,
-              "ci.n_boot": N_BOOT}
+    params = {"ci.method": boot.method, "ci.block_length": ",".join(map(str, boot.blocks)),
+              "ci.level": boot.level, "ci.n_boot": N_BOOT}
     return metrics, best, params
 
 

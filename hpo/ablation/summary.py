@@ -14,6 +14,7 @@ import pandas as pd
 
 from datamodules.errors import UserError
 from hpo.ablation.plan import Cell, Plan
+from models.intervals import CORRECTION
 
 N_BOOT = 1000
 LEVEL = 0.95
@@ -37,7 +38,7 @@ class Summary:
 
 COLUMNS = ["model", "input_size", "seeds", "select_auroc", "val_auroc", "val_auroc_ci_low", "val_auroc_ci_high",
            "seed_aurocs", "best_baseline", "baseline_auroc", "baseline_ci_low", "baseline_ci_high", "diff_ci_low",
-           "diff_ci_high", "vs_baseline", "run_ids"]
+           "diff_ci_high", "diff_p_adjusted", "vs_baseline", "run_ids"]
 
 
 def cell_predictions(run_id: str) -> dict[str, pd.DataFrame]:
@@ -53,14 +54,6 @@ def cell_predictions(run_id: str) -> dict[str, pd.DataFrame]:
     return {stage: frame[frame["part"] == part][["label", "probability"]] for stage, part in PARTS.items()}
 
 
-def _verdict(low: float, high: float) -> str:
-    if low > 0:
-        return "beats it"
-    if high < 0:
-        return "is worse"
-    return "is not distinguishable from it"
-
-
 def summarise(plan: Plan, runs: dict[Cell, str], *, n_boot: int = N_BOOT,
               predictions: Callable[[str], dict[str, pd.DataFrame]] = cell_predictions) -> Summary:
     """The table from the cells' val predictions. Each row's seed-mean AUROC on the select part of val
@@ -69,8 +62,8 @@ def summarise(plan: Plan, runs: dict[Cell, str], *, n_boot: int = N_BOOT,
     cell, per row the seeds' mean AUROC studentized on it, and the baselines (fit on train at the row's
     input size, with the row's seeds) on the same resamples."""
     from datamodules.prepared import prepare
-    from models.intervals import PairedBootstrap, rank_auroc
-    from training.evaluate import baseline_scores
+    from models import baselines as baseline_set
+    from models.intervals import BEATS, SAYS, Setting, best_of, corrected_verdict, holm, rank_auroc
     from training.train import REPORT, SELECT
 
     frames = {cell: predictions(run_id) for cell, run_id in runs.items()}
@@ -80,23 +73,27 @@ def summarise(plan: Plan, runs: dict[Cell, str], *, n_boot: int = N_BOOT,
     parts = {stage: _shared(frames, stage) for stage in (SELECT, REPORT)}
     dates, labels = parts[REPORT]
     # the labels' dependence measured on the train labels: a longer history of them, ending before val
-    boot = PairedBootstrap(labels, horizon=plan.data.horizon, n_boot=n_boot, seed=CI_SEED, level=LEVEL,
-                           history=prepare(plan.data).labels("train"))
+    setting = Setting(plan.data.horizon, prepare(plan.data).labels("train"), CI_SEED, LEVEL)
+    boot = setting.paired(labels, n_boot)
 
     baselines: dict[tuple[int, int], dict[str, np.ndarray]] = {}
+    select_auroc: dict[tuple[int, int], dict[str, float]] = {}  # chooses each row's best baseline
     for size, seed in sorted({(c.input_size, c.seed) for c in frames}):  # size first: one prepare per size
         data = prepare(replace(plan.data, input_size=size))
-        scores = baseline_scores(data, REPORT, seed)
+        scores = baseline_set.scores(data, REPORT, seed)
         where = pd.Series(np.arange(len(data.dates(REPORT))), index=data.dates(REPORT)).reindex(dates)
         if where.isna().any():
             raise RuntimeError(f"the baselines at input size {size} miss {int(where.isna().sum())} report dates")
         baselines[size, seed] = {name: s[where.to_numpy(dtype=int)] for name, s in scores.items()}
+        on = baseline_set.CHOOSE_ON
+        select_auroc[size, seed] = {name: float(rank_auroc(data.labels(on), s))
+                                    for name, s in baseline_set.scores(data, on, seed).items()}
 
     def probabilities(cells: list[Cell], stage: str) -> np.ndarray:
         return np.stack([frames[c][stage]["probability"].reindex(parts[stage][0]).to_numpy(dtype=float)
                          for c in cells])
 
-    rows, samples = [], {}
+    rows, samples, family = [], {}, {}  # family: the p-value of every verdict the summary states
     for model in plan.models:
         for size in plan.input_sizes:
             cells = [c for c in frames if c.model == model and c.input_size == size]
@@ -109,8 +106,9 @@ def summarise(plan: Plan, runs: dict[Cell, str], *, n_boot: int = N_BOOT,
             mean = boot.resample(probs)
             base = {name: boot.resample(np.stack([baselines[size, c.seed][name] for c in cells]))
                     for name in baselines[size, cells[0].seed]}
-            best = max(base, key=lambda n: -math.inf if math.isnan(base[n].point) else base[n].point)
+            best = best_of({n: float(np.mean([select_auroc[size, c.seed][n] for c in cells])) for n in base})
             diff = boot.interval(mean - base[best])
+            family["baseline", model, size] = boot.pvalue(mean - base[best])
             samples[model, size] = mean
             row |= {
                 "select_auroc": float(np.mean(rank_auroc(parts[SELECT][1], probabilities(cells, SELECT)))),
@@ -120,16 +118,30 @@ def summarise(plan: Plan, runs: dict[Cell, str], *, n_boot: int = N_BOOT,
                 "baseline_auroc": base[best].point,
                 **dict(zip(("baseline_ci_low", "baseline_ci_high"), boot.interval(base[best]), strict=True)),
                 "diff_ci_low": diff[0], "diff_ci_high": diff[1],
-                "vs_baseline": "beats" if diff[0] > 0 else "worse" if diff[1] < 0 else "not distinguishable",
                 "run_ids": " ".join(runs[c] for c in cells),
             }
             rows.append(row)
     table = pd.DataFrame(rows, columns=COLUMNS)
 
+    def ranked(model: str) -> pd.DataFrame:
+        return table[(table["model"] == model) & (table["seeds"] > 0)].sort_values(
+            ["select_auroc", "input_size"], ascending=[False, True])
+
+    for model in plan.models:  # each model's best input size against its runner-up
+        done = ranked(model)
+        if len(done) > 1:
+            size, other = int(done.iloc[0]["input_size"]), int(done.iloc[1]["input_size"])
+            family["runner_up", model] = boot.pvalue(samples[model, size] - samples[model, other])
+    adjusted = holm(family)
+    finished = (table["seeds"] > 0).to_numpy()
+    table["diff_p_adjusted"] = [adjusted["baseline", m, s] if ok else math.nan
+                                for m, s, ok in zip(table["model"], table["input_size"], finished, strict=True)]
+    table["vs_baseline"] = [corrected_verdict(lo, hi, p, LEVEL) if ok else None for lo, hi, p, ok in zip(
+        table["diff_ci_low"], table["diff_ci_high"], table["diff_p_adjusted"], finished, strict=True)]
+
     lines, best_of = [], {}
     for model in plan.models:
-        done = table[(table["model"] == model) & (table["seeds"] > 0)].sort_values(
-            ["select_auroc", "input_size"], ascending=[False, True])
+        done = ranked(model)
         if done.empty:
             lines.append(f"{model}: no cell finished")
             continue
@@ -145,18 +157,20 @@ def summarise(plan: Plan, runs: dict[Cell, str], *, n_boot: int = N_BOOT,
             second = done.iloc[1]
             other = int(second["input_size"])
             low, high = boot.interval(samples[model, size] - samples[model, other])
+            p = adjusted["runner_up", model]
+            found = corrected_verdict(low, high, p, LEVEL) == BEATS
             info |= {"runner_up": other, "runner_up_val_auroc": float(second["val_auroc"]),
                      "diff": float(top["val_auroc"] - second["val_auroc"]), "diff_ci_low": low, "diff_ci_high": high,
-                     "distinguishable": bool(low > 0)}
+                     "p_adjusted": p, "distinguishable": found}
             line += (f"; runner-up on val_select {other}d ({second['val_auroc']:.3f} on val_report): difference "
-                     f"{top['val_auroc'] - second['val_auroc']:+.3f}, paired 95% CI [{low:+.3f}, {high:+.3f}]: "
-                     + ("distinguishable (the interval excludes 0)" if low > 0
-                        else "NOT distinguishable (the interval does not exclude 0)"))
+                     f"{top['val_auroc'] - second['val_auroc']:+.3f}, paired 95% CI [{low:+.3f}, {high:+.3f}], "
+                     f"Holm-adjusted p {p:.3f} over the summary's {len(family)} verdicts: "
+                     + ("distinguishable" if found else "NOT distinguishable"))
         else:
             line += "; the only input size with a finished cell"
         line += (f"; against the best baseline ({top['best_baseline']} {top['baseline_auroc']:.3f}) it "
-                 f"{_verdict(top['diff_ci_low'], top['diff_ci_high'])} "
-                 f"(paired 95% CI [{top['diff_ci_low']:+.3f}, {top['diff_ci_high']:+.3f}])")
+                 f"{SAYS[top['vs_baseline']]} it (paired 95% CI [{top['diff_ci_low']:+.3f}, "
+                 f"{top['diff_ci_high']:+.3f}], Holm-adjusted p {top['diff_p_adjusted']:.3f})")
         best_of[model] = info
         lines.append(line)
     first, last = (str(dates[0].date()), str(dates[-1].date()))
@@ -193,8 +207,12 @@ def table_markdown(summary: Summary, name: str) -> str:
         f"(block length {summary.block}, {summary.n_boot} resamples, one index matrix for every row) of the "
         "seeds' mean AUROC: they cover date sampling for these seeds, not the spread between seeds, which "
         "`seed_aurocs` shows. The best baseline is the one with the "
-        "highest AUROC at that input size (fit on train, same dates); `model - baseline` is the paired interval "
-        "of the difference. An interval that contains 0 is not a finding.",
+        "highest AUROC on val_select at that input size (fit on train; chosen as the model's input size is), "
+        "compared on the same report dates; `model - baseline` is the paired interval "
+        "of the difference. An interval that contains 0 is not a finding, and every verdict here (each row against "
+        "its best baseline, each model's best input size against its runner-up) is one of a family: a finding "
+        "only where its Holm-adjusted p-value (bootstrap-t, on the one index matrix) is below "
+        f"{1 - LEVEL:.2f} (`ci.correction` {CORRECTION}).",
         "",
         "## Summary",
         "",
@@ -276,5 +294,6 @@ def log_summary(parent_id: str, plan: Plan, summary: Summary) -> None:
     note = markdown.split("## All rows")[0]
     tags["mlflow.note.content"] = note[:7000]
     tracking.log_batch(parent_id, metrics, params={"ci.method": summary.method, "ci.level": LEVEL,
-                                                   "ci.n_boot": summary.n_boot, "ci.seed": CI_SEED}, tags=tags)
+                                                   "ci.n_boot": summary.n_boot, "ci.seed": CI_SEED,
+                                                   "ci.correction": CORRECTION}, tags=tags)
     tracking.log_batch(parent_id, tags={"ci.block_length": str(summary.block)})

@@ -5,20 +5,28 @@ into the report (a dict keyed by `SECTIONS`):
 - `boundary_hits`: searched parameters whose top trials (the top decile of the completed, searched trials,
   at least 5) sit at one edge of their range: at least half of them in the outer tenth of the range (in
   its search scale; for an ordered choice of at least 3 values or an integer with at most 10, the end
-  value itself). The range is probably too narrow on that side (or the edge is a hard limit: dropout 0);
-  the forced grid and a transferred config sit at fixed values and are left out;
+  value itself), and more of them than chance would put there: under the null that a trial's value has
+  nothing to do with the parameter (the values permuted over the trials) the top trials are a random draw
+  of the trials, and their count at the edge is hypergeometric; each (parameter, edge) tried is one of a
+  family, Holm-corrected (`models.intervals.holm`), flagged only at an adjusted p below 1 - LEVEL. The range
+  is then probably too narrow on that side (or the edge is a hard limit: dropout 0); the forced grid and a
+  transferred config sit at fixed values and are left out;
 - `overfit_gap`: train against val_report AUROC of the top trials at their best epoch (`best/train/auroc`);
-- `importances`: Optuna's fANOVA importances over the parameters every searched trial has, and the
-  optimisation history;
+- `importances`: Optuna's fANOVA importances over the parameters every searched trial has (descriptive),
+  and the optimisation history; a parameter is named as mattering (`beats_null`) only when a rank test of
+  its association with the trials' values (Spearman for numbers, Kruskal-Wallis for choices: the same
+  statistic's distribution over permuted trial values) gives a Holm-adjusted p below 1 - LEVEL;
 - `suspicious`: an AUROC interval entirely below 0.5; a val AUROC more than `--high-margin` above the best
   baseline's (for daily direction that is more likely leakage than skill); non-finite losses; val loss and
   val AUROC disagreeing (one improving while the other worsens) on most epochs; one-class splits (an AUROC
   that is NaN);
 - `by_budget`: the best trial per budget and style (by the objective) with its val_report AUROC and
   interval, and which budgets' best trials are distinguishable (the paired studentized block-bootstrap
-  interval of the difference on their report-part predictions, `models.intervals.bootstrap_auroc`);
+  interval of the difference on their report-part predictions, `models.intervals.bootstrap_auroc`; the pairs
+  are one family: a pair is distinguishable only when its Holm-adjusted p-value is below 1 - LEVEL);
 - `selection`: the best trial's objective against the selection null (the 95th percentile of the best of as
-  many random scorers as there are counted trials) on the labels the objective is measured on.
+  many random scorers as the counted trials had epoch evaluations, `hpo.parent.evaluations`: an upper bound
+  that covers the epoch selection within each trial too) on the labels the objective is measured on.
 
 Trials are ranked by their value, the study's objective (`hpo.parent.objective_of`: `best/val_select/auroc`,
 or `best/val/auroc` for a study created before selection moved to val_select); the numbers shown for the
@@ -122,25 +130,32 @@ def _range(distribution) -> object:
 
 
 def boundary_hits(trials: list[TrialData]) -> list[dict]:
+    from scipy.stats import hypergeom
+
+    from models.intervals import holm
+
     pool = [d for d in scored(trials) if _searched(d)]
     top = _top(pool)
-    hits = []
+    candidates, p = [], {}
     for name in sorted({p for d in top for p in d.trial.params}):
         holders = [d for d in top if name in d.trial.params]
         distribution = holders[0].trial.distributions[name]
         need = max(2, math.ceil(EDGE_SHARE * len(holders)))
+        everyone = [d for d in pool if name in d.trial.params]
         for side in ("low", "high"):
             at = [d for d in holders if edge_of(distribution, d.trial.params[name]) == side]
-            if len(at) < need:
-                continue
-            everyone = [d for d in pool if name in d.trial.params]
-            share_all = sum(edge_of(distribution, d.trial.params[name]) == side for d in everyone) / len(everyone)
-            hits.append({
-                "param": name, "edge": side, "range": _range(distribution), "top_at_edge": len(at),
-                "top": len(holders), "share_of_all_at_edge": round(share_all, 3),
-                "trials": [d.number for d in at], "values": [d.trial.params[name] for d in at],
-            })
-    return hits
+            at_all = sum(edge_of(distribution, d.trial.params[name]) == side for d in everyone)
+            # P(at least this many of the top at the edge) when the top is a random draw of the trials
+            p[name, side] = float(hypergeom.sf(len(at) - 1, len(everyone), at_all, len(holders)))
+            if len(at) >= need:
+                candidates.append({
+                    "param": name, "edge": side, "range": _range(distribution), "top_at_edge": len(at),
+                    "top": len(holders), "share_of_all_at_edge": round(at_all / len(everyone), 3),
+                    "trials": [d.number for d in at], "values": [d.trial.params[name] for d in at],
+                    "p": p[name, side]})
+    adjusted = holm(p)
+    return [h | {"p_adjusted": adjusted[h["param"], h["edge"]], "family": len(p)} for h in candidates
+            if adjusted[h["param"], h["edge"]] < 1 - LEVEL]
 
 
 def overfit_gap(trials: list[TrialData]) -> dict:
@@ -159,8 +174,11 @@ def overfit_gap(trials: list[TrialData]) -> dict:
 
 
 def importances(study, trials: list[TrialData]) -> dict:
-    """fANOVA (seeded) over the params every counted searched trial has, and the optimisation history."""
+    """fANOVA (seeded) over the params every counted searched trial has, and the optimisation history; which
+    params beat a null (`_association`, Holm over the params)."""
     import optuna
+
+    from models.intervals import holm
 
     counted = scored(trials)
     history, best = [], -math.inf
@@ -181,7 +199,28 @@ def importances(study, trials: list[TrialData]) -> dict:
         out["note"] = f"not computable: {err}"
         return out
     out["values"] = {k: float(v) for k, v in values.items()}
+    out["p_adjusted"] = holm({name: _association(searched, name) for name in params})
+    out["beats_null"] = [k for k in out["values"] if out["p_adjusted"].get(k, math.nan) < 1 - LEVEL]
     return out
+
+
+def _association(trials: list[TrialData], name: str) -> float:
+    """p-value of "the trials' values do not depend on parameter `name`": Spearman's rank correlation for a
+    number, Kruskal-Wallis across the choices otherwise (1.0 where the values or the parameter are constant)."""
+    from scipy.stats import kruskal, spearmanr
+
+    x, y = [d.trial.params[name] for d in trials], np.array([d.trial.value for d in trials], dtype=float)
+    if len(set(map(repr, x))) < 2 or np.ptp(y) == 0:
+        return 1.0
+    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in x):
+        p = spearmanr(np.asarray(x, dtype=float), y).pvalue
+    else:
+        groups = [y[[repr(v) == key for v in x]] for key in sorted(set(map(repr, x)))]
+        try:
+            p = kruskal(*groups).pvalue
+        except ValueError:  # every value identical
+            return 1.0
+    return 1.0 if math.isnan(p) else float(p)
 
 
 def _finding(check: str, d: TrialData, detail: str) -> dict:
@@ -237,7 +276,7 @@ def _disagreement(loss: list[float], auroc: list[float]) -> tuple[int, int] | No
 def by_budget(trials: list[TrialData]) -> dict:
     from hpo.parent import best_by_budget, best_trial, budget_of
     from models.budgets import parse_budget
-    from models.intervals import bootstrap_auroc
+    from models.intervals import CORRECTION, TIED, Setting, corrected_verdict, holm
     from training.train import REPORT
 
     counted = scored(trials)
@@ -270,27 +309,29 @@ def by_budget(trials: list[TrialData]) -> dict:
         dates = pd.DatetimeIndex(sorted(set.intersection(*(set(frames[b].index) for b in usable))))
         labels = frames[usable[0]]["label"].reindex(dates).to_numpy(dtype=float)
         scores = {b: frames[b]["probability"].reindex(dates).to_numpy(dtype=float) for b in usable}
-        intervals = bootstrap_auroc(labels, scores, horizon=per_budget[usable[0]].horizon, n_boot=N_BOOT, level=LEVEL,
-                                    history=per_budget[usable[0]].train_labels())
+        setting = Setting(per_budget[usable[0]].horizon, per_budget[usable[0]].train_labels(), 0, LEVEL)
+        intervals = setting.intervals(labels, scores, N_BOOT)
+        adjusted = holm({(a, b): intervals.p[a, b] for a, b in itertools.combinations(usable, 2)})
     for a, b in itertools.combinations(budgets, 2):
         pair = {"a": a, "b": b, "trial_a": per_budget[a].number, "trial_b": per_budget[b].number}
         if a in usable and b in usable:  # the difference on the report-part predictions the interval resamples
             low, high = intervals.diff[a, b]
             pair |= {"diff": intervals.point[a] - intervals.point[b], "ci_low": low, "ci_high": high,
-                     "distinguishable": bool(low > 0 or high < 0)}
+                     "p": intervals.p[a, b], "p_adjusted": adjusted[a, b], "family": len(adjusted),
+                     "distinguishable": corrected_verdict(low, high, adjusted[a, b], LEVEL) != TIED}
         else:
             va, vb = per_budget[a].metric("best/val/auroc"), per_budget[b].metric("best/val/auroc")
             pair |= {"diff": None if va is None or vb is None else va - vb, "ci_low": None, "ci_high": None,
                      "distinguishable": None, "note": "no predictions/val.parquet for one of them"}
         pairs.append(pair)
-    return {"best": rows, "pairs": pairs,
+    return {"best": rows, "pairs": pairs, "correction": CORRECTION,
             "distinguishable": [[p["a"], p["b"]] for p in pairs if p["distinguishable"]]}
 
 
 def selection(trials: list[TrialData], parent_metrics: dict[str, float], objective: str) -> dict:
     """`objective`: the metric the trials' values are (`hpo.parent.objective_of`); the null is simulated on
     the part of val it is measured on."""
-    from hpo.parent import best_trial
+    from hpo.parent import NULL_METHOD, best_trial, evaluations
     from models.intervals import selection_null
     from training.train import OBJECTIVE, REPORT, SELECT
 
@@ -300,11 +341,12 @@ def selection(trials: list[TrialData], parent_metrics: dict[str, float], objecti
         return {"note": "no completed trial"}
     data = next(d for d in trials if d.number == best.number)
     samples = SELECT if objective == OBJECTIVE else REPORT
+    k = evaluations([d.trial for d in trials])
     out = {"best_trial": best.number, "objective": objective, "samples": samples, "best_value": best.value,
-           "k": len(counted)}
+           "trials": len(counted), "k": k, "null_method": NULL_METHOD}
     frame = data.predictions(samples)
     if frame is not None and frame["label"].nunique() == 2:
-        null = selection_null(frame["label"].to_numpy(dtype=float), len(counted), horizon=data.horizon,
+        null = selection_null(frame["label"].to_numpy(dtype=float), k, horizon=data.horizon,
                               seed=len(counted), history=data.train_labels())
         out |= {"null_p95": null, "source": f"the best trial's {samples} labels"}
     elif "selection/null_auroc_p95" in parent_metrics:

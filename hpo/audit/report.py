@@ -40,7 +40,8 @@ def report_lines(name: str, report: dict) -> list[str]:
     lines.append(f"boundary hits: {len(hits) or 'none'}")
     for h in hits:
         lines.append(f"  {h['param']}: {h['top_at_edge']} of the top {h['top']} trials at the {h['edge']} edge of "
-                     f"{h['range']} ({h['share_of_all_at_edge']:.0%} of all searched trials): widen the range there")
+                     f"{h['range']} ({h['share_of_all_at_edge']:.0%} of all searched trials; permutation p "
+                     f"{h['p_adjusted']:.3f}, Holm over {h['family']} parameter edges): widen the range there")
     o = report["overfit_gap"]
     if o["trials"]:
         lines.append(f"overfit gap (train - val_report AUROC at the best epoch, top {len(o['trials'])} trials): median "
@@ -48,9 +49,13 @@ def report_lines(name: str, report: dict) -> list[str]:
                      + (f"; above {LARGE_GAP}: trials {', '.join(map(str, o['large']))}" if o["large"] else "")
                      + (f"; no best/train/auroc for trials {', '.join(map(str, o['missing']))}" if o["missing"] else ""))
     imp = report["importances"]
-    if imp["values"]:
-        top = list(imp["values"].items())[:4]
-        lines.append("importances (fANOVA): " + ", ".join(f"{k} {v:.2f}" for k, v in top))
+    if imp["values"] and imp["beats_null"]:
+        lines.append("importances (fANOVA) of the parameters whose effect beats chance (rank test, Holm over "
+                     f"{len(imp['p_adjusted'])}): " + ", ".join(
+                         f"{k} {imp['values'][k]:.2f} (p {imp['p_adjusted'][k]:.3f})" for k in imp["beats_null"][:4]))
+    elif imp["values"]:
+        lines.append(f"importances: no parameter's effect beats chance (rank test, Holm over {len(imp['p_adjusted'])} "
+                     "parameters); the fANOVA values in report.md are descriptive only")
     elif imp.get("note"):
         lines.append(f"importances: {imp['note']}")
     sus = report["suspicious"]
@@ -65,14 +70,16 @@ def report_lines(name: str, report: dict) -> list[str]:
     for p in b["pairs"]:
         verdict = ("no predictions" if p["distinguishable"] is None else
                    "distinguishable" if p["distinguishable"] else "not distinguishable")
+        family = (f" ({b['correction']} over {p['family']} pairs: adjusted p {_f(p['p_adjusted'], '.3f')})"
+                  if p.get("family") else "")
         lines.append(f"  best {p['a']} - best {p['b']} on val_report: {_f(p['diff'], '+.4f')}, paired 95% CI "
-                     f"[{_f(p['ci_low'], '+.4f')}, {_f(p['ci_high'], '+.4f')}]: {verdict}")
+                     f"[{_f(p['ci_low'], '+.4f')}, {_f(p['ci_high'], '+.4f')}]: {verdict}{family}")
     sel = report["selection"]
     if sel.get("null_p95") is not None:
         lines.append(f"selection: the best trial's {sel['objective']} {sel['best_value']:.4f} (trial "
                      f"{sel['best_trial']}) {'exceeds' if sel['exceeds'] else 'does NOT exceed'} {sel['null_p95']:.4f}, "
                      f"what the best of {sel['k']} random scorers reaches on the same {sel['samples']} labels "
-                     "(95th percentile)")
+                     f"(95th percentile; one per epoch evaluation of the {sel['trials']} trials, an upper bound)")
     else:
         lines.append(f"selection: {sel.get('note', 'not computable')}")
     return lines
@@ -88,7 +95,9 @@ def markdown(name: str, report: dict) -> str:
                 *[f"| {f['trial']} | {f['reason'].splitlines()[0][:300]} |" for f in s["failures"]], ""]
     out += ["## boundary_hits", "", "Searched parameters whose top trials (top decile of the completed searched "
             f"trials, at least {MIN_TOP}) sit at one edge of the range: the outer {EDGE:.0%} of a numeric range, "
-            "the end value of a short integer range or an ordered choice.", ""]
+            "the end value of a short integer range or an ordered choice; more of them than a random draw of the "
+            "trials would put there (hypergeometric permutation p-value, Holm over every parameter edge tried, "
+            "below 0.05).", ""]
     if report["boundary_hits"]:
         out += ["| param | edge | range | top at edge | share of all trials at edge | trials |", "|---|---|---|---|---|---|",
                 *[f"| {h['param']} | {h['edge']} | {h['range']} | {h['top_at_edge']}/{h['top']} | "
@@ -102,8 +111,12 @@ def markdown(name: str, report: dict) -> str:
             *[f"| {r['trial']} | {_f(r['train_auroc'])} | {_f(r['val_auroc'])} | {_f(r['gap'], '+.4f')} | "
               f"{_f(r['best_epoch'], '.0f')} |" for r in o["trials"]]]
     imp = report["importances"]
-    out += ["", "## importances", "", *(["| param | fANOVA importance |", "|---|---:|",
-                                         *[f"| {k} | {v:.3f} |" for k, v in imp["values"].items()]]
+    out += ["", "## importances", "", *(["fANOVA importances are descriptive; a parameter's effect beats chance only "
+                                         "where the rank test's Holm-adjusted p is below 0.05.", "",
+                                         "| param | fANOVA importance | adjusted p | beats chance |", "|---|---:|---:|---|",
+                                         *[f"| {k} | {v:.3f} | {_f(imp['p_adjusted'].get(k), '.3f')} | "
+                                           f"{'yes' if k in imp['beats_null'] else 'no'} |"
+                                           for k, v in imp["values"].items()]]
                                         if imp["values"] else [imp.get("note", "")])]
     out += ["", "## suspicious", ""]
     out += (["| trial | check | detail |", "|---:|---|---|",
@@ -115,8 +128,12 @@ def markdown(name: str, report: dict) -> str:
             *[f"| {r['budget']} | {r['style']} | {r['trials']} | {r['best_trial']} | {_f(r['objective'])} | "
               f"{_f(r['val_auroc'])} | [{_f(r['ci_low'])}, {_f(r['ci_high'])}] |" for r in b["best"]], ""]
     if b["pairs"]:
-        out += ["| best of | minus best of | difference | paired 95% CI | distinguishable |", "|---|---|---:|---|---|",
+        out += [f"The pairs are one family: distinguishable only where the {b['correction']}-adjusted p-value "
+                "is below 0.05.", "",
+                "| best of | minus best of | difference | paired 95% CI | adjusted p | distinguishable |",
+                "|---|---|---:|---|---:|---|",
                 *[f"| {p['a']} | {p['b']} | {_f(p['diff'], '+.4f')} | [{_f(p['ci_low'], '+.4f')}, {_f(p['ci_high'], '+.4f')}] "
+                  f"| {_f(p.get('p_adjusted'), '.3f')} "
                   f"| {'-' if p['distinguishable'] is None else 'yes' if p['distinguishable'] else 'no'} |"
                   for p in b["pairs"]]]
     out += ["", "## selection", "", "```", json.dumps(clean(report["selection"]), indent=2), "```", ""]
@@ -208,7 +225,7 @@ def log_report(name: str, shown: str, report: dict, trials: list[TrialData], par
         metrics |= {"audit/suspicious": len(report["suspicious"]), "audit/boundary_hits": len(report["boundary_hits"])}
         if report["overfit_gap"]["median_gap"] is not None:
             metrics["audit/overfit_gap_median"] = report["overfit_gap"]["median_gap"]
-        tracking.log_batch(run_id, metrics, tags=tags)
+        tracking.log_batch(run_id, metrics, params={"ci.correction": report["by_budget"]["correction"]}, tags=tags)
         client.log_text(run_id, markdown(name, report), "audit/report.md")
         client.log_text(run_id, json.dumps(clean(report), indent=2, sort_keys=False), "audit/report.json")
         for key, figure in figures(name, report, trials).items():
