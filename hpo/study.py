@@ -277,6 +277,10 @@ def _run_trial(study: optuna.Study, trial: optuna.Trial, objective: Objective) -
         state = TrialState.PRUNED
     except UpdateFinishedTrialError:
         pass
+    except tracking.TrackingRefused:  # the server stopped taking this worker's credentials: the worker stops
+        trial.set_user_attr(FAILED_REASON, "refused by the tracking server")  # as if it died: run again
+        study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+        raise
     except Exception:  # recorded on the trial and its run; the study goes on, the traceback is shown
         traceback.print_exc()
     except BaseException:  # Ctrl-C, SIGTERM: the trial is not counted (FAILED_REASON) and the session ends

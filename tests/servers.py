@@ -1,5 +1,6 @@
-"""Real, throwaway servers for the tests and benchmarks: a PostgreSQL cluster and an MLflow tracking server,
-both listening on 127.0.0.1 only, on free ports, in temporary directories removed afterwards.
+"""Real, throwaway servers for the tests and benchmarks: a PostgreSQL cluster and an MLflow tracking server
+(open, or with MLflow's basic-auth app), both listening on 127.0.0.1 only, on free ports, in temporary
+directories removed afterwards.
 
 PostgreSQL comes from Debian's packages (`apt-get install postgresql`; `.ci/run` installs it when missing).
 As root, the cluster runs as the `postgres` user (PostgreSQL refuses root) in a directory it owns; as
@@ -11,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -19,7 +21,10 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+
+import requests
 
 USER, PASSWORD = "direction", "s3cret-pw"  # the password tests look for in MLflow params and tags
 
@@ -134,11 +139,33 @@ def postgres(databases: tuple[str, ...] = ("optuna", "mlflow")) -> Iterator[Post
         shutil.rmtree(root, ignore_errors=True)
 
 
-class Tracker:
-    """An `mlflow server` subprocess: its URI, its artifacts directory and its log."""
+@dataclass(frozen=True)
+class BasicAuth:
+    """MLflow's basic-auth app (`mlflow server --app-name basic-auth`, extra `server`): its user store in
+    `database_uri`, the admin `admin` with `admin_password` (given on the first start: MLflow ships no default
+    one), `default_permission` for every user on what they neither created nor were granted, a checked
+    password remembered `cache_s` seconds (a check is a deliberately slow hash: ~0.5 s on a busy core)."""
 
-    def __init__(self, uri: str, artifacts: Path, log: Path, proc: subprocess.Popen):
-        self.uri, self.artifacts, self.log, self.proc = uri, artifacts, log, proc
+    database_uri: str
+    admin_password: str
+    default_permission: str = "READ"
+    admin: str = "admin"
+    cache_s: int = 60
+
+    def config(self) -> str:
+        """The server's `basic_auth.ini` (MLFLOW_AUTH_CONFIG_PATH); the admin's password stays out of it."""
+        return (f"[mlflow]\ndefault_permission = {self.default_permission}\n"
+                f"database_uri = {self.database_uri}\nadmin_username = {self.admin}\n"
+                "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+                f"auth_cache_ttl_seconds = {self.cache_s}\n")
+
+
+class Tracker:
+    """An `mlflow server` subprocess: its URI, its artifacts directory and its log; `auth` when it runs the
+    basic-auth app."""
+
+    def __init__(self, uri: str, artifacts: Path, log: Path, proc: subprocess.Popen, auth: BasicAuth | None = None):
+        self.uri, self.artifacts, self.log, self.proc, self.auth = uri, artifacts, log, proc, auth
 
     def server_log(self) -> str:
         try:
@@ -146,21 +173,48 @@ class Tracker:
         except OSError:
             return ""
 
+    def admin_request(self, path: str, method: str = "POST", **fields: str) -> dict:
+        """One call of the basic-auth app's REST API (`/api/2.0/mlflow/users/create`, …) as its admin."""
+        url = f"{self.uri}{path}"
+        creds = (self.auth.admin, self.auth.admin_password)
+        r = (requests.get(url, params=fields, auth=creds, timeout=30) if method == "GET"
+             else requests.request(method, url, json=fields, auth=creds, timeout=30))
+        r.raise_for_status()
+        return r.json() if r.content else {}
+
+    def create_user(self, username: str, password: str) -> None:
+        self.admin_request("/api/2.0/mlflow/users/create", username=username, password=password)
+
+    def grant(self, username: str, resource_type: str, resource_id: str, permission: str) -> None:
+        """`permission` (READ, USE, EDIT, MANAGE, NO_PERMISSIONS) for `username` on one experiment or
+        registered model."""
+        self.admin_request("/api/3.0/mlflow/users/permissions/grant", username=username, resource_type=resource_type,
+                           resource_id=resource_id, permission=permission)
+
 
 @contextlib.contextmanager
-def mlflow_server(backend_uri: str, workdir: Path, workers: int = 2, timeout: float = 180) -> Iterator[Tracker]:
+def mlflow_server(backend_uri: str, workdir: Path, workers: int = 2, timeout: float = 180,
+                  auth: BasicAuth | None = None) -> Iterator[Tracker]:
     """`mlflow server --backend-store-uri BACKEND --artifacts-destination WORKDIR/artifacts` on 127.0.0.1 (with
-    the default `--serve-artifacts`: clients upload artifacts through it), stopped at the end."""
+    the default `--serve-artifacts`: clients upload artifacts through it), stopped at the end; with `auth`, as
+    `--app-name basic-auth` (its admin created on the first start)."""
     port, artifacts, log = free_port(), workdir / "artifacts", workdir / "mlflow-server.log"
     artifacts.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_uri,
            "--artifacts-destination", str(artifacts), "--host", "127.0.0.1", "--port", str(port),
            "--workers", str(workers)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    if auth is not None:
+        ini = workdir / "basic_auth.ini"
+        ini.write_text(auth.config())
+        cmd += ["--app-name", "basic-auth"]
+        env |= {"MLFLOW_AUTH_CONFIG_PATH": str(ini), "MLFLOW_AUTH_ADMIN_PASSWORD": auth.admin_password,
+                # the CSRF key of the sign-up form, the same in every worker process
+                "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16)}
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
-    tracker = Tracker(f"http://127.0.0.1:{port}", artifacts, log, proc)
+    tracker = Tracker(f"http://127.0.0.1:{port}", artifacts, log, proc, auth)
     try:
         deadline = time.monotonic() + timeout
         while True:

@@ -2,8 +2,15 @@
 (`ending`, `run_context`), batched metrics, the dataset input, artifacts.
 
 One experiment whatever the launch path: `MLFLOW_EXPERIMENT_ID` or `MLFLOW_EXPERIMENT_NAME` when set
-(`mlflow run --experiment-name` sets the first; it honours the second), else MLflow's default experiment (id 0, where `mlflow run` puts its runs), renamed `direction` on
-first use. It is tagged so that the MLflow UI opens it as model training, not in its GenAI mode.
+(`mlflow run --experiment-name` sets the first; it honours the second), else `direction`. On a local
+(sqlite) store, MLflow's default experiment (id 0, where `mlflow run` puts its runs) is renamed `direction`
+on first use; on a tracking server, shared by users with their own rights, `direction` is used or created
+(its creator owns it) and nobody else's experiment is renamed. It is tagged so that the MLflow UI opens it
+as model training, not in its GenAI mode.
+
+A server that refuses the user (401: no or wrong credentials; 403: no permission) is one `TrackingRefused`
+error naming what to set or ask for, before any run is opened when the check at start fails, and as a run
+ends when it happens later (credentials that expired).
 """
 
 from __future__ import annotations
@@ -12,8 +19,10 @@ import contextlib
 import fcntl
 import logging
 import os
+import re
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -26,7 +35,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from datamodules.errors import UserError
+from datamodules.errors import UserError, mask
 from training.config import RunConfig
 
 # "Creating initial MLflow database tables..." on a new store: noise beside a one-line error
@@ -38,31 +47,41 @@ KIND_TAG = "mlflow.experimentKind"
 KIND = "custom_model_development"  # the MLflow UI's "model training" mode
 STORE_ATTEMPTS = 4  # tries to reach or set up the tracking store before it counts as unusable
 DATASET_ATTEMPTS = 3  # tries to log a run's dataset (see log_dataset)
+# MLflow's error codes for a server's 401 (who are you?) and 403 (you may not)
+REFUSED = {"UNAUTHENTICATED": 401, "CUSTOMER_UNAUTHORIZED": 401, "PERMISSION_DENIED": 403}
+CREDENTIALS = "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
+
+
+class TrackingRefused(UserError):
+    """The tracking server refused this user: 401 (no or wrong credentials) or 403 (no permission)."""
 
 
 def experiment_id() -> str:
-    """Check the tracking store (a `UserError` when it cannot be used) and return the experiment every
-    run of this project goes to, creating, naming and tagging it on first use. Workers that start together
-    race to do that: on one sqlite file they take turns (MLflow's table creation and migrations are not
-    safe against a second process), elsewhere the loser tries again."""
+    """Check the tracking store (a `UserError` when it cannot be used or refuses this user) and return the
+    experiment every run of this project goes to, creating, naming and tagging it on first use. Workers that
+    start together race to do that: on one sqlite file they take turns (MLflow's table creation and
+    migrations are not safe against a second process), elsewhere the loser tries again."""
     uri = mlflow.get_tracking_uri()
     if uri.startswith("file:") or "://" not in uri and not uri.startswith(("databricks", "sqlite")):
-        raise UserError(f"tracking URI {uri}: MLflow's file store is not supported; use a database "
+        raise UserError(f"tracking URI {mask(uri)}: MLflow's file store is not supported; use a database "
                         "(sqlite:///mlflow.db, the default) or a server (http://host:5000)")
     _reachable(uri)
     attempt = 0
     while True:
         try:
             with _sqlite_turn(uri):
-                exp_id = _experiment_id(MlflowClient())
+                exp_id = _experiment_id(MlflowClient(), local=sqlite_file(uri) is not None)
             _writable(uri)
             return exp_id
         except UserError:
             raise
         except Exception as err:  # the store's own errors (MLflow, SQLAlchemy, OS, HTTP) come in many classes
+            refused = refusal(err)
+            if refused is not None:
+                raise refused from None
             attempt += 1
             if attempt == STORE_ATTEMPTS:
-                raise UserError(f"cannot use the MLflow tracking store {uri}: {_first_line(err)}") from None
+                raise UserError(f"cannot use the MLflow tracking store {mask(uri)}: {_first_line(err)}") from None
             time.sleep(0.5 * attempt)
 
 
@@ -76,7 +95,7 @@ def _reachable(uri: str) -> None:
     try:
         requests.get(f"{uri.rstrip('/')}/health", timeout=10)
     except requests.RequestException as err:
-        raise UserError(f"cannot reach the MLflow tracking server {uri}: {type(err).__name__}") from None
+        raise UserError(f"cannot reach the MLflow tracking server {mask(uri)}: {type(err).__name__}") from None
 
 
 def sqlite_file(uri: str) -> Path | None:
@@ -108,34 +127,86 @@ def _sqlite_turn(uri: str) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
-def _experiment_id(client: MlflowClient) -> str:
+def _experiment_id(client: MlflowClient, local: bool) -> str:
     name = os.environ.get("MLFLOW_EXPERIMENT_NAME")
-    if os.environ.get("MLFLOW_EXPERIMENT_ID"):  # `mlflow run` sets it (to 0 unless told otherwise)
-        exp_id = client.get_experiment(os.environ["MLFLOW_EXPERIMENT_ID"]).experiment_id
-    elif name:
+    given = os.environ.get("MLFLOW_EXPERIMENT_ID")  # `mlflow run` sets it (to 0 unless told otherwise)
+    if (local and not name and given in (None, "", DEFAULT_EXPERIMENT_ID)
+            and client.get_experiment_by_name(EXPERIMENT) is None
+            and client.get_experiment(DEFAULT_EXPERIMENT_ID).name == "Default"):
+        client.rename_experiment(DEFAULT_EXPERIMENT_ID, EXPERIMENT)  # local stores only: one user, every right
+    experiment = client.get_experiment(given) if given else _named(client, name or EXPERIMENT)
+    if experiment.tags.get(KIND_TAG) != KIND or not local:
+        # on a server also the check that this user may write here: tagging an experiment takes the
+        # permission that creating runs in it takes (EDIT), so a refusal comes before any run is opened
+        try:
+            client.set_experiment_tag(experiment.experiment_id, KIND_TAG, KIND)
+        except MlflowException as err:
+            if err.error_code != "PERMISSION_DENIED":
+                raise
+            raise TrackingRefused(
+                f"user {_user()} may not write to experiment {experiment.name!r} (id {experiment.experiment_id}) "
+                f"on the MLflow tracking server {mask(mlflow.get_tracking_uri())}: ask its admin for EDIT "
+                "permission on it, or set MLFLOW_EXPERIMENT_NAME to an experiment you may write to") from None
+    return experiment.experiment_id
+
+
+def _named(client: MlflowClient, name: str):
+    """The experiment `name`, created (tagged) when missing: on a basic-auth server its creator owns it."""
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        client.create_experiment(name, tags={KIND_TAG: KIND})
         experiment = client.get_experiment_by_name(name)
-        exp_id = experiment.experiment_id if experiment else client.create_experiment(name)
-    else:
-        experiment = client.get_experiment_by_name(EXPERIMENT)
-        if experiment is not None:
-            exp_id = experiment.experiment_id
-        elif client.get_experiment(DEFAULT_EXPERIMENT_ID).name == "Default":
-            exp_id = DEFAULT_EXPERIMENT_ID  # renamed below
-        else:
-            exp_id = client.create_experiment(EXPERIMENT)
-    if (exp_id == DEFAULT_EXPERIMENT_ID and not name and client.get_experiment(exp_id).name == "Default"
-            and client.get_experiment_by_name(EXPERIMENT) is None):
-        client.rename_experiment(exp_id, EXPERIMENT)
-    if client.get_experiment(exp_id).tags.get(KIND_TAG) != KIND:
-        client.set_experiment_tag(exp_id, KIND_TAG, KIND)
-    return exp_id
+    return experiment
+
+
+def _user() -> str:
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    return repr(user) if user else "(none: MLFLOW_TRACKING_USERNAME is not set)"
+
+
+def refusal(err: BaseException | None) -> TrackingRefused | None:
+    """The one-line error for a tracking server's 401 or 403 anywhere in `err`'s chain of causes (an MLflow
+    REST error, or the HTTP error of an artifact upload or download), None for any other error."""
+    import requests
+
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, TrackingRefused):
+            return err
+        status, what = None, None
+        if isinstance(err, MlflowException):
+            status = REFUSED.get(err.error_code)
+            found = re.search(r"endpoint (\S+)", str(err.message))
+            what = found.group(1) if found else None
+        elif isinstance(err, requests.HTTPError) and err.response is not None:
+            status = err.response.status_code if err.response.status_code in (401, 403) else None
+            what = urllib.parse.urlparse(err.response.url).path
+        if status is not None:
+            return TrackingRefused(_refused(status, what))
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def _refused(status: int, what: str | None) -> str:
+    server = f"the MLflow tracking server {mask(mlflow.get_tracking_uri())}"
+    if status == 403:
+        return (f"{server} refused user {_user()} permission for {what or 'a request'} (403): ask its admin "
+                "for that permission")
+    if not os.environ.get("MLFLOW_TRACKING_USERNAME"):
+        return f"{server} asks who you are (401): set {CREDENTIALS} in the environment"
+    return (f"{server} refused user {_user()} (401: a wrong password or an unknown user): set {CREDENTIALS} "
+            "to a user of that server")
 
 
 def browse_hint(experiment: str) -> str:
-    """How to look at the runs: the UI command and the experiment's page in the model-training view (MLflow
-    3.17's UI opens experiments in its GenAI view unless the URL asks otherwise)."""
-    return (f"browse with `mlflow ui --backend-store-uri {mlflow.get_tracking_uri()}`, then open "
-            f"http://127.0.0.1:5000/#/experiments/{experiment}?workflowType=machine_learning")
+    """How to look at the runs: the UI command (a server is its own UI) and the experiment's page in the
+    model-training view (MLflow 3.17's UI opens experiments in its GenAI view unless the URL asks otherwise)."""
+    uri = mask(mlflow.get_tracking_uri())
+    page = f"/#/experiments/{experiment}?workflowType=machine_learning"
+    if uri.startswith(("http://", "https://")):
+        return f"browse {uri.rstrip('/')}{page}"
+    return f"browse with `mlflow ui --backend-store-uri {uri}`, then open http://127.0.0.1:5000{page}"
 
 
 def _first_line(err: BaseException) -> str:
@@ -148,10 +219,11 @@ def ending(run_id: str, close: Callable[[str], None] | None = None,
            finished_on: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
     """End a run by how the block ends: FINISHED (also on an exception in `finished_on`, e.g. a pruned
     trial), FAILED with an `error` tag on an exception, KILLED on Ctrl-C (Lightning turns Ctrl-C in `fit`
-    into SystemExit; it is re-raised as KeyboardInterrupt). Never left RUNNING. `close(status)` ends it
-    (default: `set_terminated`)."""
+    into SystemExit; it is re-raised as KeyboardInterrupt). Never left RUNNING, unless the server refuses
+    this user from then on (credentials that expired): that is raised as `TrackingRefused`, and the run is
+    left to whoever may still write it. `close(status)` ends it (default: `set_terminated`)."""
     client = MlflowClient()
-    status = "FAILED"
+    status, refused = "FAILED", None
     try:
         yield
         status = "FINISHED"
@@ -162,15 +234,22 @@ def ending(run_id: str, close: Callable[[str], None] | None = None,
         status = "KILLED"
         raise KeyboardInterrupt from err
     except Exception as err:
+        refused = refusal(err)
+        if refused is not None:  # nothing more can be written to the run: the one-line error says why
+            raise refused from None
         client.set_tag(run_id, "error", f"{type(err).__name__}: {err}"[:4000])
         raise
     finally:
-        if mlflow.active_run() is not None and mlflow.active_run().info.run_id == run_id:
-            mlflow.end_run(status)
-        elif close is not None:
-            close(status)
-        else:
-            client.set_terminated(run_id, status)
+        try:
+            if mlflow.active_run() is not None and mlflow.active_run().info.run_id == run_id:
+                mlflow.end_run(status)
+            elif close is not None:
+                close(status)
+            else:
+                client.set_terminated(run_id, status)
+        except Exception:
+            if refused is None:
+                raise
 
 
 @contextlib.contextmanager
