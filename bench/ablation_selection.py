@@ -42,13 +42,16 @@ def replicate(select: np.ndarray, report: np.ndarray, boot: PairedBootstrap, siz
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, default=5, help="input sizes per model (60,80,120,180,220: 5)")
     parser.add_argument("--reps", type=int, default=300)
     parser.add_argument("--horizons", default="1,5")
     parser.add_argument("--n-boot", type=int, default=500)
-    args = parser.parse_args()
+    parser.add_argument("--tiny", action="store_true", help="2 sizes, 2 replications, horizon 1, 20 resamples")
+    args = parser.parse_args(argv)
+    if args.tiny:
+        args.sizes, args.reps, args.horizons, args.n_boot = 2, 2, "1", 20
     print(f"{args.sizes} noise input sizes, {args.reps} replications, {args.n_boot} resamples; rate of each claim "
           f"(nominal 0.025; Monte Carlo SE {math.sqrt(0.025 * 0.975 / args.reps):.3f})")
     print(f"{'h':>2} {'block':>5} {'chosen on':<20} {'beats baseline':>14} {'beats runner-up':>15}")

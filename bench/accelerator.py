@@ -13,7 +13,7 @@
     python -m bench.accelerator --tiers a20,a200,a200p --batches 64,1024 --precisions 32-true,bf16-mixed
 
 On the CPU the defaults are small (tiny networks, a20 only, few steps: a few minutes on 2 cores);
-`--tiers` asks for more.
+`--tiers` asks for more; `--tiny` is the smallest run (seconds: a check that the bench runs).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from torch.utils.data import DataLoader
 from datamodules.datamodule import TierDataModule
 from models.registry import available
 from training.config import RunConfig
-from training.train import build_model
+from training.train import build_model, build_trainer
 
 warnings.filterwarnings("ignore")
 logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
@@ -152,20 +152,15 @@ class Clock(pl.Callback):
 
 
 def lightning_rate(cfg: RunConfig, device: torch.device, steps: int, warmup: int) -> tuple[float, str, int]:
-    """The project's path: TierDataModule (device from the Trainer) + DirectionClassifier + Trainer as in
-    `training.train` (precision, clipping), without validation."""
+    """The project's path: TierDataModule (device from the Trainer) + DirectionClassifier + the Trainer of
+    `training.train.build_trainer` (precision, clipping), without validation."""
     pl.seed_everything(cfg.train.seed, workers=True, verbose=False)
     dm = TierDataModule(cfg.data)
     dm.setup()
     model = build_model(cfg, dm.n_features)
     clock = Clock(warmup, device)
-    trainer = pl.Trainer(
-        accelerator=device.type, devices=1, precision=cfg.train.precision, max_steps=warmup + steps,
-        gradient_clip_val=cfg.train.grad_clip or None, callbacks=[clock], logger=False,
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        num_sanity_val_steps=0, limit_val_batches=0,
-    )
-    dm.device = trainer.strategy.root_device
+    timed = cfg.override({"train.max_steps": warmup + steps, "train.accelerator": device.type})
+    trainer = build_trainer(timed, dm, callbacks=(clock,), validate=False)
     with Utilisation(device) as util:
         trainer.fit(model, datamodule=dm)
     return clock.seen / clock.seconds, util.mean, sum(p.numel() for p in model.parameters())
@@ -237,7 +232,7 @@ def section_training(args, device: torch.device) -> None:
                           flush=True)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--models", default=",".join(available()))
@@ -250,8 +245,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=None, help="untimed first steps (default 10 GPU, 2 CPU)")
     parser.add_argument("--data-seconds", type=float, default=None, help="per data-path measurement")
     parser.add_argument("--tiny", action=argparse.BooleanOptionalAction, default=None,
-                        help="tiny networks (default on the CPU)")
-    args = parser.parse_args()
+                        help="tiny networks (default on the CPU); given, also the smallest run: one model, a20, "
+                             "batch 64, 32-true, 2 steps after 1, 0.05 s per data-path measurement")
+    args = parser.parse_args(argv)
+    if args.tiny:
+        args.models, args.tiers, args.batches, args.precisions = available()[0], "a20", "64", "32-true"
+        args.steps, args.warmup, args.data_seconds = 2, 1, 0.05
     device = torch.device(args.device)
     cpu = device.type == "cpu"
     args.models = args.models.split(",")

@@ -17,13 +17,16 @@ from models.baselines import scores as baseline_scores
 from models.intervals import bootstrap_auroc
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--horizons", default="1,5")
     parser.add_argument("--tier", default="a20")
     parser.add_argument("--input-size", type=int, default=80)
     parser.add_argument("--threshold", type=float, default=0.01)
-    args = parser.parse_args()
+    parser.add_argument("--tiny", action="store_true", help="horizon 1, input size 16")
+    args = parser.parse_args(argv)
+    if args.tiny:
+        args.horizons, args.input_size = "1", 16
     print(f"{'h':>2} {'baseline':<11} {'val AUROC':>9} {'block 95% CI':>17} {'width':>6} {'iid width':>9} "
           f"{'ratio':>6}  samples, positive rate, block")
     for horizon in map(int, args.horizons.split(",")):

@@ -7,7 +7,8 @@ Each context runs twice: with glibc's default allocator and with a fixed mmap th
 ~11 MiB batches of L=220 are then carved from the heap, where fragmentation has added up to ~90 MiB in
 some runs; with the fixed threshold the epoch costs about two batches.
 
-Run from the repository root: `python -m bench.datamodule_memory`.
+Run from the repository root: `python -m bench.datamodule_memory` (`--tiny`: tier a20 at input sizes 16
+and 8, the default allocator only).
 """
 
 from __future__ import annotations
@@ -31,14 +32,15 @@ def maxrss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # ru_maxrss is KiB on Linux
 
 
-def child(input_size: int, cache_dir: str) -> None:
+def child(tier: str, input_size: int, cache_dir: str) -> None:
     import torch
 
+    from datamodules.config import DataConfig
     from datamodules.datamodule import TierDataModule
 
     torch.manual_seed(0)  # the train loader's shuffle order
     imports = maxrss_mib()
-    dm = TierDataModule(tier=TIER, input_size=input_size, cache_dir=cache_dir)
+    dm = TierDataModule(DataConfig(tier=tier, input_size=input_size), cache_dir=cache_dir)
     dm.setup()
     setup = maxrss_mib()
     batches = sum(1 for _ in dm.train_dataloader())
@@ -50,36 +52,41 @@ def child(input_size: int, cache_dir: str) -> None:
     }))
 
 
-def run_child(input_size: int, cache_dir: str, env: dict[str, str]) -> dict:
+def run_child(tier: str, input_size: int, cache_dir: str, env: dict[str, str]) -> dict:
     out = subprocess.run(
-        [sys.executable, "-m", "bench.datamodule_memory", "--child", str(input_size), "--cache-dir", cache_dir],
+        [sys.executable, "-m", "bench.datamodule_memory", "--child", str(input_size), "--tier", tier,
+         "--cache-dir", cache_dir],
         capture_output=True, text=True, check=True, env={**os.environ, **env},
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--cache-dir", default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    parser.add_argument("--tier", default=TIER, help=argparse.SUPPRESS)
+    parser.add_argument("--tiny", action="store_true", help="tier a20 at input sizes 16 and 8, default allocator")
+    args = parser.parse_args(argv)
     if args.child is not None:
-        child(args.child, args.cache_dir)
+        child(args.tier, args.child, args.cache_dir)
         return
+    tier, contexts = ("a20", (16, 8)) if args.tiny else (TIER, CONTEXTS)
+    allocators = dict(list(ALLOCATORS.items())[:1]) if args.tiny else ALLOCATORS
     with tempfile.TemporaryDirectory() as cache_dir:
-        tiers.build_tier(sources.load_ohlcv(), TIER, cache_dir)  # children read the cache: no build peak
-        runs = {(name, L): run_child(L, cache_dir, env) for name, env in ALLOCATORS.items() for L in CONTEXTS}
+        tiers.build_tier(sources.load_ohlcv(), tier, cache_dir)  # children read the cache: no build peak
+        runs = {(name, L): run_child(tier, L, cache_dir, env) for name, env in allocators.items() for L in contexts}
     print(f"{'allocator':<22}{'L':>5}{'imports':>10}{'setup':>9}{'peak':>9}  (MiB, ru_maxrss)  train windows "
           "if materialised")
     for (name, L), run in runs.items():
         materialised = run["samples"] * L * run["base_shape"][1] * 4 / 2**20
         print(f"{name:<22}{L:>5}{run['imports']:>10.1f}{run['setup']:>9.1f}{run['peak']:>9.1f}"
               f"{'':>20}{materialised:8.1f} ({run['samples']} samples, {run['batches']} batches)")
-    for name in ALLOCATORS:
-        long, short = (runs[(name, L)] for L in CONTEXTS)
-        print(f"{name}: peak RSS ratio L={CONTEXTS[0]} / L={CONTEXTS[1]} = {long['peak'] / short['peak']:.3f}; "
+    for name in allocators:
+        long, short = (runs[(name, L)] for L in contexts)
+        print(f"{name}: peak RSS ratio L={contexts[0]} / L={contexts[1]} = {long['peak'] / short['peak']:.3f}; "
               f"above imports: {long['peak'] - long['imports']:.1f} vs {short['peak'] - short['imports']:.1f} MiB")
-    base = runs[(next(iter(ALLOCATORS)), CONTEXTS[0])]
+    base = runs[(next(iter(allocators)), contexts[0])]
     print(f"base float32 array: {base['base_shape'][0]} x {base['base_shape'][1]} = {base['base_mib']:.2f} MiB "
           "(one array shared by train/val/test)")
 

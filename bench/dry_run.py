@@ -2,6 +2,7 @@
 heavy modules the dry run imports. One run:
 
     python -m bench.dry_run [--repeats 3]
+    python -m bench.dry_run --tiny   # 1 repeat
 
 1. `python -m hpo --model itransformer --data-tier a200 --trials 70 --forced-extremes --dry-run` and
    `python -c "import torch"` as subprocesses, interleaved, median of `--repeats` each.
@@ -55,10 +56,13 @@ def import_times(stderr: str) -> dict[str, int]:
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
+    parser.add_argument("--tiny", action="store_true", help="1 repeat")
+    args = parser.parse_args(argv)
+    if args.tiny:
+        args.repeats = 1
 
     with tempfile.TemporaryDirectory(prefix="dry-run-bench-") as tmp:
         work = Path(tmp)

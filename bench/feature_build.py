@@ -24,17 +24,20 @@ def median_seconds(fn: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
+    parser.add_argument("--tiny", action="store_true", help="one run per cell, tier a20 only")
+    args = parser.parse_args(argv)
+    if args.tiny:
+        args.repeats = 1
     start = time.perf_counter()
     ohlcv = sources.load_ohlcv()
     print(f"embedded data: {len(ohlcv)} rows, load + validate {time.perf_counter() - start:.3f}s; "
           f"median of {args.repeats} runs per cell")
     print(f"{'tier':<6}{'features':>9}{'cache off':>11}{'miss+write':>12}{'hit':>9}{'off/hit':>9}")
     with tempfile.TemporaryDirectory() as tmp:
-        for tier in tiers.TIERS:
+        for tier in ("a20",) if args.tiny else tiers.TIERS:
             names = tiers.feature_names(tier)
             off = median_seconds(lambda names=names: features.compute_features(ohlcv, names), args.repeats)
             fresh = iter(range(args.repeats))

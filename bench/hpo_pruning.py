@@ -64,15 +64,18 @@ def to_target(trials, target: float) -> tuple[int | None, int]:
     return None, epochs
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.hpo_pruning", description=__doc__)
     parser.add_argument("--trials", type=int, default=16)
     parser.add_argument("--max-epochs", type=int, default=8)
     parser.add_argument("--budgets", default="20k,50k")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (several on 2 busy cores: slower)")
-    args = parser.parse_args()
-    repo = Path.cwd()
+    parser.add_argument("--tiny", action="store_true", help="2 trials of 1 epoch, budget 20k")
+    args = parser.parse_args(argv)
+    if args.tiny:
+        args.trials, args.max_epochs, args.budgets = 2, 1, "20k"
+    repo = Path(__file__).resolve().parents[1]
     work = tempfile.mkdtemp(prefix="bench-hpo-")
     os.chdir(work)
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{work}/mlflow.db"
@@ -83,11 +86,11 @@ def main() -> None:
     from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
+    from datamodules.prepared import prepare
     from hpo.__main__ import build_parser, settings_from_args
     from hpo.dry_run import report
     from hpo.storage import open_storage
     from hpo.study import run_study
-    from training.train import build_datamodule
 
     torch.set_num_threads(args.threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -95,7 +98,7 @@ def main() -> None:
     flags = ["--model", "itransformer", "--data-tier", "a20", "--input-size", "32", "--batch-size", "256",
              "--accelerator", "cpu", "--max-epochs", str(args.max_epochs), "--seed", str(args.seed),
              "--budgets", args.budgets, "--trials", str(args.trials)]
-    n_features = build_datamodule(settings_from_args(build_parser().parse_args(flags)).base).n_features
+    data = prepare(settings_from_args(build_parser().parse_args(flags)).base.data)
 
     results = {}
     for label, extra in (("no pruning", ["--no-pruning"]), ("median pruning", [])):
@@ -103,7 +106,7 @@ def main() -> None:
         settings = settings_from_args(build_parser().parse_args([*flags, *extra, "--study-name", name,
                                                                   "--storage", f"{name}.journal"]))
         start = time.perf_counter()
-        out = run_study(settings, n_features, echo=lambda line: print("  " + line, flush=True))
+        out = run_study(settings, data, echo=lambda line: print("  " + line, flush=True))
         wall = time.perf_counter() - start
         results[label] = (out, wall)
         print(f"{label}: best {out.best.value:.4f}, {out.counts}, {wall:.0f} s", flush=True)

@@ -165,14 +165,18 @@ def run_cell(args) -> tuple[int, float, list[dict]]:
     return n, phi, [replicate(n, phi, r, n_boot, truth) for r in reps]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=250)
     parser.add_argument("--n", default="200,400,1000")
     parser.add_argument("--phi", default="0,0.5,0.8,0.9")
     parser.add_argument("--n-boot", type=int, default=1000)
     parser.add_argument("--jobs", type=int, default=2)
-    args = parser.parse_args()
+    parser.add_argument("--tiny", action="store_true", help="2 replications, n 200, phi 0 and 0.5, 20 resamples, "
+                        "1 job")
+    args = parser.parse_args(argv)
+    if args.tiny:
+        args.reps, args.n, args.phi, args.n_boot, args.jobs = 2, "200", "0,0.5", 20, 1
     sizes = [int(v) for v in args.n.split(",")]
     phis = [float(v) for v in args.phi.split(",")]
     truth = {name: true_auroc(sd) for name, sd in NOISE_SD.items()}

@@ -37,8 +37,8 @@ MAX_REQUESTS = 200  # the REST loop is bounded whatever --requests says
 DAYS = (1, 1000)
 
 
-def tiny_promotion(work: Path) -> str:
-    from datamodules.errors import run_main
+def tiny_promotion(work: Path, seeds: int) -> str:
+    from conventions.cli import run_main
     from training import promote
     from training.config import RunConfig
     from training.train import train
@@ -49,7 +49,7 @@ def tiny_promotion(work: Path) -> str:
         "train.max_epochs": 1, "train.patience": 1, "train.accelerator": "cpu",
     })
     run = train(cfg, progress=False, plots=False, log_checkpoint=False)
-    run_main(promote.main, ["--run", run.run_id, "--name", "latency", "--seeds", "2", "--quiet"])
+    run_main(promote.main, ["--run", run.run_id, "--name", "latency", "--seeds", str(seeds), "--quiet"])
     return "models:/latency@champion"
 
 
@@ -66,7 +66,7 @@ def median_seconds(fn, n: int) -> float:
 @contextlib.contextmanager
 def server(uri: str, threads: int, cwd: Path):
     """`mlflow models serve` on 127.0.0.1 (one worker), stopped at the end."""
-    from tests.servers import _stop_group, free_port
+    from tests.servers import free_port, stop_group
 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the model's own code only
@@ -89,15 +89,18 @@ def server(uri: str, threads: int, cwd: Path):
                 time.sleep(0.25)
         yield f"http://127.0.0.1:{port}/invocations", time.perf_counter() - start
     finally:
-        _stop_group(proc)
+        stop_group(proc)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-uri", default=None, help="default: promote a tiny model in a temporary store")
     parser.add_argument("--requests", type=int, default=20, help=f"timed calls per case (at most {MAX_REQUESTS})")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (0: torch's default)")
-    args = parser.parse_args()
+    parser.add_argument("--tiny", action="store_true", help="1 call per case; the promoted model has 1 seed")
+    args = parser.parse_args(argv)
+    if args.tiny:
+        args.requests = 1
     n = max(1, min(args.requests, MAX_REQUESTS))
 
     work = Path(tempfile.mkdtemp(prefix="predict-latency-"))
@@ -117,9 +120,10 @@ def main() -> None:
 
         from datamodules import sources, tiers
 
+        mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])  # the store the server reads too
         if args.threads:
             torch.set_num_threads(args.threads)
-        uri = args.model_uri or tiny_promotion(work)
+        uri = args.model_uri or tiny_promotion(work, 1 if args.tiny else 2)
         model = mlflow.pyfunc.load_model(uri)
         inner = model.unwrap_python_model()
         data = inner.config.data

@@ -146,7 +146,7 @@ def soak(cluster: Cluster, workers: int, trials: int, kills: int, every: float, 
             "kills_mid_trial": mid_trial, "workers_failed": len(failed), "wall_s": round(wall, 1)}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     import contextlib
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -157,7 +157,10 @@ def main() -> None:
     parser.add_argument("--kill-for", type=float, default=120.0, help="no kill after this many seconds")
     parser.add_argument("--timeout", type=float, default=900.0, help="the soak stops by itself after this")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    parser.add_argument("--tiny", action="store_true", help="2 workers, 3 trials, at most 1 kill after 5 s")
+    args = parser.parse_args(argv)
+    if args.tiny:
+        args.workers, args.trials, args.kills, args.every, args.kill_for = 2, 3, 1, 5.0, 30.0
     with contextlib.ExitStack() as stack:
         cluster = Cluster(stack)
         result = soak(cluster, args.workers, args.trials, args.kills, args.every, args.kill_for, args.timeout,

@@ -121,17 +121,20 @@ def loadavg() -> str:
         return "load average n/a"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=10, help="training steps per timing")
     parser.add_argument("--cap", type=float, default=6.0, help="seconds after which a timing stops early")
     parser.add_argument("--rounds", type=int, default=3, help="timings per cell; the median is reported")
     parser.add_argument("--no-large", action="store_true", help="only the demo's shapes")
-    args = parser.parse_args()
+    parser.add_argument("--tiny", action="store_true", help="1 step, 1 round, the first workload, threads 1 and 2")
+    args = parser.parse_args(argv)
+    if args.tiny:
+        args.steps, args.rounds, args.no_large = 1, 1, True
 
     default = torch.get_num_threads()  # before anything sets it: torch's own choice on this machine
-    counts = sorted({1, 2, 4, default})
-    workloads = [w for w in WORKLOADS if not (args.no_large and w.large)]
+    counts = [1, 2] if args.tiny else sorted({1, 2, 4, default})
+    workloads = [w for w in WORKLOADS if not (args.no_large and w.large)][:1 if args.tiny else None]
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"torch {torch.__version__}; os.cpu_count() {os.cpu_count()}, usable cores {cores}; torch default "
           f"threads {default}; OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')!r} "

@@ -8,9 +8,10 @@ MLflow. One run, three sections:
 2. The overhead's parts, timed from outside with `time.perf_counter` on the same config in the same process
    (warm, like runs 2 and 3; median of `--repeats`): building the datamodule (feature cache hit, and cold
    with an empty cache), the model, predicting val, the baselines (fit once per prepared data), `evaluate`
-   (block bootstrap, calibration, metrics), the two figures, logging them, a run's open/params/config/close, the checkpoint artifact. Share = part / the
-   median overhead of runs 2 and 3; what the parts leave is "unattributed" (Lightning's Trainer set-up
-   and tear-down around fit, seeding, torch.load of the checkpoint, ...).
+   (block bootstrap, calibration, metrics), the two figures, logging them, a run's open/params/config/close,
+   the checkpoint artifact. Share = part / the median overhead of runs 2 and 3; what the parts leave is
+   "unattributed" (Lightning's Trainer set-up and tear-down around fit, seeding, torch.load of the
+   checkpoint, ...).
 3. Run 1's one-off costs: whether data was prepared again (the feature cache's files, build_datamodule
    cold vs cache hit), the first call on a fresh sqlite tracking store, and the rest (first use of
    modules in the process).
@@ -57,12 +58,16 @@ def timed(fn, repeats: int = 1):
     return statistics.median(times), out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3, help="timings per part; the median is reported")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (0: torch's default)")
-    args = parser.parse_args()
+    parser.add_argument("--tiny", action="store_true", help="1 epoch, 2 runs, 1 timing per part")
+    args = parser.parse_args(argv)
+    if args.tiny:
+        args.epochs, args.repeats = 1, 1
+    n_runs = 2 if args.tiny else 4
 
     work = Path(tempfile.mkdtemp(prefix="trial-overhead-"))
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{work / 'mlflow.db'}"
@@ -93,11 +98,12 @@ def main() -> None:
 
     # 1. three runs
     runs = []
-    for i in (1, 2, 3, 4):
-        trial = i < 4  # the last run is a standalone training run: plots and checkpoint
+    for i in range(1, n_runs + 1):
+        trial = i < n_runs  # the last run is a standalone training run: plots and checkpoint
         wall, result = timed(lambda t=trial: train(cfg, progress=False, plots=not t, log_checkpoint=not t))
         runs.append((wall, result.fit_seconds, result.epochs))
-        print(f"  run {i} done ({'trial' if trial else 'standalone'}): wall {wall:.2f} s, fit {result.fit_seconds:.2f} s")
+        kind = "trial" if trial else "standalone"
+        print(f"  run {i} done ({kind}): wall {wall:.2f} s, fit {result.fit_seconds:.2f} s")
     cache_files = sorted(p.name for p in (work / "cache").glob("*")) if (work / "cache").exists() else []
 
     print(f"\n## train(cfg, progress=False), tiny a20 config ({args.epochs} epochs max), same process")

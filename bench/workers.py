@@ -50,11 +50,14 @@ def one(cluster: Cluster, workers: int, trials: int) -> tuple[float, float]:
     return wall, full if full is not None else wall
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=12)
     parser.add_argument("--workers", default="1,2,4")
-    args = parser.parse_args()
+    parser.add_argument("--tiny", action="store_true", help="2 trials, 1 and 2 workers")
+    args = parser.parse_args(argv)
+    if args.tiny:
+        args.trials, args.workers = 2, "1,2"
     counts = [int(n) for n in args.workers.split(",")]
     rows = []
     with contextlib.ExitStack() as stack:

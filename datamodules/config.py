@@ -5,7 +5,7 @@ pipeline (`prepared.prepare`), `TierDataModule` and the `python -m datamodules` 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from datamodules import tiers
 from datamodules.errors import DataError
@@ -17,7 +17,11 @@ WINDOWS = ("expanding", "rolling")
 @dataclass(frozen=True)
 class DataConfig:
     tier: str = "a20"
-    path: str | None = None  # None: the embedded S&P 500 daily OHLCV shipped by `arch`
+    # None: the embedded S&P 500 daily OHLCV shipped by `arch`. `free` (field metadata): a setting that does
+    # not change the experiment, so a study resumes and an ablation cell is reused across it
+    # (`training.config.FREE`)
+    path: str | None = field(default=None, metadata={"free": "where the file lies: its content is in the "
+                                                             "data fingerprint"})
     input_size: int = 80  # context length L in trading days
     horizon: int = 1  # label: max(High[t+1 .. t+horizon]) >= Close_t * (1 + threshold)
     threshold: float = 0.01

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import argparse
 
-from datamodules.errors import SWITCH, Parser, UserError, optional, run_main
+from conventions.cli import SWITCH, Parser, optional, run_main
+from conventions.errors import UserError
 from hpo.convergence import Convergence
 from hpo.dry_run import n_features_of, report
 from hpo.settings import DEFAULT_STORAGE, StudySettings

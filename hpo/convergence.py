@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from datamodules.errors import UserError
+from conventions.errors import UserError
 
 if TYPE_CHECKING:
     import optuna

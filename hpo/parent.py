@@ -14,7 +14,7 @@ import optuna
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from datamodules.errors import UserError
+from conventions.errors import UserError
 from models.budgets import parse_budget
 from models.intervals import SAYS, selection_null, verdict
 from training import notes, plotting, tracking

@@ -8,7 +8,7 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
-from datamodules.errors import UserError
+from conventions.errors import UserError
 from hpo.parent import PARENT_ATTR, best_by_budget, check_objective
 from hpo.storage import open_storage, study_exists
 from models.budgets import parse_budget

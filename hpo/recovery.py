@@ -30,7 +30,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from datamodules.errors import UserError
+from conventions.errors import UserError
 from hpo.settings import env_seconds
 from training import notes
 

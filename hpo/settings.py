@@ -7,7 +7,7 @@ import math
 import os
 from dataclasses import dataclass
 
-from datamodules.errors import UserError
+from conventions.errors import UserError
 from hpo.convergence import Convergence
 from models.budgets import StyleGrid, style_grid
 from training.config import RunConfig

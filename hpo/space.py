@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from datamodules.errors import UserError
+from conventions.errors import UserError
 from models.backbones.spec import FEATURE_PROJ
 from models.budgets import MAX_LAYERS, MIN_WIDTH, SHAPE_KEYS, count_params, n_heads, parse_budget
 from models.registry import get_spec

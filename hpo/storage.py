@@ -32,7 +32,8 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage, RDBStorage, _CachedStorage
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 
-from datamodules.errors import UserError, mask
+from conventions.cli import mask
+from conventions.errors import UserError
 from hpo.settings import DEFAULT_STORAGE, env_seconds
 
 DB_RETRY_S = 300.0

@@ -25,7 +25,7 @@ from optuna.exceptions import DuplicatedStudyError, UpdateFinishedTrialError
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from datamodules.errors import UserError
+from conventions.errors import UserError
 from datamodules.prepared import Prepared, Seen
 from hpo import parent, phase2
 from hpo.forced import EXTREMES, forced_configs
@@ -46,10 +46,16 @@ from hpo.storage import Admission, open_storage, study_exists
 from models import baselines
 from models.budgets import SHAPE_KEYS, STYLES, StyleGrid, count_params, parse_budget, solve
 from training import notes, tracking
-from training.config import RunConfig
+from training.config import FREE, RunConfig
 from training.train import EVIDENCE, MONITOR, OBJECTIVE, SELECT, evidence_line, train
 
 PARENT_WAIT_S = 30.0
+FAILURE_STREAK = 3  # this worker's trials failing in a row with the same error stop the study: a bug, not bad luck
+
+
+class RepeatedFailure(UserError):
+    """`FAILURE_STREAK` trials in a row failed with the same error: the study stops instead of spending its
+    budget on it (their tracebacks were printed, the error is each trial's `error`)."""
 
 
 @dataclass
@@ -77,6 +83,7 @@ def run_study(
     objective = Objective(settings.base, session.space, n_features, study.study_name, parent_id,
                           parent.experiment_of(parent_id), settings.log_checkpoints, echo)
     ran, reason, null, waiting = 0, "error", None, False
+    streak: list[FrozenTrial] = []  # this worker's last trials, failed with one same error
     admission = Admission(settings.storage, study.study_name)
 
     with tracking.ending(parent_id, close=lambda status: parent.close(parent_id, study, status)):
@@ -93,6 +100,13 @@ def run_study(
                     ran += 1
                     parent.summarise(parent_id, study)
                     echo(f"{_trial_line(finished)} {progress.status(_count(study))}")
+                    streak = _failure_streak(streak, finished)
+                    if len(streak) >= FAILURE_STREAK:
+                        reason = f"stopped: {len(streak)} trials in a row failed with the same error"
+                        raise RepeatedFailure(
+                            f"study {study.study_name!r} stopped: trials {', '.join(str(t.number) for t in streak)} "
+                            f"failed in a row with the same error ({streak[0].user_attrs['error']}); their "
+                            "tracebacks are above; fix it and rerun the same command to resume the study")
                     continue
                 running = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
                 if not running:
@@ -173,7 +187,8 @@ class Objective:
     """One trial: a nested MLflow run (tags first), the config from the trial's params, `train` inside it.
 
     The run ends FINISHED with `trial_state=COMPLETE` or `PRUNED`, FAILED with `trial_state=FAIL` and an
-    `error` tag on any exception (the study goes on: Optuna marks the trial FAIL), KILLED on Ctrl-C
+    `error` tag on any exception (Optuna marks the trial FAIL and the study goes on, unless `FAILURE_STREAK`
+    trials in a row failed with the same error: `RepeatedFailure`), KILLED on Ctrl-C
     (`tracking.ending`)."""
 
     base: RunConfig
@@ -289,6 +304,17 @@ def _run_trial(study: optuna.Study, trial: optuna.Trial, objective: Objective) -
     return study.tell(trial, value, state=state, skip_if_finished=True)
 
 
+def _failure_streak(streak: list[FrozenTrial], finished: FrozenTrial) -> list[FrozenTrial]:
+    """`streak` followed by `finished`: longer when it failed with the streak's error (its `error`), a new
+    streak when it failed with another, empty when it did not fail with an error."""
+    error = finished.user_attrs.get("error") if finished.state == TrialState.FAIL else None
+    if error is None:
+        return []
+    if streak and streak[0].user_attrs["error"] == error:
+        return [*streak, finished]
+    return [finished]
+
+
 def _median_pruner(max_epochs: int) -> optuna.pruners.MedianPruner:
     """Prune a trial below the median of earlier trials at the same epoch, once 5 trials finished; never in
     its first 3 epochs (a third of them when max-epochs < 9, so that short studies can prune too)."""
@@ -348,11 +374,6 @@ def _wait_for_parent(study: optuna.Study) -> str | None:
             return study.user_attrs[parent.PARENT_ATTR]
         time.sleep(0.5)
     return None
-
-
-# settings that may differ between the workers of one study: where the data file lies (its content is
-# in the fingerprint) and the hardware
-FREE = ("data.path", "train.accelerator", "train.precision", "train.matmul_precision")
 
 
 def _definition(base: RunConfig, space: SearchSpace, fingerprint: str, budgets: list[str], phase: int) -> dict:

@@ -20,7 +20,7 @@ from decimal import Decimal
 import numpy as np
 import torch
 
-from datamodules.errors import UserError
+from conventions.errors import UserError
 from models.classifier import build_classifier
 from models.config import ModelConfig
 

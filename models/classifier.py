@@ -30,6 +30,10 @@ if ("ignore", None, PossibleUserWarning, None, 0) in warnings.filters:
     warnings.filterwarnings("default", category=PossibleUserWarning, append=True)
 
 
+# which parameters `configure_optimizers` decays (logged as the param `optimizer.weight_decay_applies_to`)
+DECAYED = "parameters with >= 2 dimensions (weight matrices; not biases or norm weights)"
+
+
 class EpochLosses:
     """The training losses of one epoch on their device: `add` keeps a reference (no kernel, no host
     sync); `check` reads those added since the last check (one sync) and raises `NonFiniteLossError` at the
@@ -107,17 +111,21 @@ class DirectionClassifier(pl.LightningModule):
         x, y = batch
         loss = self.loss(self(x).float(), y.reshape(-1))
         self.train_losses.add(loss, self.global_step, batch_idx, len(y))
-        if self._ends_epoch(batch_idx):
-            self.log("train/loss", self.train_losses.mean(), on_step=False, on_epoch=True, batch_size=1)
         return loss
 
-    def _ends_epoch(self, batch_idx: int) -> bool:
-        """Whether this training step is the epoch's last: its last batch, or `max_steps` reached."""
-        trainer = self._trainer
-        if trainer is None:  # a step called outside a Trainer: nothing to log to
-            return False
+    def on_train_batch_end(self, outputs, batch, batch_idx):
+        """After the epoch's last training batch (its optimizer step done), before validation: `train/loss`."""
+        if self._ended_epoch(batch_idx):
+            self.log("train/loss", self.train_losses.mean(), on_step=False, on_epoch=True, batch_size=1)
+
+    def _ended_epoch(self, batch_idx: int) -> bool:
+        """Whether the batch just trained was the epoch's last, as Lightning counts: the last of the loader or
+        of `limit_train_batches`, or the one whose optimizer step reached `max_steps` (optimizer steps, of
+        `accumulate_grad_batches` batches each)."""
+        trainer = self.trainer
         return (batch_idx + 1 >= trainer.num_training_batches
-                or 0 <= trainer.max_steps <= self.global_step + 1)
+                or trainer.fit_loop.epoch_loop.batch_progress.is_last_batch
+                or 0 <= trainer.max_steps <= trainer.global_step)
 
     def check_finite_loss(self) -> None:
         """Raise `NonFiniteLossError` if a training loss of this epoch was NaN or infinite."""
@@ -163,7 +171,12 @@ class DirectionClassifier(pl.LightningModule):
         return torch.sigmoid(self(x).float())
 
     def configure_optimizers(self):
-        return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        """AdamW; weight decay on the weight matrices only (`DECAYED`), not on biases or norm weights."""
+        decayed = [p for p in self.parameters() if p.ndim >= 2]
+        others = [p for p in self.parameters() if p.ndim < 2]
+        groups = [{"params": decayed, "weight_decay": self.hparams.weight_decay},
+                  {"params": others, "weight_decay": 0.0}]
+        return torch.optim.AdamW([g for g in groups if g["params"]], lr=self.hparams.lr)
 
 
 def build_classifier(

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from datamodules.errors import UserError
+from conventions.errors import UserError
 
 
 class NonFiniteLossError(UserError):

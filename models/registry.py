@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from datamodules.errors import UserError
+from conventions.errors import UserError
 from models.backbones import informer, itransformer, patchtst, timexer
 from models.backbones.spec import BackboneSpec
 from models.config import HP_DEFAULTS, HP_NAMES, ModelConfig

@@ -1,5 +1,6 @@
 """Fast-CPU fixtures. Every test gets its own MLflow sqlite store and feature cache: never the user's."""
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -17,19 +18,76 @@ def one_thread(monkeypatch):
     torch.set_num_threads(before)
 
 
-@pytest.fixture(autouse=True)
-def isolated_stores(tmp_path, monkeypatch):
+@pytest.fixture(scope="session")
+def migrated_store(tmp_path_factory):
+    """A new MLflow sqlite store with its tables made, once per test session: making them (MLflow's alembic
+    migrations) takes seconds, copying the file milliseconds."""
+    from mlflow.tracking import MlflowClient
+
+    path = tmp_path_factory.mktemp("store") / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").get_experiment("0")
+    return path
+
+
+def copy_store(template: Path, directory: Path) -> None:
+    """`directory/mlflow.db`: a copy of the migrated `template`, its Default experiment's artifacts in
+    `directory/mlruns`, as a new store made there would have them."""
+    import shutil
+    import sqlite3
+
+    shutil.copyfile(template, directory / "mlflow.db")
+    with sqlite3.connect(directory / "mlflow.db") as db:
+        db.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0",
+                   (str(directory / "mlruns" / "0"),))
+    db.close()
+
+
+def use_store(monkeypatch: pytest.MonkeyPatch, directory: Path) -> None:
+    """Point MLflow, the feature cache and the working directory at `directory` (its `mlflow.db`)."""
     import mlflow
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = f"sqlite:///{directory / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.setenv("DIRECTION_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.chdir(tmp_path)  # ./mlruns artifacts and any relative output land in the temp dir
+    monkeypatch.setenv("DIRECTION_CACHE_DIR", str(directory / "cache"))
+    monkeypatch.chdir(directory)  # ./mlruns artifacts and any relative output land there
     mlflow.set_tracking_uri(uri)
+
+
+@pytest.fixture(autouse=True)
+def isolated_stores(tmp_path, monkeypatch, migrated_store):
+    """Each test's own sqlite store (a copy of `migrated_store`) and feature cache."""
+    import mlflow
+
+    copy_store(migrated_store, tmp_path)
+    use_store(monkeypatch, tmp_path)
     yield
     while mlflow.active_run():
         mlflow.end_run("FAILED")
     mlflow.set_tracking_uri(None)
+
+
+@pytest.fixture(scope="module")
+def module_store(tmp_path_factory, migrated_store):
+    """A store shared by the tests of one module, for work done once and read by several tests (a module
+    fixture builds it inside `shared(module_store)`; each reading test calls `use_store` on it)."""
+    directory = tmp_path_factory.mktemp("module-store")
+    copy_store(migrated_store, directory)
+    return directory
+
+
+@contextlib.contextmanager
+def shared(directory: Path):
+    """Inside: MLflow, the feature cache and the working directory are `directory`'s (restored after)."""
+    import mlflow
+
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        use_store(monkeypatch, directory)
+        try:
+            yield
+        finally:
+            while mlflow.active_run():
+                mlflow.end_run("FAILED")
+            mlflow.set_tracking_uri(None)
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,6 +113,11 @@ def run_cli(tmp_path):
 @pytest.fixture
 def tiny_config():
     """A run that trains in seconds on 2 CPU cores: embedded a20 data, short context, tiny network."""
+    return tiny()
+
+
+def tiny():
+    """`tiny_config`, for fixtures of a wider scope."""
     from training.config import RunConfig
 
     return RunConfig().override({

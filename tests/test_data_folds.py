@@ -6,9 +6,10 @@ import hashlib
 import numpy as np
 import pytest
 
+from conventions.errors import UserError
 from datamodules import sources, tiers
 from datamodules.config import DataConfig
-from datamodules.errors import DataError, UserError
+from datamodules.errors import DataError
 from datamodules.prepared import prepare
 from datamodules.splits import Scaler
 from tests.test_data_support import synthetic_ohlcv

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from datamodules.errors import UserError
+from conventions.errors import UserError
 from datamodules.prepared import prepare
 from hpo.ablation.plan import build_parser, plan_from_args
 from hpo.ablation.run import run_ablation

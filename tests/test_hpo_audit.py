@@ -15,7 +15,8 @@ from mlflow.tracking import MlflowClient
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
 
-from datamodules.errors import UserError, run_main
+from conventions.cli import run_main
+from conventions.errors import EXIT_FINDINGS, UserError
 from hpo.audit.__main__ import main
 from hpo.audit.checks import SECTIONS
 from hpo.audit.report import figures
@@ -201,7 +202,7 @@ def test_audit_finds_exactly_what_was_planted(planted, capsys):
     assert "suspicious: 5" in printed and "lr: 4 of the top 5 trials at the high edge" in printed
     assert (f"selection: the best trial's best/val_select/auroc 0.9000 (trial 12) exceeds {selection['null_p95']:.4f}, "
             "what the best of 68 random scorers reaches on the same val_select labels") in printed
-    assert main(["--study", "planted", "--fail-on-findings"]) == 1
+    assert main(["--study", "planted", "--fail-on-findings"]) == EXIT_FINDINGS  # not 1, a bug's
 
 
 def test_a_study_that_selected_on_val_report_gets_its_null_on_val_report(planted):

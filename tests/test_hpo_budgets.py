@@ -7,7 +7,8 @@ import pytest
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState, create_trial
 
-from datamodules.errors import UserError, mask
+from conventions.cli import mask
+from conventions.errors import UserError
 from hpo.__main__ import build_parser, settings_from_args
 from hpo.convergence import Convergence
 from hpo.forced import EXTREMES, forced_configs
@@ -167,13 +168,13 @@ def test_storage_passwords_are_masked():
 
 
 def test_storage_that_cannot_be_opened(tmp_path):
-    with pytest.raises(ValueError, match="cannot open storage missing/s.journal: directory missing does not exist"):
+    with pytest.raises(UserError, match="cannot open storage missing/s.journal: directory missing does not exist"):
         open_storage("missing/s.journal")
-    with pytest.raises(ValueError, match=f"cannot open storage {tmp_path}: .* is a directory"):
+    with pytest.raises(UserError, match=f"cannot open storage {tmp_path}: .* is a directory"):
         open_storage(str(tmp_path))
-    with pytest.raises(ValueError, match="cannot open storage sqlite:////nowhere/s.db"):
+    with pytest.raises(UserError, match="cannot open storage sqlite:////nowhere/s.db"):
         open_storage("sqlite:////nowhere/s.db")
-    with pytest.raises(ValueError, match="no study storage at s.journal"):
+    with pytest.raises(UserError, match="no study storage at s.journal"):
         open_storage("s.journal", must_exist=True)
     assert not (tmp_path / "s.journal").exists()
     open_storage("s.journal")

@@ -13,6 +13,8 @@ from optuna.distributions import CategoricalDistribution
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import TrialState, create_trial
 
+from conventions.cli import run_main
+from hpo.__main__ import main
 from tests.conftest import REPO
 from tests.test_data_support import unsorted_ohlcv
 from training.train import OBJECTIVE
@@ -42,7 +44,7 @@ def hpo_process(tmp_path, args):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-BAD = {  # flags -> the error; each command runs in its own directory, all at once (each start costs ~10 s)
+BAD = {  # flags -> the error; each command runs in its own directory
     ("--budgets", "20k,2X"): "unknown budget '2X'",
     ("--param-budget", "500"): "budget 500 is too small for any itransformer shape",
     ("--budgets", "20k,50k", "--forced-extremes"): "--trials 2 is smaller than the 12 configs that run first",
@@ -57,9 +59,11 @@ BAD = {  # flags -> the error; each command runs in its own directory, all at on
     ("--budgets", "20k,0.02M"): "budget 20k is listed twice in '20k,0.02M'",
     ("--data", "unsorted.csv"): "unsorted.csv: ",  # the rest: tests.test_data_support.unsorted_ohlcv's message
 }
+FRESH = ("--storage", "postgresql://me:secret@127.0.0.1:1/db")  # also as a fresh process (each start ~10 s)
 
 
-def test_bad_input_is_one_line_and_writes_nothing_and_dry_run_writes_nothing(tmp_path):
+def test_bad_input_is_one_line_and_writes_nothing_and_dry_run_writes_nothing(tmp_path, monkeypatch, capsys):
+    """In-process through `run_main` as `python -m hpo` runs it; one case also as a fresh process."""
     dirs = {args: tmp_path / f"bad{i}" for i, args in enumerate(BAD)}
     for d in dirs.values():
         d.mkdir()
@@ -72,29 +76,38 @@ def test_bad_input_is_one_line_and_writes_nothing_and_dry_run_writes_nothing(tmp
     dist = {"budget": CategoricalDistribution(["20k", "50k"])}
     phase1.add_trial(create_trial(value=0.6, params={"budget": "20k"}, distributions=dist))
     phase1.add_trial(create_trial(state=TrialState.FAIL, params={"budget": "50k"}, distributions=dist))
-    dry = tmp_path / "dry"
-    dry.mkdir()
-    MlflowClient().search_experiments()  # the store exists before the processes start (no schema race)
-    procs = {args: hpo_process(d, [*TINY, "--trials", "2", *args]) for args, d in dirs.items()}
-    dry_run = hpo_process(dry, ["--model", "itransformer", "--data-tier", "a200", "--trials", "70",
-                                "--forced-extremes", "--dry-run"])
+    fresh = hpo_process(dirs[FRESH], [*TINY, "--trials", "2", *FRESH])
 
-    for args, proc in procs.items():
-        out, err = proc.communicate(timeout=300)
-        assert proc.returncode == 2, (args, err)
+    seen = {}
+    for args, d in dirs.items():
+        monkeypatch.chdir(d)
+        code = 0
+        try:
+            run_main(main, [*TINY, "--trials", "2", *args])
+        except SystemExit as exit_:
+            code = exit_.code
+        out, err = capsys.readouterr()
+        assert code == 2, (args, err)
         lines = err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and BAD[args] in lines[0], (args, err)
         assert "unsorted.csv" not in args or lines[0] == f"error: unsorted.csv: {unsorted}"
         assert "secret" not in out + err
+        seen[args] = lines
         expected = ["one-budget"] if "one-budget" in args else []
-        assert studies(dirs[args]) == expected, args  # no study created
+        assert studies(d) == expected, args  # no study created
         if not expected:  # nor an empty journal file
-            assert not (dirs[args] / "optuna.journal").exists(), args
+            assert not (d / "optuna.journal").exists(), args
+    out, err = fresh.communicate(timeout=300)
+    assert fresh.returncode == 2 and err.strip().splitlines() == seen[FRESH] and "secret" not in out + err, err
     assert all_runs() == []  # no MLflow run, RUNNING or otherwise
     assert not_journal.read_text() == "garbage\n"  # nothing appended to a file that is not a journal
 
-    out, err = dry_run.communicate(timeout=300)
-    assert dry_run.returncode == 0, err
+    dry = tmp_path / "dry"
+    dry.mkdir()
+    monkeypatch.chdir(dry)
+    run_main(main, ["--model", "itransformer", "--data-tier", "a200", "--trials", "70", "--forced-extremes",
+                    "--dry-run"])
+    out = capsys.readouterr().out
     forced = [line for line in out.splitlines() if " params  " in line]
     assert len(forced) == 18 and "forced configs (18" in out
     assert "200M" not in out and "1,984,321" in out  # 2M shallow-wide at 200 features, L80

@@ -101,7 +101,8 @@ def runs_of_test():
 def check_study_and_runs(study, trials):
     """Exactly `trials` counted; numbers unique; nothing RUNNING; one parent, every trial run nested under
     it and closed; no password in any param or tag."""
-    assert len(counted(study)) == trials, [(t.number, t.state.name, t.user_attrs.get(FAILED_REASON)) for t in study.trials]
+    states = [(t.number, t.state.name, t.user_attrs.get(FAILED_REASON)) for t in study.trials]
+    assert len(counted(study)) == trials, states
     assert [t.number for t in study.trials] == list(range(len(study.trials)))
     assert not study.get_trials(states=(TrialState.RUNNING, TrialState.WAITING))
     runs = runs_of_test()
@@ -134,6 +135,7 @@ def running_trial_of(url, host, deadline):
     pytest.fail(f"no running trial of worker {host}")
 
 
+@pytest.mark.slow  # minutes of several `python -m hpo` processes; CI runs it (-m slow)
 def test_four_workers_start_at_once_one_killed_on_another_machine_and_restarted(servers, tmp_path,
                                                                                  tracking_server):
     """Four workers enter `python -m hpo` in the same second (the study and its parent created once); the one
@@ -170,6 +172,7 @@ def test_four_workers_start_at_once_one_killed_on_another_machine_and_restarted(
     assert "optimization_history.png" in plots
 
 
+@pytest.mark.slow  # minutes of several `python -m hpo` processes; CI runs it (-m slow)
 def test_postgres_restarted_mid_study(servers, tmp_path, pg_server):
     trials = 3
     args = [*TINY, "--trials", str(trials), "--storage", servers]
@@ -196,7 +199,8 @@ def test_postgres_restarted_mid_study(servers, tmp_path, pg_server):
 
 
 def test_postgres_urls_open_with_psycopg_and_never_show_the_password(pg_server):
-    from datamodules.errors import UserError, mask
+    from conventions.cli import mask
+    from conventions.errors import UserError
     from hpo.storage import engine_url
 
     url = pg_server.url("optuna")

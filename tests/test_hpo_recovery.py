@@ -55,7 +55,7 @@ def test_stale_reasons():
 
 
 def test_heartbeat_grace_and_host_from_the_environment(monkeypatch):
-    from datamodules.errors import UserError
+    from conventions.errors import UserError
     from hpo.recovery import _host, check_timing, grace_s, heartbeat_s
 
     assert (heartbeat_s(), grace_s()) == (60.0, GRACE_S)

@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState, create_trial
 
-from datamodules.errors import UserError
+from conventions.errors import UserError
 from datamodules.prepared import prepare
 from hpo import parent
 from hpo.convergence import Convergence

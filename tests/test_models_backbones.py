@@ -4,7 +4,7 @@
 import pytest
 import torch
 
-from datamodules.errors import UserError
+from conventions.errors import UserError
 from models.budgets import count_params
 from models.classifier import build_classifier
 from models.config import HP_NAMES, ModelConfig
@@ -22,9 +22,9 @@ def test_registry_lists_the_four_architectures():
 
 
 def test_unknown_model_names_the_known_ones():
-    with pytest.raises(ValueError, match="^unknown model 'x'; known: informer, itransformer, patchtst, timexer$"):
+    with pytest.raises(UserError, match="^unknown model 'x'; known: informer, itransformer, patchtst, timexer$"):
         get_spec("x")
-    with pytest.raises(ValueError, match="unknown model"):
+    with pytest.raises(UserError, match="unknown model"):
         build_backbone("x", F, L)
 
 
@@ -122,20 +122,20 @@ def test_counting_does_not_touch_the_rng():
 def test_bad_shapes_raise_one_clear_line(name):
     with pytest.raises(UserError, match="not divisible by n_heads"):
         build_backbone(name, F, L, **{**TINY, "hidden_size": 18, "n_heads": 4})
-    with pytest.raises(ValueError, match="unknown hyper-parameter"):
+    with pytest.raises(UserError, match="unknown hyper-parameter"):
         build_backbone(name, F, L, hidden=16)
-    with pytest.raises(ValueError, match="feature_proj"):
+    with pytest.raises(UserError, match="feature_proj"):
         build_backbone(name, F, L, feature_proj=-1)
 
 
 @pytest.mark.parametrize("name", ["patchtst", "timexer"])
 def test_patch_longer_than_input_raises(name):
-    with pytest.raises(ValueError, match="patch_len 40 is longer than input_size 32"):
+    with pytest.raises(UserError, match="patch_len 40 is longer than input_size 32"):
         build_backbone(name, F, L, **{**TINY, "patch_len": 40})
 
 
 def test_informer_needs_two_heads():
-    with pytest.raises(ValueError, match="n_heads must be >= 2"):
+    with pytest.raises(UserError, match="n_heads must be >= 2"):
         build_backbone("informer", F, L, **{**TINY, "n_heads": 1})
 
 

@@ -3,7 +3,7 @@ repeated shapes across budgets, budgets that fit nothing."""
 
 import pytest
 
-from datamodules.errors import UserError
+from conventions.errors import UserError
 from models.budgets import (
     STYLES,
     WIDTHS,

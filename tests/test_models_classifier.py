@@ -5,7 +5,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from models.classifier import DirectionClassifier, EpochLosses, build_classifier
+from models.classifier import DECAYED, DirectionClassifier, EpochLosses, build_classifier
 from models.losses import NonFiniteLossError, make_loss
 from models.registry import available, build_backbone
 
@@ -114,3 +114,21 @@ def test_epoch_losses_name_the_first_non_finite_step_after_a_clean_check():
     with pytest.raises(NonFiniteLossError, match=r"non-finite training loss nan at global step 3 \(batch 3\)"):
         losses.check()
     losses.check()  # cleared: the error is raised once
+
+
+@pytest.mark.parametrize("name", ["itransformer", "patchtst"])
+def test_weight_decay_shrinks_the_weight_matrices_only(name):
+    """AdamW with zero gradients moves a parameter only by its decoupled decay, p * (1 - lr * wd): every
+    parameter of >= 2 dimensions shrinks by that factor; biases and norm weights do not move."""
+    model = build_classifier(name, F, L, lr=0.1, weight_decay=0.5, **TINY)
+    optimizer = model.configure_optimizers()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    optimizer.step()
+    shapes = {n: p.ndim for n, p in model.named_parameters()}
+    assert any(d >= 2 for d in shapes.values()) and any("norm" in n for n in shapes if shapes[n] < 2)
+    for n, p in model.named_parameters():
+        expected = before[n] * (1 - 0.1 * 0.5) if p.ndim >= 2 else before[n]
+        torch.testing.assert_close(p.detach(), expected, msg=n)
+    assert DECAYED.startswith("parameters with >= 2 dimensions")

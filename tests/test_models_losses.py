@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conventions.errors import UserError
 from models.losses import FocalLoss, make_loss
 
 
@@ -41,8 +42,9 @@ def test_make_loss():
     assert isinstance(make_loss("focal", 1.0, 0.5), FocalLoss)
     bce = make_loss("bce")
     z = torch.tensor([[0.3], [-1.2]])
-    assert torch.allclose(bce(z, torch.tensor([1, 0])), F.binary_cross_entropy_with_logits(z.flatten(), torch.tensor([1.0, 0.0])))
-    with pytest.raises(ValueError, match="unknown loss 'mse'"):
+    expected = F.binary_cross_entropy_with_logits(z.flatten(), torch.tensor([1.0, 0.0]))
+    assert torch.allclose(bce(z, torch.tensor([1, 0])), expected)
+    with pytest.raises(UserError, match="unknown loss 'mse'"):
         make_loss("mse")
-    with pytest.raises(ValueError, match="gamma >= 0"):
+    with pytest.raises(UserError, match="gamma >= 0"):
         make_loss("focal", -1.0, 0.25)

@@ -1,4 +1,4 @@
-"""Packaging: the wheel built from this checkout holds the four packages and nothing else, pins torch, and
+"""Packaging: the wheel built from this checkout holds the five packages and nothing else, pins torch, and
 has pytest and ruff only as the `dev` extra."""
 
 import email.parser
@@ -15,7 +15,7 @@ import pytest
 from packaging.requirements import Requirement
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("datamodules", "models", "training", "hpo")
+PACKAGES = ("conventions", "datamodules", "models", "training", "hpo")
 PROJECT_FILES = ("pyproject.toml", "README.md", "setup.py", "setup.cfg", "MANIFEST.in")
 
 
@@ -34,7 +34,7 @@ def _require_build_backend() -> None:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> tuple[Path, zipfile.ZipFile]:
     """(source copy, wheel). The wheel is built from a copy of the checkout's project files and of every
-    top-level directory with an `__init__.py` (the four packages, tests/, bench/), so that the build's
+    top-level directory with an `__init__.py` (the five packages, tests/, bench/), so that the build's
     build/ and *.egg-info land there and never in the repository or a stale build/ of it."""
     _require_build_backend()
     src, out = tmp_path_factory.mktemp("src"), tmp_path_factory.mktemp("wheel")
@@ -61,7 +61,7 @@ def _metadata(wheel: zipfile.ZipFile):
     return email.parser.Parser().parsestr(wheel.read(name).decode())
 
 
-def test_wheel_holds_the_four_packages_and_nothing_else(built):
+def test_wheel_holds_the_five_packages_and_nothing_else(built):
     src, wheel = built
     names = set(wheel.namelist())
     top = {n.split("/", 1)[0] for n in names}

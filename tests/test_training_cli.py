@@ -8,7 +8,7 @@ import sys
 import pytest
 from mlflow.tracking import MlflowClient
 
-from datamodules.errors import run_main
+from conventions.cli import run_main
 from tests.conftest import REPO
 from tests.test_data_support import unsorted_ohlcv
 from training.__main__ import main
@@ -96,7 +96,7 @@ def test_a_tracking_store_that_cannot_be_used_is_one_line(run_cli, tmp_path, mon
 
 def test_a_bug_keeps_its_traceback_and_exits_1(run_cli, tmp_path):
     """A `UserError` is one line and exit 2; anything else is a bug: traceback, exit 1."""
-    script = ("from datamodules.errors import run_main\n"
+    script = ("from conventions.cli import run_main\n"
               "def main():\n    raise ValueError('internal bug')\n"
               "run_main(main)\n")
     import subprocess
@@ -157,7 +157,8 @@ def test_use_best_from_run_then_flags_override(tiny_config, tmp_path, capsys):
 
     client = MlflowClient()
     client.create_registered_model("itransformer-a20")
-    version = client.create_model_version("itransformer-a20", f"runs:/{result.run_id}/checkpoints", run_id=result.run_id)
+    version = client.create_model_version("itransformer-a20", f"runs:/{result.run_id}/checkpoints",
+                                          run_id=result.run_id)
     client.set_registered_model_alias("itransformer-a20", "champion", version.version)
     assert parse("--use-best-from", "models:/itransformer-a20@champion") == tiny_config
     assert parse("--use-best-from", f"models:/itransformer-a20/{version.version}") == tiny_config

@@ -57,3 +57,26 @@ def test_missing_and_invalid_config_files(tmp_path):
     bad.write_bytes(b"\xff\xfe\x00binary")
     with pytest.raises(ConfigError, match="bad.json: not a JSON config"):
         RunConfig.load(bad)
+
+
+def test_free_settings_are_marked_on_their_fields_and_change_neither_a_study_nor_an_ablation_cell():
+    """`FREE` is read from the fields' metadata; a study's definition and an ablation cell's key leave out
+    exactly those settings, and every other one changes both."""
+    from hpo.ablation.plan import _cell
+    from hpo.space import SearchSpace
+    from hpo.study import _definition
+    from training.config import FREE
+
+    assert FREE == ("data.path", "train.accelerator", "train.precision", "train.matmul_precision")
+    base = RunConfig()
+    space = SearchSpace.build(base, ["20k"], set(), 20)
+
+    def keys(cfg):
+        return _definition(cfg, space, "fp", ["20k"], 1), _cell(cfg, "itransformer", 80, 1, "fp").key
+
+    free = base.override({"data.path": "/elsewhere/spy.csv", "train.accelerator": "cpu",
+                          "train.precision": "bf16-mixed", "train.matmul_precision": "high"})
+    assert keys(free) == keys(base)
+    for key, value in (("data.threshold", 0.02), ("train.max_epochs", 3)):
+        definition, cell = keys(base.override({key: value}))
+        assert definition != keys(base)[0] and cell != keys(base)[1], key

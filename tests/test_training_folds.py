@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from datamodules.errors import run_main
+from conventions.cli import run_main
 from datamodules.prepared import prepare
 from models.intervals import (
     FoldBootstrap,

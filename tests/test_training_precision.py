@@ -7,7 +7,7 @@ import torch
 from mlflow.tracking import MlflowClient
 from torch import nn
 
-from datamodules.errors import run_main
+from conventions.cli import run_main
 from models.classifier import build_classifier
 from tests.test_training_cli import TINY, parse, runs_by_status
 from training.__main__ import main

@@ -2,6 +2,8 @@
 pyfunc, labels where the future is known, one-line errors for bad input. Real MLflow (temp sqlite store),
 a real server on 127.0.0.1."""
 
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -16,10 +18,11 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from conventions.cli import run_main
 from datamodules import sources
-from datamodules.errors import run_main
 from datamodules.labels import make_labels
-from tests.servers import _stop_group, free_port
+from tests.conftest import shared, tiny, use_store
+from tests.servers import free_port, stop_group
 from training import predict, promote
 from training.train import train
 
@@ -28,12 +31,20 @@ URI = f"models:/{NAME}@champion"
 L, WARMUP = 16, 59  # the tiny config's input size; tier a20's warm-up on the embedded data
 
 
-@pytest.fixture
-def promoted(tiny_config, capsys):
-    run = train(tiny_config.override({"train.max_epochs": 1}), progress=False, plots=False, log_checkpoint=False)
-    run_main(promote.main, ["--run", run.run_id, "--name", NAME, "--seeds", "2", "--quiet"])
-    capsys.readouterr()
+@pytest.fixture(scope="module")
+def promotion(module_store):
+    """One tiny run promoted (2 seeds) in the module's store, read by every test that asks for `promoted`."""
+    with shared(module_store):
+        run = train(tiny().override({"train.max_epochs": 1}), progress=False, plots=False, log_checkpoint=False)
+        with contextlib.redirect_stdout(io.StringIO()):
+            run_main(promote.main, ["--run", run.run_id, "--name", NAME, "--seeds", "2", "--quiet"])
     return run
+
+
+@pytest.fixture
+def promoted(promotion, module_store, monkeypatch):
+    use_store(monkeypatch, module_store)
+    return promotion
 
 
 def cli(capsys, *args):
@@ -154,7 +165,7 @@ def test_mlflow_models_serve_answers_with_the_pyfunc_numbers(promoted, tmp_path)
         with urllib.request.urlopen(request, timeout=60) as r:
             served = pd.DataFrame(json.load(r)["predictions"])
     finally:
-        _stop_group(server)
+        stop_group(server)
     expected = mlflow.pyfunc.load_model(URI).predict(rows)
     assert served["date"].tolist() == expected["date"].tolist() and served["date"].iloc[-1] == "2018-12-31"
     np.testing.assert_allclose(served[["probability", "probability_raw"]], expected[["probability", "probability_raw"]],

@@ -10,9 +10,9 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
+from conventions.cli import run_main
 from datamodules import sources
 from datamodules.datamodule import TierDataModule
-from datamodules.errors import run_main
 from datamodules.prepared import prepare
 from hpo.settings import StudySettings
 from hpo.study import run_study

@@ -11,6 +11,8 @@ from mlflow.tracking import MlflowClient
 from sklearn.metrics import roc_auc_score
 
 from models import baselines
+from models.classifier import DECAYED
+from tests.conftest import shared, tiny, use_store
 from training.config import RunConfig
 from training.train import train
 
@@ -18,9 +20,17 @@ PER_EPOCH = ["train/loss", "val/loss", "val/auroc", "val/ap", "val/brier",
              "val/direction_accuracy", "val/balanced_accuracy"]
 
 
+@pytest.fixture(scope="module")
+def trained_once(module_store):
+    with shared(module_store):
+        return train(tiny(), progress=False)
+
+
 @pytest.fixture
-def trained(tiny_config):
-    return train(tiny_config, progress=False)
+def trained(trained_once, module_store, monkeypatch):
+    """One tiny run per module, in the module's store."""
+    use_store(monkeypatch, module_store)
+    return trained_once
 
 
 def test_run_records_params_metrics_tags_and_artifacts(trained, tiny_config):
@@ -31,7 +41,8 @@ def test_run_records_params_metrics_tags_and_artifacts(trained, tiny_config):
 
     params = run.data.params
     assert {k: v for k, v in params.items() if not k.startswith("ci.")} == {
-        **tiny_config.to_params(), "params.count": str(trained.params_count)}
+        **tiny_config.to_params(), "params.count": str(trained.params_count),
+        "optimizer.weight_decay_applies_to": DECAYED}
     assert RunConfig.from_params(params) == tiny_config
 
     for key in PER_EPOCH:

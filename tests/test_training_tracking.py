@@ -10,6 +10,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import mlflow
+import pytest
 from mlflow.tracking import MlflowClient
 
 from training import tracking
@@ -34,10 +35,11 @@ def test_a_named_experiment_is_used_as_given(monkeypatch):
     assert MlflowClient().get_experiment("0").name == "Default"  # left alone
 
 
+@pytest.mark.slow  # four fresh interpreters taking turns on MLflow's migrations; CI runs it (-m slow)
 def test_processes_starting_together_on_a_new_sqlite_store_all_get_the_experiment(tmp_path):
     """Four processes set up one new sqlite store at once (MLflow's table creation and migrations are not
     safe against a second process): each gets the one experiment, and the store holds only it."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = f"sqlite:///{tmp_path / 'new.db'}"  # not the test's own store: that one has its tables made
     code = "from training import tracking; print(tracking.experiment_id())"
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "OMP_NUM_THREADS": "1"}
     env.pop("MLFLOW_EXPERIMENT_ID", None)

@@ -5,7 +5,7 @@ import os
 
 import mlflow
 
-from datamodules.errors import Parser, run_main
+from conventions.cli import Parser, run_main
 from training import tracking
 from training.cli import add_run_arguments, config_from_args
 from training.train import evidence_line, train
@@ -29,7 +29,6 @@ def main(argv: list[str] | None = None) -> None:
         from training.walkforward import fold_line, run_folds
 
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per fold's predictions
-
         folds = run_folds(cfg, progress=not args.quiet, tags=tags)
         print(f"run {folds.run_id}: {cfg.data.folds} walk-forward folds ({cfg.data.window} window)")
         for fold in folds.folds:

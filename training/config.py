@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
+from conventions.errors import UserError
 from datamodules.config import DataConfig
-from datamodules.errors import UserError
 from models.budgets import count_params
 from models.config import ModelConfig
 from models.losses import make_loss
@@ -44,21 +44,23 @@ class TrainConfig:
     weight_decay: float = 1e-4
     grad_clip: float = 1.0
     max_epochs: int = 30
-    max_steps: int = -1  # -1: no step limit
+    max_steps: int = -1  # optimizer steps (of `accumulate_grad_batches` batches each); -1: no step limit
+    accumulate_grad_batches: int = 1  # batches whose gradients one optimizer step sums
     patience: int = 5  # early stopping on val/auroc, in epochs
     seed: int = 42
-    accelerator: str = "auto"  # auto | cpu | gpu | cuda | mps
+    accelerator: str = field(default="auto", metadata={"free": "the hardware"})  # auto | cpu | gpu | cuda | mps
     # Lightning's Trainer(precision=...): 32-true | bf16-mixed (autocast to bfloat16; CPU or a GPU with
     # bf16) | 16-mixed (float16 with a gradient scaler; a GPU only). Loss and metrics stay in float32.
-    precision: str = "32-true"
+    precision: str = field(default="32-true", metadata={"free": "speed over bit-exactness on the hardware"})
     # torch.set_float32_matmul_precision for the run's float32 matmuls: highest (bit-exact float32) | high
     # (TF32 on GPUs that have it: faster, about 10 mantissa bits)
-    matmul_precision: str = "highest"
+    matmul_precision: str = field(default="highest", metadata={"free": "speed over bit-exactness on the "
+                                                                        "hardware"})
 
     def check(self) -> TrainConfig:
         """Raise `ConfigError` naming the first unusable setting (an accelerator this machine lacks
         included); return self."""
-        for name, low in (("max_epochs", 1), ("patience", 1)):
+        for name, low in (("max_epochs", 1), ("patience", 1), ("accumulate_grad_batches", 1)):
             if getattr(self, name) < low:
                 raise ConfigError(f"train.{name} must be >= {low}, got {getattr(self, name)}")
         if not 0 <= self.seed < 2**31:  # numpy and Optuna take [0, 2**32); seeds + offsets (promotion's K seeds) too
@@ -166,6 +168,9 @@ class RunConfig:
 
 
 _SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+# the flat keys of the settings that do not change the experiment (field metadata `free`: why): the workers of
+# one study may differ in them, and an ablation cell's key leaves them out
+FREE = tuple(f"{s}.{f.name}" for s, cls in _SECTIONS.items() for f in dataclasses.fields(cls) if "free" in f.metadata)
 
 
 def _keys() -> list[str]:

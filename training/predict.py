@@ -25,8 +25,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from conventions.cli import Parser, run_main
+from conventions.errors import UserError
 from datamodules import sources
-from datamodules.errors import Parser, UserError, run_main
 from datamodules.labels import make_labels
 
 OUT_SUFFIXES = (".csv", ".parquet", ".pq")

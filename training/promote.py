@@ -30,8 +30,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from conventions.cli import Parser, mask, optional, run_main
+from conventions.errors import UserError
 from datamodules import tiers
-from datamodules.errors import Parser, UserError, mask, optional, run_main
 from datamodules.prepared import Seen
 from training.cli import add_run_arguments, config_from_args, one_fold
 

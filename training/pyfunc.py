@@ -29,9 +29,9 @@ starts where the training data did; later starts differ slightly in those featur
 Bad input (missing columns, unsorted or repeated dates, too few rows for one window) raises `InputError`,
 an `MlflowException` with error code INVALID_PARAMETER_VALUE whose message is the project's one line:
 MLflow's scoring server answers it with HTTP 400 and that line as the response's `message`. Logged by
-`training.promote` with `log_model` (code: the packages `datamodules`, `models`, `training`) under the name
-`artifact_name` (MODEL-TIER-LINPUT_SIZE), so `mlflow.pyfunc.load_model("models:/NAME@ALIAS")` and `mlflow
-models serve` need nothing else.
+`training.promote` with `log_model` (code: the packages `conventions`, `datamodules`, `models`,
+`training`) under the name `artifact_name` (MODEL-TIER-LINPUT_SIZE), so
+`mlflow.pyfunc.load_model("models:/NAME@ALIAS")` and `mlflow models serve` need nothing else.
 """
 
 from __future__ import annotations
@@ -51,8 +51,9 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.types import ColSpec, Schema
 from mlflow.types.schema import AnyType
 
+from conventions.errors import UserError
 from datamodules import sources, tiers
-from datamodules.errors import DataError, UserError
+from datamodules.errors import DataError
 from datamodules.labels import make_labels
 from datamodules.windows import WindowDataset
 from models.calibration import Calibrator
@@ -60,7 +61,7 @@ from training import shift
 from training.config import RunConfig
 
 MARKER = "direction_research"  # key of the model's metadata: what `predict` checks a model by
-PACKAGES = ("datamodules", "models", "training")  # the code the model carries (hpo is not needed)
+PACKAGES = ("conventions", "datamodules", "models", "training")  # the code the model carries (hpo is not needed)
 OUTPUT = ("date", "probability", "probability_raw", "outside_train_range")
 BATCH = 1024
 ENTRY = "import mlflow\n\nfrom training.pyfunc import DirectionModel\n\nmlflow.models.set_model(DirectionModel())\n"

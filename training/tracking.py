@@ -35,7 +35,8 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from datamodules.errors import UserError, mask
+from conventions.cli import mask
+from conventions.errors import UserError
 from training.config import RunConfig
 
 # "Creating initial MLflow database tables..." on a new store: noise beside a one-line error

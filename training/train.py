@@ -20,7 +20,7 @@ from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from datamodules.datamodule import TierDataModule
 from datamodules.prepared import Prepared
 from models import baselines
-from models.classifier import DirectionClassifier, build_classifier
+from models.classifier import DECAYED, DirectionClassifier, build_classifier
 from models.intervals import SAYS, Setting, rank_auroc, verdict
 from training import notes, tracking
 from training.config import RunConfig
@@ -95,6 +95,32 @@ def build_model(cfg: RunConfig, n_features: int) -> DirectionClassifier:
                             weight_decay=t.weight_decay, **cfg.model.hp)
 
 
+def build_trainer(cfg: RunConfig, dm: TierDataModule, *, callbacks: tuple[pl.Callback, ...] = (),
+                  root_dir: str | None = None, progress: bool = False, validate: bool = True) -> pl.Trainer:
+    """The Trainer of every fit (a run, a trial, a promotion seed, `bench.accelerator`) on `dm`, whose
+    batches it then gathers on the Trainer's device: accelerator, precision (and the float32 matmul
+    precision, set here for each fit), epochs, optimizer steps, clipping and gradient accumulation from
+    `cfg.train`; no logger (runs log through `tracking.EpochLogger`), no sanity validation, checkpoints only
+    by a `ModelCheckpoint` among `callbacks`. `train.max_steps` counts optimizer steps; when their batches
+    are fewer than one epoch's, the epoch is cut to them, so that it still ends with a validation
+    (`validate=False`: none)."""
+    t = cfg.train
+    torch.set_float32_matmul_precision(t.matmul_precision)
+    batches = t.max_steps * t.accumulate_grad_batches
+    batches_per_epoch = math.ceil(len(dm.dataset("train")) / dm.config.batch_size)
+    trainer = pl.Trainer(
+        accelerator=t.accelerator, devices=1, precision=t.precision, max_epochs=t.max_epochs,
+        max_steps=t.max_steps, gradient_clip_val=t.grad_clip or None,
+        accumulate_grad_batches=t.accumulate_grad_batches,
+        callbacks=list(callbacks), limit_train_batches=batches if 0 < batches < batches_per_epoch else None,
+        limit_val_batches=None if validate else 0, logger=False, default_root_dir=root_dir,
+        enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks), num_sanity_val_steps=0,
+        enable_progress_bar=progress, enable_model_summary=progress,
+    )
+    dm.device = trainer.strategy.root_device  # batches are gathered there (device-resident on a GPU)
+    return trainer
+
+
 def train(
     cfg: RunConfig, *, callbacks: tuple[pl.Callback, ...] = (), tags: dict[str, str] | None = None,
     parent_run_id: str | None = None, progress: bool = True, plots: bool = True, log_checkpoint: bool = True,
@@ -124,14 +150,11 @@ def train(
     model = build_model(cfg, dm.n_features)
     n_params = sum(p.numel() for p in model.parameters())
     name = run_name or f"{cfg.model.name}-{cfg.data.tier}-L{cfg.data.input_size}"
-    # fewer steps than one epoch: the epoch is cut to them, so that it still ends with a validation
-    train_batches = math.ceil(len(dm.dataset("train")) / cfg.data.batch_size)
-    limit = cfg.train.max_steps if 0 < cfg.train.max_steps < train_batches else None
 
     with tracking.run_context(kind="train", run_name=name, tags=tags, parent_run_id=parent_run_id) as run, \
             tempfile.TemporaryDirectory(prefix="ckpt-") as ckpt_dir:
         run_id = run.info.run_id
-        tracking.log_config(cfg, extra={"params.count": n_params})
+        tracking.log_config(cfg, extra={"params.count": n_params, "optimizer.weight_decay_applies_to": DECAYED})
         tracking.log_dataset(
             source_path=dm.source, name=f"{cfg.data.tier}:{Path(dm.source).name}", digest=dm.fingerprint,
             tags={"tier": cfg.data.tier, "fingerprint": dm.data_fingerprint,
@@ -144,17 +167,10 @@ def train(
         checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=MONITOR, mode="max",
                                      save_top_k=1, save_weights_only=True)
         epoch_logger = tracking.EpochLogger(run_id)
-        torch.set_float32_matmul_precision(cfg.train.matmul_precision)  # every run sets its own
-        trainer = pl.Trainer(
-            accelerator=cfg.train.accelerator, devices=1, precision=cfg.train.precision,
-            max_epochs=cfg.train.max_epochs,
-            max_steps=cfg.train.max_steps, gradient_clip_val=cfg.train.grad_clip or None,
-            callbacks=[checkpoint, EarlyStopping(MONITOR, mode="max", patience=cfg.train.patience),
-                       epoch_logger, *callbacks],
-            limit_train_batches=limit, logger=False, default_root_dir=ckpt_dir, num_sanity_val_steps=0,
-            enable_progress_bar=progress, enable_model_summary=progress,
-        )
-        dm.device = trainer.strategy.root_device  # batches are gathered there (device-resident on a GPU)
+        trainer = build_trainer(
+            cfg, dm, root_dir=ckpt_dir, progress=progress,
+            callbacks=(checkpoint, EarlyStopping(MONITOR, mode="max", patience=cfg.train.patience), epoch_logger,
+                       *callbacks))
         start = time.perf_counter()
         trainer.fit(model, datamodule=dm)
         fit_seconds = time.perf_counter() - start

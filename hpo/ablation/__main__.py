@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 
-from datamodules.errors import UserError, run_main
+from conventions.cli import run_main
+from conventions.errors import UserError
 from hpo.ablation.plan import build_parser, plan_from_args
 from hpo.ablation.run import run_ablation
 from hpo.ablation.summary import LEVEL

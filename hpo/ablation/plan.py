@@ -10,14 +10,13 @@ import json
 from dataclasses import dataclass, field, replace
 
 import hpo.ablation
+from conventions.cli import Parser
+from conventions.errors import UserError
 from datamodules.config import DataConfig
-from datamodules.errors import Parser, UserError
 from training.cli import add_run_arguments, flag_overrides, one_fold, set_overrides
-from training.config import ConfigError, RunConfig
+from training.config import FREE, ConfigError, RunConfig
 
 MIN_INPUT_SIZE = 2
-# what a cell's key leaves out: where the data file lies (its content is in the fingerprint) and the device
-FREE = ("data.path", "train.accelerator")
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from datamodules.errors import UserError
+from conventions.errors import UserError
 from hpo.ablation.plan import Cell, Plan
 from hpo.ablation.summary import Summary, log_summary, summarise
 

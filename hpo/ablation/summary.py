@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from datamodules.errors import UserError
+from conventions.errors import UserError
 from hpo.ablation.plan import Cell, Plan
 from models.intervals import CORRECTION
 

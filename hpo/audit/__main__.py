@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 import sys
 
-from datamodules.errors import SWITCH, Parser, run_main
+from conventions.cli import SWITCH, Parser, run_main
+from conventions.errors import EXIT_FINDINGS
 from hpo.audit.checks import HIGH_MARGIN, audit
 from hpo.audit.report import log_report, report_lines
 from hpo.audit.trials import collect, load_study
@@ -23,7 +24,7 @@ def build_parser() -> Parser:
     parser.add_argument("--storage", default=None,
                         help="Optuna storage: a journal file path (default ./optuna.journal) or an RDB URL")
     parser.add_argument("--fail-on-findings", **SWITCH,
-                        help="exit 1 when the suspicious section is not empty")
+                        help=f"exit {EXIT_FINDINGS} when the suspicious section is not empty")
     parser.add_argument("--high-margin", type=margin, default=HIGH_MARGIN,
                         help="val AUROC this far above the best baseline's is flagged implausibly high")
     return parser
@@ -58,8 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     where = f"nested under the study's parent run {parent_id}" if parent_id else "(the study has no parent run)"
     print(f"MLflow: audit run {run_id} (kind=audit) {where}: audit/report.md, audit/report.json, audit/plots/")
     if args.fail_on_findings and report["suspicious"]:
-        print(f"{len(report['suspicious'])} suspicious findings (--fail-on-findings): exit 1", file=sys.stderr)
-        return 1
+        print(f"{len(report['suspicious'])} suspicious findings (--fail-on-findings): exit {EXIT_FINDINGS}",
+              file=sys.stderr)
+        return EXIT_FINDINGS
     return 0
 
 

@@ -43,7 +43,7 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 
-from datamodules.errors import UserError
+from conventions.errors import UserError
 from hpo.audit.trials import TrialData, scored
 
 TOP_FRACTION = 0.1

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from datamodules.errors import UserError
+from conventions.errors import UserError
 
 HISTORY = ("train/loss", "val/loss", "val/auroc")
 

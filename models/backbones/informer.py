@@ -23,7 +23,7 @@ from neuralforecast.common._modules import AttentionLayer, DataEmbedding, TransE
 from neuralforecast.models.informer import ConvLayer, ProbAttention
 from torch import nn
 
-from datamodules.errors import UserError
+from conventions.errors import UserError
 from models.backbones.spec import ENCODER_READS, ENCODER_SPACE, BackboneSpec, check_common, check_even
 from models.space import Int
 

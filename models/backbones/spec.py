@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from datamodules.errors import UserError
+from conventions.errors import UserError
 from models.config import HP_NAMES
 from models.space import Categorical, Dimension, Float
 

@@ -1,0 +1,1 @@
+"""The bottom layer: the user-error family and the command-line conventions every package shares."""
