@@ -408,7 +408,8 @@ class PairedBootstrap:
     must be in time order."""
 
     def __init__(self, labels, *, horizon: int = 1, n_boot: int = 1000, seed: int = 0, level: float = 0.95,
-                 block: int | None = None, method: str = "stationary", history=None, idx: np.ndarray | None = None):
+                 block: int | None = None, method: str = "stationary", history=None,
+                 idx: np.ndarray | None = None):
         if not 0 < level < 1:
             raise ValueError(f"level must be in (0, 1), got {level}")
         self.labels = np.asarray(labels).reshape(-1)

@@ -97,7 +97,8 @@ def test_walk_forward_run_is_one_split_run_per_fold(capsys):
     assert parent.data.tags["verdict"] == verdict(low, high)
     assert f"mean over folds: best/val/auroc {pm['best/val/auroc']:.4f}" in out
     assert f"model minus it [{low:+.4f}, {high:+.4f}]" in out
-    assert parent.data.tags["mlflow.note.content"].startswith("### Walk-forward run: itransformer a20 L16, 2 folds")
+    note = parent.data.tags["mlflow.note.content"]
+    assert note.startswith("### Walk-forward run: itransformer a20 L16, 2 folds")
     assert PLOT in [a.path for a in client.list_artifacts(parent.info.run_id, "plots")]
 
     # each fold is a one-split run on its layout, computed independently: fold 2 is the split a run with

@@ -94,8 +94,8 @@ def one_fold(cfg: RunConfig) -> RunConfig:
     """`cfg` when it asks for one fold; walk-forward folds (`data.folds` K > 1) are a `ConfigError` in the
     commands that do not run over them yet (studies, ablations, promotion)."""
     if cfg.data.folds > 1:
-        raise ConfigError(f"--folds {cfg.data.folds}: walk-forward folds are supported by `python -m training` only "
-                          "so far; give --folds 1 here")
+        raise ConfigError(f"--folds {cfg.data.folds}: walk-forward folds are supported by `python -m training` "
+                          "only so far; give --folds 1 here")
     return cfg
 
 
