@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import mlflow
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
 from datamodules.prepared import Prepared, prepare
 from models import baselines
@@ -161,7 +162,7 @@ def across_folds(prepared: Prepared, cfg: RunConfig, folds: list[FoldRun], frame
     return metrics, best, params
 
 
-def figure(name: str, folds: list[FoldRun], metrics: dict[str, float], best: str):
+def figure(name: str, folds: list[FoldRun], metrics: dict[str, float], best: str) -> Figure:
     """`PLOT`: each fold's report AUROC with its interval beside its best baseline, the fold's report dates
     under it, and the mean over folds with its within-fold interval beside the best baseline's mean."""
     groups = [f"fold {f.fold}\n{f.report_dates[0]}\n{f.report_dates[1]}" for f in folds] + ["mean"]
