@@ -1,10 +1,11 @@
 """The Markdown descriptions (`mlflow.note.content`) that the MLflow UI shows on a run or a model version.
 
-Each is built here and set by what finishes the run: `training.train` (a training run), `hpo.study` (a
-trial), `hpo.parent` (a study's parent), `training.promote` (the promotion run, the model version and the
-study's held-out section). Every one says what the run is, its evidence line (AUROC with its interval, the
-best baseline on the same samples, the paired interval and the verdict), the selection null and the
-held-out number where there are, and the config in one line.
+Each is built here and set by what finishes the run: `training.train` (a training run),
+`training.walkforward` (a run over walk-forward folds), `hpo.study` (a trial), `hpo.parent` (a study's
+parent), `training.promote` (the promotion run, the model version and the study's held-out section). Every
+one says what the run is, its evidence line (AUROC with its interval, the best baseline on the same
+samples, the paired interval and the verdict), the selection null and the held-out number where there are,
+and the config in one line.
 """
 
 from __future__ import annotations
@@ -44,6 +45,17 @@ def train_note(cfg: RunConfig, m: dict[str, float], best_baseline: str, best_epo
             f"{evidence(m, best_baseline, 'val', 'best/')} ({REPORT_WORDS})\n\n"
             f"best/val_select/auroc {m['best/val_select/auroc']:.4f} {SELECT_WORDS}: epoch {best_epoch} of "
             f"{epochs}\n\n{config_line(cfg)}")
+
+
+def folds_note(cfg: RunConfig, m: dict[str, float], best_baseline: str, folds: list[str]) -> str:
+    """A run over walk-forward folds (kind `walk-forward`): the mean over folds, then `folds` (one Markdown
+    line per fold, its run linked)."""
+    d = cfg.data
+    return (f"### Walk-forward run: {cfg.model.name} {d.tier} L{d.input_size}, {d.folds} folds "
+            f"({d.window} window), seed {cfg.train.seed}\nMean over folds: "
+            f"{evidence(m, best_baseline, 'val', 'best/')} ({REPORT_WORDS} of each fold; the interval resamples "
+            "each fold's days within that fold)\n\n"
+            + "\n".join(f"- {line}" for line in folds) + f"\n\n{config_line(cfg)}")
 
 
 def trial_name(number: int, budget: str | None, style: str | None, state: str) -> str:

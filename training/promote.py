@@ -26,7 +26,7 @@ import sys
 from conventions.cli import Parser, optional, run_main
 from conventions.errors import UserError
 from datamodules import tiers
-from training.cli import add_run_arguments, transferred_config
+from training.cli import add_run_arguments, one_fold, transferred_config
 
 ALIAS = "champion"
 DEFAULT_SEEDS = 5
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
         raise UserError("--storage picks a study: it goes with --study")
     tracking.experiment_id()  # a tracking store that cannot be used fails here, before anything is read
     source = find_source(study=args.study, storage=args.storage, run=args.run, use_best_from=args.use_best_from)
-    cfg = transferred_config(args, source.uri, source.config)
+    cfg = one_fold(transferred_config(args, source.uri, source.config))
     if cfg.data.tier == tiers.FILE_TIER:
         raise UserError("a model on tier 'file' cannot be promoted: the registered model builds its features "
                         "from OHLCV; promote a config of tier a20, a50 or a200")
