@@ -19,6 +19,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from hpo.storage import open_storage
+from hpo.trial_record import TrialRecord
 from tests.conftest import REPO
 from tests.servers import BasicAuth, mlflow_server
 from training import tracking
@@ -225,13 +226,13 @@ def test_a_worker_whose_password_changes_mid_study_stops_and_the_study_goes_on(l
                                                       "user 'expiring' (401")
     storage = open_storage(optuna_db)[0]
     (refused,) = [t for t in optuna.load_study(study_name="expiring", storage=storage).trials
-                  if t.user_attrs.get("failed_reason") == "refused by the tracking server"]
+                  if TrialRecord.of(t).failed_reason == "refused by the tracking server"]
     locked.grant("worker", "experiment", experiment, "EDIT")
     as_user(locked, "worker", WORKER_PW, monkeypatch)
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "expiring")
     assert cli(tmp_path, features, "hpo", *args).returncode == 0
     study = optuna.load_study(study_name="expiring", storage=storage)
-    assert len([t for t in study.trials if "failed_reason" not in t.user_attrs]) == 3
+    assert len([t for t in study.trials if TrialRecord.of(t).failed_reason is None]) == 3
     runs = MlflowClient(locked.uri).search_runs([experiment], "tags.kind = 'trial'")
     assert "RUNNING" not in {r.info.status for r in runs}
     (run,) = [r for r in runs if r.data.tags["trial_number"] == str(refused.number)]
