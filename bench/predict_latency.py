@@ -66,7 +66,7 @@ def median_seconds(fn, n: int) -> float:
 @contextlib.contextmanager
 def server(uri: str, threads: int, cwd: Path):
     """`mlflow models serve` on 127.0.0.1 (one worker), stopped at the end."""
-    from tests.servers import _stop_group, free_port
+    from tests.servers import free_port, stop_group
 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the model's own code only
@@ -89,7 +89,7 @@ def server(uri: str, threads: int, cwd: Path):
                 time.sleep(0.25)
         yield f"http://127.0.0.1:{port}/invocations", time.perf_counter() - start
     finally:
-        _stop_group(proc)
+        stop_group(proc)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,9 +8,10 @@ MLflow. One run, three sections:
 2. The overhead's parts, timed from outside with `time.perf_counter` on the same config in the same process
    (warm, like runs 2 and 3; median of `--repeats`): building the datamodule (feature cache hit, and cold
    with an empty cache), the model, predicting val, the baselines (fit once per prepared data), `evaluate`
-   (block bootstrap, calibration, metrics), the two figures, logging them, a run's open/params/config/close, the checkpoint artifact. Share = part / the
-   median overhead of runs 2 and 3; what the parts leave is "unattributed" (Lightning's Trainer set-up
-   and tear-down around fit, seeding, torch.load of the checkpoint, ...).
+   (block bootstrap, calibration, metrics), the two figures, logging them, a run's open/params/config/close,
+   the checkpoint artifact. Share = part / the median overhead of runs 2 and 3; what the parts leave is
+   "unattributed" (Lightning's Trainer set-up and tear-down around fit, seeding, torch.load of the
+   checkpoint, ...).
 3. Run 1's one-off costs: whether data was prepared again (the feature cache's files, build_datamodule
    cold vs cache hit), the first call on a fresh sqlite tracking store, and the rest (first use of
    modules in the process).
@@ -101,7 +102,8 @@ def main(argv: list[str] | None = None) -> None:
         trial = i < n_runs  # the last run is a standalone training run: plots and checkpoint
         wall, result = timed(lambda t=trial: train(cfg, progress=False, plots=not t, log_checkpoint=not t))
         runs.append((wall, result.fit_seconds, result.epochs))
-        print(f"  run {i} done ({'trial' if trial else 'standalone'}): wall {wall:.2f} s, fit {result.fit_seconds:.2f} s")
+        kind = "trial" if trial else "standalone"
+        print(f"  run {i} done ({kind}): wall {wall:.2f} s, fit {result.fit_seconds:.2f} s")
     cache_files = sorted(p.name for p in (work / "cache").glob("*")) if (work / "cache").exists() else []
 
     print(f"\n## train(cfg, progress=False), tiny a20 config ({args.epochs} epochs max), same process")

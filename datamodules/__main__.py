@@ -2,7 +2,9 @@
 
 `--folds K` adds each fold's dates, samples and positive rates (train, val_select, val_report); the
 train/val lines are then the last fold's. `--export out.parquet` writes the unscaled features, label and
-split (train/val/test/purged) of every row (test labels left out, and no test positive rate shown: promotion alone reads them); `--list-features TIER` prints a tier's feature names. Bad input: one `error:` line, exit status 2.
+split (train/val/test/purged) of every row (test labels left out, and no test positive rate shown:
+promotion alone reads them); `--list-features TIER` prints a tier's feature names. Bad input: one `error:`
+line, exit status 2.
 Imports no torch/Lightning, so it answers in about a second.
 """
 

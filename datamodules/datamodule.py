@@ -1,7 +1,7 @@
 """`TierDataModule`: the prepared tier (see `prepared.py`) served to Lightning as window datasets.
 
-It takes the run's `DataConfig` whole. The train loader shuffles with a generator seeded from `torch.initial_seed()`, i.e. from the run's
-`seed_everything(seed)`; val and test keep date order.
+It takes the run's `DataConfig` whole. The train loader shuffles with a generator seeded from
+`torch.initial_seed()`, i.e. from the run's `seed_everything(seed)`; val and test keep date order.
 
 Loaders are `WindowBatches` built on the device the batches are for (`device`, else the attached
 Trainer's root device, else the CPU): on an accelerator the scaled features and labels are put there once

@@ -36,7 +36,8 @@ class Bars:
 
     @classmethod
     def from_frame(cls, ohlcv: pd.DataFrame) -> Bars:
-        return cls(*(ohlcv[c].to_numpy(dtype=np.float64, copy=True) for c in ("Open", "High", "Low", "Close", "Volume")))
+        columns = ("Open", "High", "Low", "Close", "Volume")
+        return cls(*(ohlcv[c].to_numpy(dtype=np.float64, copy=True) for c in columns))
 
     @cached_property
     def ret(self) -> np.ndarray:

@@ -48,8 +48,9 @@ def report(settings: StudySettings, n_features: int) -> str:
         out.append(f"  {budget:<8} {style:<13} {shape.hidden_size:>6} {shape.n_layers:>6} {shape.n_heads:>5} "
                    f"{shape.count:>13,} {shape.count / parse_budget(budget):>9.1%}{note}")
     if settings.forced_extremes:
-        out += ["", f"forced configs ({len(forced)} = distinct budget x style shapes x regularisation "
-                    f"{' / '.join(f'{r.name} (dropout {r.dropout:g}, lr {r.lr:g}, weight decay {r.weight_decay:g})' for r in EXTREMES)}):"]
+        extremes = " / ".join(f"{r.name} (dropout {r.dropout:g}, lr {r.lr:g}, weight decay {r.weight_decay:g})"
+                              for r in EXTREMES)
+        out += ["", f"forced configs ({len(forced)} = distinct budget x style shapes x regularisation {extremes}):"]
         for i, f in enumerate(forced):
             rest = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
                              for k, v in f.params.items() if k != "budget" and not k.startswith("n_layers_"))

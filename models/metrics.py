@@ -79,7 +79,8 @@ def binary_metrics(probs, labels) -> dict[str, float]:
     probs = torch.as_tensor(probs).detach().cpu().double().reshape(-1)
     labels = torch.as_tensor(labels).detach().cpu().reshape(-1)
     if probs.shape != labels.shape or probs.numel() == 0:
-        raise ValueError(f"probs and labels must be non-empty and equally long, got {probs.numel()} and {labels.numel()}")
+        raise ValueError("probs and labels must be non-empty and equally long, got "
+                         f"{probs.numel()} and {labels.numel()}")
     if not bool(((probs >= 0) & (probs <= 1)).all()):
         raise ValueError("probs must be probabilities in [0, 1]")
     if not bool(((labels == 0) | (labels == 1)).all()):

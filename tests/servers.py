@@ -228,10 +228,10 @@ def mlflow_server(backend_uri: str, workdir: Path, workers: int = 2, timeout: fl
             time.sleep(0.5)
         yield tracker
     finally:
-        _stop_group(proc)
+        stop_group(proc)
 
 
-def _stop_group(proc: subprocess.Popen) -> None:
+def stop_group(proc: subprocess.Popen) -> None:
     """The server and the workers it forked (its own process group), TERM then KILL."""
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):

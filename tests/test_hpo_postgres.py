@@ -101,7 +101,8 @@ def runs_of_test():
 def check_study_and_runs(study, trials):
     """Exactly `trials` counted; numbers unique; nothing RUNNING; one parent, every trial run nested under
     it and closed; no password in any param or tag."""
-    assert len(counted(study)) == trials, [(t.number, t.state.name, TrialRecord.of(t).failed_reason) for t in study.trials]
+    states = [(t.number, t.state.name, TrialRecord.of(t).failed_reason) for t in study.trials]
+    assert len(counted(study)) == trials, states
     assert [t.number for t in study.trials] == list(range(len(study.trials)))
     assert not study.get_trials(states=(TrialState.RUNNING, TrialState.WAITING))
     runs = runs_of_test()

@@ -431,7 +431,8 @@ def test_a_seed_mean_is_resampled_and_studentized_as_the_mean_of_its_seeds():
     np.testing.assert_allclose(mean.samples, np.mean([rank_auroc(labels[idx], s[idx]) for s in seeds], 0), rtol=1e-12)
     psi = np.mean([_influence_loop(labels, s) for s in seeds], 0)
     psi_star = np.mean([[_influence_loop(labels[i], s[i]) for i in idx] for s in seeds], 0)
-    base_psi, base_star = _influence_loop(labels, baseline), np.array([_influence_loop(labels[i], baseline[i]) for i in idx])
+    base_psi = _influence_loop(labels, baseline)
+    base_star = np.array([_influence_loop(labels[i], baseline[i]) for i in idx])
     np.testing.assert_allclose(mean.psi, psi, rtol=1e-10, atol=1e-12)
 
     def want(theta, star, x, x_star, bounds):
@@ -445,7 +446,8 @@ def test_a_seed_mean_is_resampled_and_studentized_as_the_mean_of_its_seeds():
                                                          psi_star - base_star, (-1, 1)), rtol=1e-10)
     # k copies of one scorer: that scorer's interval; one row: bootstrap_auroc's, on the same resamples
     np.testing.assert_allclose(boot.interval(boot.resample(np.stack([baseline] * 3))), boot.interval(base), rtol=1e-12)
-    assert boot.interval(base) == bootstrap_auroc(labels, {"b": baseline}, horizon=horizon, n_boot=n_boot, seed=4).ci["b"]
+    reference = bootstrap_auroc(labels, {"b": baseline}, horizon=horizon, n_boot=n_boot, seed=4)
+    assert boot.interval(base) == reference.ci["b"]
     for bad in (np.zeros(5), np.zeros((0, n)), np.zeros((2, 2, n))):
         with pytest.raises(ValueError, match=rf"expected \({n},\) or \(k, {n}\)"):
             boot.resample(bad)

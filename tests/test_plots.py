@@ -103,7 +103,8 @@ def test_per_budget_points_carry_their_intervals_the_baseline_and_chance():
 
 
 def test_groups_with_different_baselines_name_each():
-    baselines = [plotting.Baseline("logistic", plotting.Estimate(0.52)), plotting.Baseline("boosting", plotting.Estimate(0.61))]
+    baselines = [plotting.Baseline("logistic", plotting.Estimate(0.52)),
+                 plotting.Baseline("boosting", plotting.Estimate(0.61))]
     fig = plotting.groups_figure("t", ["a", "b"], [plotting.Estimate(0.55, 0.50, 0.58)] * 2, baselines, "x", "AUROC")
     (ax,) = fig.axes
     assert sorted(t.get_text() for t in ax.texts) == ["boosting", "logistic"]
@@ -142,7 +143,8 @@ def evaluation():
     rng = np.random.default_rng(0)
     labels = (rng.random(200) < 0.4).astype(float)
     model = np.clip(0.4 + 0.2 * labels + rng.normal(0, 0.15, 200), 0, 1)
-    baselines = {"majority": np.full(200, 0.4), "logistic": np.clip(0.4 + 0.1 * labels + rng.normal(0, 0.15, 200), 0, 1)}
+    baselines = {"majority": np.full(200, 0.4),
+                 "logistic": np.clip(0.4 + 0.1 * labels + rng.normal(0, 0.15, 200), 0, 1)}
     return evaluate("test", labels, pd.bdate_range("2020-01-01", periods=200), model, baselines, horizon=2,
                     history=labels, seed=0)
 

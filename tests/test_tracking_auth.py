@@ -90,7 +90,8 @@ def all_runs(client):
 def test_an_anonymous_request_is_refused(locked):
     api = f"{locked.uri}/api/2.0/mlflow/experiments/search"
     assert requests.get(api, params={"max_results": 5}, timeout=30).status_code == 401
-    assert requests.get(api, params={"max_results": 5}, auth=("worker", "not-the-pw-123"), timeout=30).status_code == 401
+    wrong = ("worker", "not-the-pw-123")
+    assert requests.get(api, params={"max_results": 5}, auth=wrong, timeout=30).status_code == 401
     assert requests.get(api, params={"max_results": 5}, auth=("worker", WORKER_PW), timeout=30).status_code == 200
 
 
@@ -155,7 +156,8 @@ def test_a_read_only_user_cannot_move_the_champion(locked, monkeypatch):
     assert len(client.search_model_versions(f"name = '{MODEL}'")) == int(version)
 
 
-def test_a_worker_with_a_wrong_password_gets_one_line_and_leaves_nothing(locked, optuna_db, features, monkeypatch, tmp_path):
+def test_a_worker_with_a_wrong_password_gets_one_line_and_leaves_nothing(locked, optuna_db, features, monkeypatch,
+                                                                          tmp_path):
     admin = as_user(locked, "admin", ADMIN_PW, monkeypatch)
     before = {r.info.run_id for r in all_runs(admin)}
     as_user(locked, "worker", "wrong-password-1234", monkeypatch)

@@ -157,7 +157,8 @@ def test_use_best_from_run_then_flags_override(tiny_config, tmp_path, capsys):
 
     client = MlflowClient()
     client.create_registered_model("itransformer-a20")
-    version = client.create_model_version("itransformer-a20", f"runs:/{result.run_id}/checkpoints", run_id=result.run_id)
+    version = client.create_model_version("itransformer-a20", f"runs:/{result.run_id}/checkpoints",
+                                          run_id=result.run_id)
     client.set_registered_model_alias("itransformer-a20", "champion", version.version)
     assert parse("--use-best-from", "models:/itransformer-a20@champion") == tiny_config
     assert parse("--use-best-from", f"models:/itransformer-a20/{version.version}") == tiny_config

@@ -22,7 +22,7 @@ from conventions.cli import run_main
 from datamodules import sources
 from datamodules.labels import make_labels
 from tests.conftest import shared, tiny, use_store
-from tests.servers import _stop_group, free_port
+from tests.servers import free_port, stop_group
 from training import predict, promote
 from training.train import train
 
@@ -165,7 +165,7 @@ def test_mlflow_models_serve_answers_with_the_pyfunc_numbers(promoted, tmp_path)
         with urllib.request.urlopen(request, timeout=60) as r:
             served = pd.DataFrame(json.load(r)["predictions"])
     finally:
-        _stop_group(server)
+        stop_group(server)
     expected = mlflow.pyfunc.load_model(URI).predict(rows)
     assert served["date"].tolist() == expected["date"].tolist() and served["date"].iloc[-1] == "2018-12-31"
     np.testing.assert_allclose(served[["probability", "probability_raw"]], expected[["probability", "probability_raw"]],

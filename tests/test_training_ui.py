@@ -26,7 +26,7 @@ from datamodules import sources
 from datamodules.prepared import prepare
 from hpo.settings import StudySettings
 from hpo.study import run_study
-from tests.servers import _stop_group, free_port
+from tests.servers import free_port, stop_group
 from training import notes, predict, promote
 from training.config import RunConfig
 
@@ -163,7 +163,7 @@ def test_the_model_takes_a_csv_as_read_and_rest_answers_the_same(promoted, capsy
             f"input: dates are not in increasing order: {read['Date'].iloc[0]} in data row 2 comes after "
             f"{read['Date'].iloc[1]}; sort the rows by date"), answer
     finally:
-        _stop_group(server)
+        stop_group(server)
 
 
 def test_a_shift_warning_on_another_volatility_none_on_the_training_data(promoted, capsys, tmp_path):
@@ -216,7 +216,8 @@ def test_run_names_and_descriptions_read_back_from_the_store(promoted):
     best = study.data.tags["best_trial"]
     note = study.data.tags[notes.NOTE]
     m = study.data.metrics
-    link = f"(#/experiments/{study.info.experiment_id}/runs/{study.data.tags['best_run_id']}?workflowType=machine_learning)"
+    run = f"#/experiments/{study.info.experiment_id}/runs/{study.data.tags['best_run_id']}"
+    link = f"({run}?workflowType=machine_learning)"
     assert note.startswith(f"### Study `ui`: best [trial {best}]{link}\n**best/val/auroc {m['best/val/auroc']:.4f}**")
     assert f"the selection null {m['selection/null_auroc_p95']:.4f}" in note
     pm = promotion.data.metrics

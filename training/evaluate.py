@@ -120,8 +120,8 @@ def roc_figure(ev: Evaluation, title: str) -> Figure:
     for name, p in ev.scores.items():
         fpr, tpr, _ = roc_curve(ev.labels, p)
         role = "model" if name == MODEL else "best baseline" if name == ev.best_baseline else "baseline"
-        curves.append(plotting.RocCurve(name, fpr, tpr, plotting.Estimate(ev.intervals.point[name], *ev.intervals.ci[name]),
-                                        role))
+        auroc = plotting.Estimate(ev.intervals.point[name], *ev.intervals.ci[name])
+        curves.append(plotting.RocCurve(name, fpr, tpr, auroc, role))
     return plotting.roc_figure(title, curves)
 
 

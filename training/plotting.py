@@ -182,7 +182,8 @@ def baseline_line(ax, baseline: Baseline, axis: str = "y") -> list[float]:
     values the axis limits must hold."""
     b = baseline.auroc
     line, span = (ax.axhline, ax.axhspan) if axis == "y" else (ax.axvline, ax.axvspan)
-    line(b.value, color=BASELINE_COLOUR, linewidth=1.2, linestyle="--", label=f"best baseline: {baseline.name} {b.text()}")
+    line(b.value, color=BASELINE_COLOUR, linewidth=1.2, linestyle="--",
+         label=f"best baseline: {baseline.name} {b.text()}")
     if b.low is not None and b.high is not None:
         span(b.low, b.high, color=BASELINE_COLOUR, alpha=0.12, linewidth=0)
     return [b.value, b.low, b.high]
@@ -266,7 +267,8 @@ def groups_figure(title: str, groups: Sequence[str], estimates: Sequence[Estimat
         for x, b in zip(xs, baselines, strict=True):
             if b is None:
                 continue
-            ax.hlines(b.auroc.value, x - 0.3, x + 0.3, color=BASELINE_COLOUR, linestyle="--", linewidth=1.2, label=label)
+            ax.hlines(b.auroc.value, x - 0.3, x + 0.3, color=BASELINE_COLOUR, linestyle="--", linewidth=1.2,
+                      label=label)
             label = None
             ax.annotate(b.name, (x + 0.3, b.auroc.value), textcoords="offset points", xytext=(2, 0), va="center",
                         fontsize=NOTE_SIZE, color=BASELINE_COLOUR)
@@ -290,7 +292,8 @@ def curves_figure(title: str, series: dict[str, dict[int, Estimate]], baselines:
         at = sorted(baselines)
         bs = [baselines[x] for x in at]
         names = {b.name for b in bs}
-        label = f"best baseline: {bs[0].name}, 95% CI" if len(names) == 1 else "best baseline (named under each x), 95% CI"
+        label = (f"best baseline: {bs[0].name}, 95% CI" if len(names) == 1
+                 else "best baseline (named under each x), 95% CI")
         if all(b.auroc.low is not None and b.auroc.high is not None for b in bs):
             ax.fill_between(at, [b.auroc.low for b in bs], [b.auroc.high for b in bs], color=BASELINE_COLOUR,
                             alpha=0.15, linewidth=0)

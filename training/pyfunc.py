@@ -29,9 +29,9 @@ starts where the training data did; later starts differ slightly in those featur
 Bad input (missing columns, unsorted or repeated dates, too few rows for one window) raises `InputError`,
 an `MlflowException` with error code INVALID_PARAMETER_VALUE whose message is the project's one line:
 MLflow's scoring server answers it with HTTP 400 and that line as the response's `message`. Logged by
-`training.promote` with `log_model` (code: the packages `conventions`, `datamodules`, `models`, `training`) under the name
-`artifact_name` (MODEL-TIER-LINPUT_SIZE), so `mlflow.pyfunc.load_model("models:/NAME@ALIAS")` and `mlflow
-models serve` need nothing else.
+`training.promote` with `log_model` (code: the packages `conventions`, `datamodules`, `models`,
+`training`) under the name `artifact_name` (MODEL-TIER-LINPUT_SIZE), so
+`mlflow.pyfunc.load_model("models:/NAME@ALIAS")` and `mlflow models serve` need nothing else.
 """
 
 from __future__ import annotations
