@@ -28,13 +28,14 @@ Loader = DataLoader | WindowBatches
 
 class TierDataModule(pl.LightningDataModule):
     def __init__(self, config: DataConfig, *, cache_dir: str | None = None, num_workers: int = 0,
-                 device: torch.device | str | None = None):
+                 device: torch.device | str | None = None, prepared: Prepared | None = None):
         super().__init__()
         self.config = config
         self.cache_dir = None if cache_dir is None else str(cache_dir)
         self.num_workers = num_workers
         self.device = device  # where batches are built; None: the attached Trainer's root device, else the CPU
         self._on_device: dict[tuple[str, str], Windows] = {}
+        self._given = prepared  # the data to serve (e.g. a fold's, `Prepared.fold`); None: prepare(config)
         self._prepared: Prepared | None = None
         self._datasets: dict[str, WindowDataset] = {}
 
@@ -42,7 +43,7 @@ class TierDataModule(pl.LightningDataModule):
         """Build everything once (all stages); later calls return at once. Bad input raises `DataError`."""
         if self._prepared is not None:
             return
-        prepared = prepare(self.config, self.cache_dir)
+        prepared = self._given if self._given is not None else prepare(self.config, self.cache_dir)
         self._datasets = {
             name: WindowDataset(prepared.x, prepared.y, prepared.ends[name], self.config.input_size)
             for name in prepared.ends

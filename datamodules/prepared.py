@@ -73,6 +73,7 @@ class Prepared:
     rows: pd.DataFrame = field(repr=False)  # the validated source rows (OHLCV or feature table), in date order
     # every baseline's probabilities per (stage, seed); written only by `models.baselines.scores`
     baseline_scores: dict[tuple[str, int], dict[str, np.ndarray]] = field(default_factory=dict)
+    views: dict[int, Prepared] = field(default_factory=dict, repr=False)  # `fold(k)`, built once each
 
     def check_test_labels(self) -> None:
         """Promotion's check (the one command that reads test labels): the test samples hold both classes."""
@@ -114,6 +115,20 @@ class Prepared:
         if fold is self.folds[-1]:
             return self.x
         return np.ascontiguousarray(fold.scaler(self.features).transform(self.features))
+
+    def fold(self, k: int) -> Prepared:
+        """Fold k (0-based) as the data of one run: a `Prepared` whose `x`, `split`, `ends` (train, val and its
+        parts; test unchanged) and `scaler` are fold k's, with `folds` [fold k] and caches of its own. The last
+        fold's is this `Prepared` itself (its split); each view is built once."""
+        if self.folds[k] is self.folds[-1]:
+            return self
+        if k not in self.views:
+            fold = self.folds[k]
+            ends = {"train": fold.train, "val": fold.val, "test": self.ends["test"]}
+            ends |= dict(zip(VAL_PARTS, (fold.select, fold.report), strict=True))
+            self.views[k] = replace(self, x=self.fold_x(k), split=fold.rows.assignment()[self.warmup:], ends=ends,
+                                    scaler=self.fold_scaler(k), folds=[fold], baseline_scores={}, views={})
+        return self.views[k]
 
     def _ends(self, stage: str) -> np.ndarray:
         if stage not in self.ends:

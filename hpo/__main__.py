@@ -13,7 +13,7 @@ from hpo.dry_run import n_features_of, report
 from hpo.settings import DEFAULT_STORAGE, StudySettings
 from hpo.trial_record import TrialRecord
 from models.budgets import DEFAULT_BUDGETS, parse_budgets
-from training.cli import add_run_arguments, config_from_args, set_overrides
+from training.cli import add_run_arguments, config_from_args, one_fold, set_overrides
 
 DEFAULT_TRIALS = 50
 # `--demo`: a small study on the embedded data that finishes in minutes on 2 CPU cores (flags given win)
@@ -58,7 +58,7 @@ def settings_from_args(args: argparse.Namespace) -> StudySettings:
         for key, value in DEMO.items():
             if getattr(args, key) is None or getattr(args, key) is False:  # not `in (None, False)`: 0 == False
                 setattr(args, key, value)
-    cfg = config_from_args(args)
+    cfg = one_fold(config_from_args(args))
     if args.param_budget and args.budgets:
         raise UserError("give either --param-budget (one budget) or --budgets (several), not both")
     budgets = parse_budgets(args.param_budget or args.budgets or ",".join(DEFAULT_BUDGETS))

@@ -198,9 +198,15 @@ def describe(run_id: str, study: optuna.Study, best: optuna.trial.FrozenTrial, n
         best=notes.run_link(f"trial {best.number}", experiment_of(run_id), record.mlflow_run_id or ""),
         evidence_line=notes.evidence(record.evidence, record.best_baseline, "val", "best/"),
         by_budget={b: reported(t) for b, t in sorted(best_by_budget(trials).items(), key=lambda i: parse_budget(i[0]))},
-        counts=dict(counts))
+        counts=dict(counts), phase1=phase1_link(old))
     held = notes.held_out_of(old.get(notes.NOTE, ""))
     tracking.log_batch(run_id, tags={notes.NOTE: notes.with_held_out(note, held) if held else note})
+
+
+def phase1_link(tags: dict[str, str]) -> str | None:
+    """A phase 2 parent's link to its phase-1 study (tags `phase1_study`, `phase1_run_id`), else None."""
+    run = tags.get("phase1_run_id")
+    return notes.run_link(tags.get("phase1_study", run), experiment_of(run), run) if run else None
 
 
 def trials_table(trials: list[optuna.trial.FrozenTrial]) -> str:

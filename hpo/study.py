@@ -427,9 +427,8 @@ def _parent_tags(base: RunConfig, budgets: list[str], shown: str, link: dict[str
     tags = {"model": base.model.name, "tier": base.data.tier, "input_size": str(base.data.input_size),
             "budgets": ",".join(budgets), "storage": shown, "phase": "2" if link else "1", **link}
     note = f"Optuna study in `{shown}`; rerun the same `python -m hpo` command to resume it."
-    if link.get("phase1_run_id"):
-        run = link["phase1_run_id"]
-        note += f" Phase 2 of [{link['phase1_study']}](#/experiments/{parent.experiment_of(run)}/runs/{run})."
+    if link:
+        note += f" Phase 2 of {parent.phase1_link(link)}."
     return {**tags, "mlflow.note.content": note}
 
 

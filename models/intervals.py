@@ -408,7 +408,8 @@ class PairedBootstrap:
     must be in time order."""
 
     def __init__(self, labels, *, horizon: int = 1, n_boot: int = 1000, seed: int = 0, level: float = 0.95,
-                 block: int | None = None, method: str = "stationary", history=None):
+                 block: int | None = None, method: str = "stationary", history=None,
+                 idx: np.ndarray | None = None):
         if not 0 < level < 1:
             raise ValueError(f"level must be in (0, 1), got {level}")
         self.labels = np.asarray(labels).reshape(-1)
@@ -416,7 +417,8 @@ class PairedBootstrap:
         self.iid = block == 1  # asked for: independence assumed, also on the full sample
         self.block = int(block_length(self.labels, horizon, history) if block is None else block)
         self.method = f"{method}-block-t"
-        self.idx = block_bootstrap_indices(self.n, self.block, n_boot, np.random.default_rng(seed), method)
+        self.idx = block_bootstrap_indices(self.n, self.block, n_boot, np.random.default_rng(seed), method) \
+            if idx is None else idx  # given: drawn by the caller (`FoldBootstrap`: one fold's columns)
         self._index = _block_index(self.idx)
 
     def resample(self, scores) -> Resampled:
@@ -435,15 +437,22 @@ class PairedBootstrap:
         k = len(rows)
         return Resampled(point / k, samples / k, psi / k, sums / k)
 
+    def variance(self, r: Resampled) -> float:
+        """The variance of `r` on the full sample that studentizes it (see the class)."""
+        if np.isnan(r.psi).any():
+            return math.nan
+        if self.iid:
+            return float(np.mean(r.psi**2)) / self.n
+        return max(long_run_variance(r.psi, 2 * self.horizon), float(np.mean(r.psi**2))) / self.n
+
+    def resample_variance(self, r: Resampled) -> np.ndarray:
+        """[n_boot] the variance of `r` in each resample, from its block sums."""
+        return (r.sums**2).sum(1) / self.n**2
+
     def interval(self, r: Resampled) -> tuple[float, float]:
         """The studentized interval of `r` at this bootstrap's level, clipped to `r.bounds`."""
-        if np.isnan(r.psi).any():
-            var = math.nan
-        elif self.iid:
-            var = float(np.mean(r.psi**2)) / self.n
-        else:
-            var = max(long_run_variance(r.psi, 2 * self.horizon), float(np.mean(r.psi**2))) / self.n
-        return studentized_interval(r.point, r.samples, (r.sums**2).sum(1) / self.n**2, var, self.level, r.bounds)
+        return studentized_interval(r.point, r.samples, self.resample_variance(r), self.variance(r), self.level,
+                                    r.bounds)
 
     def pvalue(self, r: Resampled) -> float:
         """Two-sided bootstrap-t p-value of "the statistic is 0" (for a difference `a - b`: no difference),
@@ -452,19 +461,64 @@ class PairedBootstrap:
         quantile's interpolation). NaN where the interval is NaN; 1.0 for a statistic with no variance."""
         if np.isnan(r.psi).any() or math.isnan(r.point):
             return math.nan
-        var = float(np.mean(r.psi**2)) / self.n if self.iid else max(
-            long_run_variance(r.psi, 2 * self.horizon), float(np.mean(r.psi**2))) / self.n
+        var = self.variance(r)
         ok = ~np.isnan(r.samples)
         if not ok.any():
             return math.nan
         if not var > 0:
             return 1.0 if r.point == 0 else float(min(1.0, 2 * min(np.mean(r.samples[ok] <= 0),
                                                                    np.mean(r.samples[ok] >= 0))))
-        sample_var = (r.sums**2).sum(1)[ok] / self.n**2
+        sample_var = self.resample_variance(r)[ok]
         with np.errstate(invalid="ignore", divide="ignore"):
             t_star = np.nan_to_num((r.samples[ok] - r.point) / np.sqrt(sample_var), nan=0.0)
         t = r.point / math.sqrt(var)
         return float(min(1.0, 2 * min(np.mean(t_star >= t), np.mean(t_star <= t))))
+
+
+def fold_bootstrap_indices(sizes, blocks, n_boot: int, rng=None, method: str = "stationary") -> np.ndarray:
+    """[n_boot, sum(sizes)] one index matrix over folds laid end to end (fold k's samples after fold k-1's):
+    fold k's columns are `block_bootstrap_indices` of its own `sizes[k]` samples in blocks of `blocks[k]`,
+    offset by the folds before it, so every resample keeps each fold's size and no block crosses a fold
+    boundary. `rng`: a numpy Generator or a seed, drawn from fold by fold."""
+    rng = np.random.default_rng(rng)
+    offsets = np.cumsum([0, *sizes])[:-1]
+    return np.concatenate([start + block_bootstrap_indices(n, b, n_boot, rng, method)
+                           for start, n, b in zip(offsets, sizes, blocks, strict=True)], axis=1)
+
+
+class FoldBootstrap:
+    """The mean over K folds of each fold's AUROC (or paired difference), with its studentized interval from
+    resamples within folds: one index matrix (`fold_bootstrap_indices`) whose fold-k columns are fold k's
+    `PairedBootstrap` (block length from its own labels and `history`). Folds are resampled independently,
+    so the mean's variance is ``sum_k var_k / K^2``, on the full sample and in each resample, each fold's
+    as `PairedBootstrap` studentizes it. Pass every statistic of one comparison through the same instance:
+    differences are then paired within every fold."""
+
+    def __init__(self, labels, *, horizon: int = 1, histories=None, n_boot: int = 1000, seed: int = 0,
+                 level: float = 0.95):
+        labels = [np.asarray(y).reshape(-1) for y in labels]
+        histories = [None] * len(labels) if histories is None else list(histories)
+        blocks = [block_length(y, horizon, h) for y, h in zip(labels, histories, strict=True)]
+        self.idx = fold_bootstrap_indices([y.size for y in labels], blocks, n_boot, seed)
+        starts = np.cumsum([0, *(y.size for y in labels)])
+        self.folds = [PairedBootstrap(y, horizon=horizon, n_boot=n_boot, level=level, history=h,
+                                      idx=self.idx[:, a:b] - a)
+                      for y, h, a, b in zip(labels, histories, starts[:-1], starts[1:], strict=True)]
+        self.level, self.blocks = level, blocks
+        self.method = f"{self.folds[0].method}-within-folds"
+
+    def resample(self, scores) -> list[Resampled]:
+        """`scores`: one score array per fold, in the folds' order."""
+        return [boot.resample(s) for boot, s in zip(self.folds, scores, strict=True)]
+
+    def interval(self, rs: list[Resampled]) -> tuple[float, float]:
+        """The studentized interval of the mean over folds of `rs` (one `Resampled` per fold)."""
+        k = len(rs)
+        point = sum(r.point for r in rs) / k
+        samples = sum(r.samples for r in rs) / k
+        var = sum(boot.variance(r) for boot, r in zip(self.folds, rs, strict=True)) / k**2
+        sample_var = sum(boot.resample_variance(r) for boot, r in zip(self.folds, rs, strict=True)) / k**2
+        return studentized_interval(point, samples, sample_var, var, self.level, rs[0].bounds)
 
 
 def bootstrap_auroc(

@@ -23,7 +23,7 @@ from hpo.study import run_study
 from hpo.trial_record import TrialRecord
 from models import baselines
 from models.intervals import rank_auroc, selection_null
-from training.train import OBJECTIVE
+from training.train import EVIDENCE, OBJECTIVE
 
 BUDGETS = ["20k", "50k"]
 F = 20  # features of tier a20
@@ -378,8 +378,8 @@ def test_the_selection_null_grows_with_the_epochs_each_trial_chose_among():
         for _ in range(4):
             study.add_trial(create_trial(value=0.55, params={"budget": "20k"},
                                          distributions={"budget": CategoricalDistribution(BUDGETS)},
-                                         user_attrs=TrialRecord(epochs=epochs, budget="20k",
-                                                                evidence={"best/val/auroc": 0.55}).attrs()))
+                                         user_attrs=TrialRecord(epochs=epochs, budget="20k", best_baseline="majority",
+                                                                evidence=dict.fromkeys(EVIDENCE, 0.55)).attrs()))
         nulls.append(parent.log_report(run_id, study, labels, 1, labels))
         assert MlflowClient().get_run(run_id).data.metrics["selection/null_evaluations"] == 4 * epochs
         assert nulls[-1] == pytest.approx(selection_null(labels, 4 * epochs, horizon=1, seed=4, history=labels))

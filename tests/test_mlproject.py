@@ -24,7 +24,8 @@ ENTRIES = {
 # a value for each run flag that differs from every default
 VALUES = {"--model": "timexer", "--data-tier": "a50", "--data": "prices.csv", "--input-size": "64", "--horizon": "5",
           "--threshold": "0.02", "--batch-size": "128", "--seed": "7", "--max-steps": "300", "--max-epochs": "9",
-          "--patience": "4", "--accelerator": "cpu", "--precision": "bf16-mixed"}
+          "--patience": "4", "--accelerator": "cpu", "--precision": "bf16-mixed", "--folds": "3",
+          "--window": "rolling"}
 
 
 def command(entry: str, params: dict[str, str]) -> list[str]:

@@ -9,7 +9,7 @@ import argparse
 import re
 
 from datamodules import tiers
-from datamodules.config import flag_of
+from datamodules.config import WINDOWS, flag_of
 from models.registry import available
 from training.config import ACCELERATORS, PRECISIONS, ConfigError, RunConfig
 
@@ -21,8 +21,8 @@ NEXT_KEY = re.compile(r"\s+(?=\w+\.\w+=)")
 # type; a flag not given (None) or given empty (MLproject's unset) leaves the field alone.
 FLAGS: dict[str, tuple[str, tuple | None]] = {
     "--model": ("model.name", tuple(available())),
-    **{flag_of(f): (f"data.{f}", tiers.KNOWN_TIERS if f == "tier" else None)
-       for f in ("tier", "path", "input_size", "horizon", "threshold", "batch_size")},
+    **{flag_of(f): (f"data.{f}", {"tier": tiers.KNOWN_TIERS, "window": WINDOWS}.get(f))
+       for f in ("tier", "path", "input_size", "horizon", "threshold", "batch_size", "folds", "window")},
     "--seed": ("train.seed", None),
     "--max-steps": ("train.max_steps", None),
     "--max-epochs": ("train.max_epochs", None),
@@ -87,6 +87,15 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     cfg = base.override(overrides).check()
     if args.use_best_from:
         print(transfer_report(args.use_best_from, cfg, overrides))
+    return cfg
+
+
+def one_fold(cfg: RunConfig) -> RunConfig:
+    """`cfg` when it asks for one fold; walk-forward folds (`data.folds` K > 1) are a `ConfigError` in the
+    commands that do not run over them yet (studies, ablations, promotion)."""
+    if cfg.data.folds > 1:
+        raise ConfigError(f"--folds {cfg.data.folds}: walk-forward folds are supported by `python -m training` "
+                          "only so far; give --folds 1 here")
     return cfg
 
 

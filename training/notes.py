@@ -1,10 +1,11 @@
 """The Markdown descriptions (`mlflow.note.content`) that the MLflow UI shows on a run or a model version.
 
-Each is built here and set by what finishes the run: `training.train` (a training run), `hpo.study` (a
-trial), `hpo.parent` (a study's parent), `training.promote` (the promotion run, the model version and the
-study's held-out section). Every one says what the run is, its evidence line (AUROC with its interval, the
-best baseline on the same samples, the paired interval and the verdict), the selection null and the
-held-out number where there are, and the config in one line.
+Each is built here and set by what finishes the run: `training.train` (a training run),
+`training.walkforward` (a run over walk-forward folds), `hpo.study` (a trial), `hpo.parent` (a study's
+parent), `training.promote` (the promotion run, the model version and the study's held-out section). Every
+one says what the run is, its evidence line (AUROC with its interval, the best baseline on the same
+samples, the paired interval and the verdict), the selection null and the held-out number where there are,
+and the config in one line.
 """
 
 from __future__ import annotations
@@ -46,6 +47,17 @@ def train_note(cfg: RunConfig, m: dict[str, float], best_baseline: str, best_epo
             f"{epochs}\n\n{config_line(cfg)}")
 
 
+def folds_note(cfg: RunConfig, m: dict[str, float], best_baseline: str, folds: list[str]) -> str:
+    """A run over walk-forward folds (kind `walk-forward`): the mean over folds, then `folds` (one Markdown
+    line per fold, its run linked)."""
+    d = cfg.data
+    return (f"### Walk-forward run: {cfg.model.name} {d.tier} L{d.input_size}, {d.folds} folds "
+            f"({d.window} window), seed {cfg.train.seed}\nMean over folds: "
+            f"{evidence(m, best_baseline, 'val', 'best/')} ({REPORT_WORDS} of each fold; the interval resamples "
+            "each fold's days within that fold)\n\n"
+            + "\n".join(f"- {line}" for line in folds) + f"\n\n{config_line(cfg)}")
+
+
 def trial_name(number: int, budget: str | None, style: str | None, state: str) -> str:
     """A trial run's name: its number, budget, style and state."""
     return " ".join(str(p) for p in (f"trial {number}", budget, style, state.lower()) if p)
@@ -66,8 +78,9 @@ def run_link(text: str, experiment: str, run_id: str) -> str:
 
 
 def study_note(name: str, storage: str, *, best: str, objective: float, null: float, evidence_line: str,
-               by_budget: dict[str, float], counts: dict[str, int]) -> str:
-    """A study's parent run at the end of a session; `best`: the best trial (a `run_link`)."""
+               by_budget: dict[str, float], counts: dict[str, int], phase1: str | None = None) -> str:
+    """A study's parent run at the end of a session; `best`: the best trial, `phase1`: the phase-1 study a
+    phase 2 continues (both `run_link`s)."""
     verdict_null = "exceeds" if objective > null else "does not exceed (selection luck cannot be ruled out)"
     budgets = ", ".join(f"{b} {v:.4f}" for b, v in by_budget.items())
     return (f"### Study `{name}`: best {best}\n"
@@ -78,8 +91,8 @@ def study_note(name: str, storage: str, *, best: str, objective: float, null: fl
             f"Each budget's best trial on val_report: {budgets or 'none'}. Trials: "
             + ", ".join(f"{n} {s.lower()}" for s, n in counts.items())
             + f".\n\nOptuna study in `{storage}`; rerun the same `python -m hpo` command to resume it; "
-            "`study/trials.md` lists every trial. The held-out number comes from `python -m training.promote "
-            f"--study {name}`.")
+            "`study/trials.md` lists every trial." + (f" Phase 2 of {phase1}." if phase1 else "")
+            + f" The held-out number comes from `python -m training.promote --study {name}`.")
 
 
 def promotion_note(label: str, cfg: RunConfig, m: dict[str, float], evaluations: tuple, seeds: list[int],

@@ -34,7 +34,7 @@ from conventions.cli import Parser, mask, optional, run_main
 from conventions.errors import UserError
 from datamodules import tiers
 from datamodules.prepared import Seen
-from training.cli import add_run_arguments, config_from_args
+from training.cli import add_run_arguments, config_from_args, one_fold
 
 KIND = "promotion"
 ALIAS = "champion"
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     tracking.experiment_id()  # a tracking store that cannot be used fails here, before anything is read
     source = find_source(args)
     args.use_best_from = source.uri
-    cfg = config_from_args(args)
+    cfg = one_fold(config_from_args(args))
     if cfg.data.tier == tiers.FILE_TIER:
         raise UserError("a model on tier 'file' cannot be promoted: the registered model builds its features "
                         "from OHLCV; promote a config of tier a20, a50 or a200")

@@ -82,8 +82,8 @@ class RunResult:
         return self.metrics[OBJECTIVE]
 
 
-def build_datamodule(cfg: RunConfig) -> TierDataModule:
-    dm = TierDataModule(cfg.data)
+def build_datamodule(cfg: RunConfig, data: Prepared | None = None) -> TierDataModule:
+    dm = TierDataModule(cfg.data, prepared=data)
     dm.setup("fit")
     return dm
 
@@ -124,7 +124,7 @@ def build_trainer(cfg: RunConfig, dm: TierDataModule, *, callbacks: tuple[pl.Cal
 def train(
     cfg: RunConfig, *, callbacks: tuple[pl.Callback, ...] = (), tags: dict[str, str] | None = None,
     parent_run_id: str | None = None, progress: bool = True, plots: bool = True, log_checkpoint: bool = True,
-    run_name: str | None = None,
+    run_name: str | None = None, data: Prepared | None = None,
 ) -> RunResult:
     """Fit with early stopping on val AUROC, keep the best checkpoint, evaluate it on val beside the
     baselines, and log everything to MLflow. The test split is not touched.
@@ -132,7 +132,8 @@ def train(
     Logs into the active MLflow run when the caller owns one (an HPO trial); otherwise opens a run of
     kind `train` (nested under `parent_run_id` when given). Every user mistake (config, data, tracking
     store) raises `UserError` before any run is opened. `plots` and `log_checkpoint`: HPO trials leave them
-    out (the study's parent holds the plots; promotion retrains from the config).
+    out (the study's parent holds the plots; promotion retrains from the config). `data`: what to train on
+    instead of `prepare(cfg.data)` (a walk-forward fold's view, `Prepared.fold`).
 
     Speed over bit-exactness is the user's choice: `train.precision` (`--precision bf16-mixed` or
     `16-mixed`: Lightning's autocast) and `train.matmul_precision=high` (`--set`; TF32 float32 matmuls on
@@ -144,7 +145,7 @@ def train(
         logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
     cfg.check()
     pl.seed_everything(cfg.train.seed, workers=True, verbose=False)
-    dm = build_datamodule(cfg)
+    dm = build_datamodule(cfg, data)
     tracking.experiment_id()  # a store that cannot be used fails here, before a run is opened
     model = build_model(cfg, dm.n_features)
     n_params = sum(p.numel() for p in model.parameters())

@@ -13,7 +13,7 @@ import hpo.ablation
 from conventions.cli import Parser
 from conventions.errors import UserError
 from datamodules.config import DataConfig
-from training.cli import add_run_arguments, flag_overrides, set_overrides
+from training.cli import add_run_arguments, flag_overrides, one_fold, set_overrides
 from training.config import FREE, ConfigError, RunConfig
 
 MIN_INPUT_SIZE = 2
@@ -136,7 +136,7 @@ def plan_from_args(args: argparse.Namespace) -> Plan:
                 if len(sources) == len(models):
                     raise ConfigError(f"--use-best-from {source} holds a config for {base.model.name}, not {model}")
                 base = base.override({"model.name": model})  # one source for all: its settings, this backbone
-        bases[model] = base.override(overrides)
+        bases[model] = one_fold(base.override(overrides))
         source_of[model] = source
     _check_same_data(bases)
     data = bases[models[0]].data
