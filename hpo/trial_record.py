@@ -45,9 +45,9 @@ class TrialRecord:
     @classmethod
     def of(cls, trial: FrozenTrial | optuna.Trial) -> TrialRecord:
         """A finished trial's record, or a live one's so far."""
-        attrs = trial.user_attrs
-        known = {f.name: attrs[f.name] for f in fields(cls) if f.name in attrs}
-        if known.get("worker") is not None:
+        attrs = trial.user_attrs  # a value stored as None reads as missing
+        known = {f.name: attrs[f.name] for f in fields(cls) if attrs.get(f.name) is not None}
+        if "worker" in known:
             known["worker"] = Worker(**known["worker"])
         return cls(**known)
 
@@ -63,6 +63,7 @@ class TrialRecord:
 
     @property
     def searched_style(self) -> str:
+        """Its style, SEARCHED where none is recorded (neither forced nor transferred)."""
         return self.style or SEARCHED
 
     @property

@@ -53,7 +53,8 @@ def test_a_transferred_trial_outside_every_budget_and_a_failure_read_back(tmp_pa
 def test_an_old_trial_without_the_newer_attributes_reads_with_defaults():
     old = create_trial(value=0.6, params={"x": 1.0},
                        distributions={"x": optuna.distributions.FloatDistribution(0, 2)},
-                       user_attrs={"mlflow_run_id": "r", "evidence": {"best/val/auroc": 0.6}, "unknown": 1})
+                       user_attrs={"mlflow_run_id": "r", "evidence": {"best/val/auroc": 0.6}, "unknown": 1,
+                                   "epochs": None})
     read = TrialRecord.of(old)
     assert read == TrialRecord(mlflow_run_id="r", evidence={"best/val/auroc": 0.6})
     assert (read.forced, read.epochs, read.style, read.searched_style, read.worker, read.outside_budgets,
