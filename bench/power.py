@@ -115,8 +115,9 @@ def main(argv: list[str] | None = None) -> None:
     split = {"data.folds": args.folds, "data.train_frac": args.train_frac, "data.val_frac": args.val_frac,
              "data.test_frac": round(1 - args.train_frac - args.val_frac, 10)}
     k = args.folds
-    print(f"{base.data.tier} L={base.data.input_size} threshold {args.threshold}; K=1: train/val/test 0.70/0.15/"
-          f"0.15; K={k}: {args.train_frac}/{args.val_frac}/{split['data.test_frac']}; model itransformer "
+    d = base.data
+    print(f"{d.tier} L={d.input_size} threshold {args.threshold}; K=1: train/val/test {d.train_frac}/{d.val_frac}/"
+          f"{d.test_frac}; K={k}: {args.train_frac}/{args.val_frac}/{split['data.test_frac']}; model itransformer "
           f"hidden 16, {args.epochs} epoch(s) per fold")
     print(f"{'h':>2} {'K':>2} {'scorer':<11} {'mean AUROC':>10} {'95% CI over folds':>18} {'width':>6}  "
           "AUROC per fold")
