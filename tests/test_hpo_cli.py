@@ -129,6 +129,7 @@ def check_runs_match_trials(study):
     return parent, {int(r.data.tags["trial_number"]): r for r in children}
 
 
+@pytest.mark.slow  # minutes of several `python -m hpo` processes; CI runs it (-m slow)
 def test_sigkill_mid_trial_then_rerun_resumes(run_cli, tmp_path):
     args = [*TINY, "--budgets", "20k,50k", "--trials", "2"]
     proc = hpo_process(tmp_path, args)
@@ -169,6 +170,7 @@ def test_sigkill_mid_trial_then_rerun_resumes(run_cli, tmp_path):
             f"{TrialRecord.of(best).evidence['best/val/auroc']:.4f}") in rerun.stdout
 
 
+@pytest.mark.slow  # minutes of several `python -m hpo` processes; CI runs it (-m slow)
 def test_two_workers_share_one_study(tmp_path):
     args = [*TINY, "--budgets", "20k,50k", "--trials", "3"]
     workers = [hpo_process(tmp_path, args) for _ in range(2)]
