@@ -52,11 +52,18 @@ class StoreTimer:
         return wrapper
 
 
+def epochs_of(trial) -> int:
+    """The epochs a trial trained (`hpo.trial_record.TrialRecord.epochs`)."""
+    from hpo.trial_record import TrialRecord
+
+    return TrialRecord.of(trial).epochs
+
+
 def to_target(trials, target: float) -> tuple[int | None, int]:
     """(trials run until the best so far reached `target`, epochs spent until then); trials in order."""
     best, epochs = float("-inf"), 0
     for i, t in enumerate(trials, start=1):
-        epochs += t.user_attrs.get("epochs", 0)
+        epochs += epochs_of(t)
         if t.state.name == "COMPLETE":
             best = max(best, t.value)
         if best >= target:
@@ -123,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
     for label, (out, wall) in results.items():
         n, epochs = to_target(trials[label], target)
         reached[label] = (n, epochs)
-        total = sum(t.user_attrs.get("epochs", 0) for t in trials[label])
+        total = sum(epochs_of(t) for t in trials[label])
         print(f"{label:<16}{out.best.value:>8.4f}{out.counts.get('COMPLETE', 0):>10}{out.counts.get('PRUNED', 0):>8}"
               f"{total:>8}{wall:>8.0f}{n if n else 'not reached':>18}{epochs if n else '-':>18}")
     (n0, e0), (n1, e1) = reached["no pruning"], reached["median pruning"]
@@ -131,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"ratio pruned/unpruned: trials to target {n1 / n0:.2f}, epochs to target {e1 / e0:.2f}")
     else:
         print("ratio pruned/unpruned: the pruned study did not reach the target within its trials")
-    totals = {label: sum(t.user_attrs.get("epochs", 0) for t in trials[label]) for label in trials}
+    totals = {label: sum(epochs_of(t) for t in trials[label]) for label in trials}
     print(f"ratio pruned/unpruned over the whole study: epochs {totals['median pruning'] / totals['no pruning']:.2f}, "
           f"wall {results['median pruning'][1] / results['no pruning'][1]:.2f}")
 

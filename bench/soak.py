@@ -76,9 +76,12 @@ def running_hosts(storage) -> dict[str, int]:
         study_id = storage.get_study_id_from_name(STUDY)
     except KeyError:
         return {}
-    return {t.user_attrs["worker"]["host"]: t.number
-            for t in storage.get_all_trials(study_id, states=(optuna.trial.TrialState.RUNNING,))
-            if "mlflow_run_id" in t.user_attrs and "worker" in t.user_attrs}
+    from hpo.trial_record import TrialRecord
+
+    running = storage.get_all_trials(study_id, states=(optuna.trial.TrialState.RUNNING,))
+    records = {t.number: TrialRecord.of(t) for t in running}
+    return {records[t.number].worker.host: t.number for t in running
+            if records[t.number].mlflow_run_id is not None and records[t.number].worker is not None}
 
 
 def tally(url: str, experiment: str, requested: int) -> dict[str, object]:
@@ -86,13 +89,14 @@ def tally(url: str, experiment: str, requested: int) -> dict[str, object]:
     from mlflow.tracking import MlflowClient
     from optuna.trial import TrialState
 
-    from hpo.recovery import FAILED_REASON
     from hpo.storage import open_storage
+    from hpo.trial_record import TrialRecord
 
     trials = optuna.load_study(study_name=STUDY, storage=open_storage(url)[0]).trials
-    counted = [t for t in trials if t.state != TrialState.WAITING and FAILED_REASON not in t.user_attrs]
+    records = {t.number: TrialRecord.of(t) for t in trials}
+    counted = [t for t in trials if t.state != TrialState.WAITING and records[t.number].counts]
     left = [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
-    stale = [t for t in trials if str(t.user_attrs.get(FAILED_REASON, "")).startswith("stale")]
+    stale = [t for t in trials if (records[t.number].failed_reason or "").startswith("stale")]
     client = MlflowClient()
     exp = client.get_experiment_by_name(experiment)
     runs = client.search_runs([exp.experiment_id], max_results=5000) if exp else []

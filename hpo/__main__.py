@@ -11,6 +11,7 @@ from conventions.errors import UserError
 from hpo.convergence import Convergence
 from hpo.dry_run import n_features_of, report
 from hpo.settings import DEFAULT_STORAGE, StudySettings
+from hpo.trial_record import TrialRecord
 from models.budgets import DEFAULT_BUDGETS, parse_budgets
 from training.cli import add_run_arguments, config_from_args, one_fold, set_overrides
 
@@ -99,14 +100,14 @@ def main(argv: list[str] | None = None) -> None:
     print(f"study {outcome.study_name!r}: {outcome.stop_reason}; {outcome.ran} trials run now; "
           + ", ".join(f"{n} {s}" for s, n in outcome.counts.items()))
     if outcome.best is not None:
-        b = outcome.best
-        print(f"best: trial {b.number}, run {b.user_attrs.get('mlflow_run_id')}, params {b.params}")
+        b, record = outcome.best, TrialRecord.of(outcome.best)
+        print(f"best: trial {b.number}, run {record.mlflow_run_id}, params {b.params}")
         print(f"  selected on {SELECT} (the selection half of val): {OBJECTIVE} {b.value:.4f} "
               f"{'exceeds' if b.value > outcome.null_p95 else 'does not exceed'} {outcome.null_p95:.4f}, what the "
               "best of as many random scorers as the completed trials had epoch evaluations reaches on the same "
               f"{SELECT} labels (95th percentile, selection/null_auroc_p95)")
         print(f"  reported on {REPORT} (the report half of val), which chose nothing: "
-              f"{evidence_line(b.user_attrs['evidence'], b.user_attrs['best_baseline'])}")
+              f"{evidence_line(record.evidence, record.best_baseline)}")
         print("  the held-out number comes from `python -m training.promote --study ...`, the only command that "
               "reads test")
     experiment = mlflow.get_run(outcome.parent_run_id).info.experiment_id

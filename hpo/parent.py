@@ -15,6 +15,7 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from conventions.errors import UserError
+from hpo.trial_record import TrialRecord
 from models.budgets import parse_budget
 from models.intervals import SAYS, selection_null, verdict
 from training import notes, plotting, study_tags, tracking
@@ -91,11 +92,11 @@ def summarise(run_id: str, study: optuna.Study) -> None:
     best = best_trial(trials)
     if best is not None:
         metrics[OBJECTIVE] = best.value
-        metrics |= best.user_attrs.get("evidence", {})
+        record = TrialRecord.of(best)
+        metrics |= record.evidence or {}
         metrics |= {f"best_by_budget/{b}": reported(t) for b, t in best_by_budget(trials).items()}
-        tags = {study_tags.BEST_TRIAL: str(best.number),
-                study_tags.BEST_RUN_ID: best.user_attrs.get("mlflow_run_id", ""),
-                "best_baseline": best.user_attrs.get("best_baseline", ""),
+        tags = {study_tags.BEST_TRIAL: str(best.number), study_tags.BEST_RUN_ID: record.mlflow_run_id or "",
+                "best_baseline": record.best_baseline or "",
                 "best_params": json.dumps(best.params, sort_keys=True),
                 **{f"best.{k}": str(v) for k, v in best.params.items()}}
     tracking.log_batch(run_id, metrics, step=step, tags=tags)
@@ -106,12 +107,9 @@ def summarise(run_id: str, study: optuna.Study) -> None:
                 client.delete_tag(run_id, key)
 
 
-OUTSIDE_BUDGETS = "outside_budgets"  # a transferred config larger than every budget: shown, never the best
-
-
 def counted(trials: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
     """The completed trials that can be the study's best (a transferred config only within a budget)."""
-    return [t for t in trials if t.state == TrialState.COMPLETE and not t.user_attrs.get(OUTSIDE_BUDGETS)]
+    return [t for t in trials if t.state == TrialState.COMPLETE and not TrialRecord.of(t).outside_budgets]
 
 
 def _rank(t: optuna.trial.FrozenTrial) -> tuple[float, int]:
@@ -126,12 +124,12 @@ def best_trial(trials: list[optuna.trial.FrozenTrial]) -> optuna.trial.FrozenTri
 
 def reported(t: optuna.trial.FrozenTrial) -> float:
     """A completed trial's `best/val/auroc`, on val_report: what is reported for a trial the objective chose."""
-    return t.user_attrs["evidence"]["best/val/auroc"]
+    return TrialRecord.of(t).evidence["best/val/auroc"]
 
 
 def budget_of(t: optuna.trial.FrozenTrial) -> str | None:
     """The budget a trial is labelled with: its sampled one, or the one a transferred config fits."""
-    budget = t.user_attrs.get("budget", t.params.get("budget"))
+    budget = TrialRecord.of(t).budget or t.params.get("budget")
     return None if budget in (None, "none") else budget
 
 
@@ -153,7 +151,7 @@ NULL_METHOD = "epoch_evaluations_upper_bound"
 
 def evaluations(trials: list[optuna.trial.FrozenTrial]) -> int:
     """The AUROCs on val_select the study's best value is the best of: each counted trial's epochs (`NULL_METHOD`)."""
-    return sum(max(1, int(t.user_attrs.get("epochs") or 1)) for t in counted(trials))
+    return sum(max(1, TrialRecord.of(t).epochs) for t in counted(trials))
 
 
 def log_report(run_id: str, study: optuna.Study, select_labels: np.ndarray, horizon: int,
@@ -180,7 +178,7 @@ def log_report(run_id: str, study: optuna.Study, select_labels: np.ndarray, hori
                          ("best_val_auroc_per_budget", _per_budget(complete))):
         if figure is not None:
             client.log_figure(run_id, figure, f"plots/{name}.png")
-    best_run = best.user_attrs.get("mlflow_run_id")
+    best_run = TrialRecord.of(best).mlflow_run_id
     if best_run:
         config = RunConfig.from_params(client.get_run(best_run).data.params)
         client.log_text(run_id, config.to_json(), "best_config.json")
@@ -194,10 +192,11 @@ def describe(run_id: str, study: optuna.Study, best: optuna.trial.FrozenTrial, n
     old = MlflowClient().get_run(run_id).data.tags
     trials = study.get_trials(deepcopy=False)
     counts = Counter(t.state.name for t in trials)
+    record = TrialRecord.of(best)
     note = notes.study_note(
         study.study_name, old.get(study_tags.STORAGE, "?"), objective=best.value, null=null,
-        best=notes.run_link(f"trial {best.number}", experiment_of(run_id), best.user_attrs.get("mlflow_run_id", "")),
-        evidence_line=notes.evidence(best.user_attrs["evidence"], best.user_attrs["best_baseline"], "val", "best/"),
+        best=notes.run_link(f"trial {best.number}", experiment_of(run_id), record.mlflow_run_id or ""),
+        evidence_line=notes.evidence(record.evidence, record.best_baseline, "val", "best/"),
         by_budget={b: reported(t) for b, t in sorted(best_by_budget(trials).items(), key=lambda i: parse_budget(i[0]))},
         counts=dict(counts), phase1=phase1_link(old))
     held = notes.held_out_of(old.get(notes.NOTE, ""))
@@ -217,14 +216,15 @@ def trials_table(trials: list[optuna.trial.FrozenTrial]) -> str:
              "| model vs it (uncorrected: one of the trials, not a finding) |",
              "|---|---|---|---|---|---|---|---|"]
     for t in rows:
-        ev = t.user_attrs.get("evidence")
+        record = TrialRecord.of(t)
+        ev = record.evidence
         shown = (f"{ev['best/val/auroc']:.4f} [{ev['best/val/auroc_ci_low']:.4f}, {ev['best/val/auroc_ci_high']:.4f}]"
                  if ev else "")
         says = (SAYS[verdict(ev["best/val/auroc_vs_best_baseline_ci_low"],
                              ev["best/val/auroc_vs_best_baseline_ci_high"])] if ev else "")
         value = f"{t.value:.4f}" if t.value is not None else ""
-        lines.append(f"| {t.number} | {t.state.name.lower()} | {budget_of(t) or ''} | {t.user_attrs.get('style', '')} "
-                     f"| {value} | {shown} | {t.user_attrs.get('best_baseline', '')} | {says} |")
+        lines.append(f"| {t.number} | {t.state.name.lower()} | {budget_of(t) or ''} | {record.style or ''} "
+                     f"| {value} | {shown} | {record.best_baseline or ''} | {says} |")
     return "\n".join(lines) + "\n"
 
 
@@ -243,14 +243,15 @@ def trial_points(trials: list[optuna.trial.FrozenTrial]) -> list[plotting.TrialP
 
 def reported_estimate(t: optuna.trial.FrozenTrial) -> plotting.Estimate:
     """A completed trial's `best/val/auroc` (val_report) with its interval."""
-    evidence = t.user_attrs["evidence"]
+    evidence = TrialRecord.of(t).evidence
     return plotting.Estimate(evidence["best/val/auroc"], evidence.get("best/val/auroc_ci_low"),
                              evidence.get("best/val/auroc_ci_high"))
 
 
 def reported_baseline(t: optuna.trial.FrozenTrial) -> plotting.Baseline | None:
     """The best baseline a completed trial's evidence names, on the same val_report samples, or None."""
-    evidence, name = t.user_attrs.get("evidence", {}), t.user_attrs.get("best_baseline")
+    record = TrialRecord.of(t)
+    evidence, name = record.evidence or {}, record.best_baseline
     if not name or "baseline/best/val/auroc" not in evidence:
         return None
     return plotting.Baseline(name, plotting.Estimate(evidence["baseline/best/val/auroc"]))

@@ -18,11 +18,8 @@ pid namespace: give each machine's workers a distinct one when hostnames may cla
 
 from __future__ import annotations
 
-import os
-import socket
 import threading
 import time
-from dataclasses import asdict, dataclass
 
 import optuna
 from mlflow.tracking import MlflowClient
@@ -32,36 +29,12 @@ from optuna.trial import FrozenTrial, TrialState
 
 from conventions.errors import UserError
 from hpo.settings import env_seconds
+from hpo.trial_record import TrialRecord, TrialWriter
+from hpo.worker import Worker
 from training import notes, study_tags
 
 HEARTBEAT_S = 60.0
 GRACE_S = 600.0
-FAILED_REASON = "failed_reason"  # on trials whose worker died or was interrupted: they do not count as run
-
-
-@dataclass(frozen=True)
-class Worker:
-    host: str  # hostname and pid namespace: two containers may share a hostname, never a namespace
-    pid: int
-    started: str | None  # process start time in clock ticks since boot (Linux), None elsewhere
-
-    @classmethod
-    def me(cls) -> Worker:
-        return cls(_host(), os.getpid(), _start_ticks(os.getpid()))
-
-    def gone(self) -> bool:
-        """True when this worker ran here and its process no longer exists (False for other hosts)."""
-        if self.host != _host():
-            return False
-        if self.started is not None:
-            return _start_ticks(self.pid) != self.started
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False
-        return False
 
 
 def heartbeat_s() -> float:
@@ -81,26 +54,6 @@ def check_timing() -> None:
         raise UserError(f"DIRECTION_GRACE_S ({grace:g}) must be at least twice DIRECTION_HEARTBEAT_S ({beat:g})")
 
 
-def _host() -> str:
-    """DIRECTION_WORKER_HOST when set, else the hostname and the pid namespace."""
-    if os.environ.get("DIRECTION_WORKER_HOST", "").strip():
-        return os.environ["DIRECTION_WORKER_HOST"].strip()
-    try:
-        return f"{socket.gethostname()}/{os.stat('/proc/self/ns/pid').st_ino}"
-    except OSError:
-        return socket.gethostname()
-
-
-def _start_ticks(pid: int) -> str | None:
-    """The process's start time, or None when it does not exist or is a zombie (killed, not yet reaped)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()  # after `(comm)`, which may hold spaces
-    except (OSError, IndexError):
-        return None
-    return None if fields[0] in ("Z", "X") else fields[19]  # fields 3 (state) and 22 (starttime)
-
-
 class Heartbeat:
     """Records the worker on the trial, then a heartbeat every `interval` seconds (default `heartbeat_s()`)
     until the block ends. A beat that fails (the storage unreachable beyond its retries) is skipped."""
@@ -111,8 +64,9 @@ class Heartbeat:
         self._thread = threading.Thread(target=self._beat, daemon=True, name=f"heartbeat-{trial.number}")
 
     def __enter__(self) -> Heartbeat:
-        self.trial.set_user_attr("worker", asdict(Worker.me()))
-        self.trial.set_user_attr("heartbeat", time.time())
+        write = TrialWriter(self.trial)
+        write.worker(Worker.me())
+        write.beat()
         self._thread.start()
         return self
 
@@ -123,7 +77,7 @@ class Heartbeat:
     def _beat(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                self.trial.set_user_attr("heartbeat", time.time())
+                TrialWriter(self.trial).beat()
             except UpdateFinishedTrialError:  # another worker judged it stale; the objective will find out
                 return
             except Exception:  # the storage is down: the next beat tries again
@@ -132,10 +86,10 @@ class Heartbeat:
 
 def stale_reason(trial: FrozenTrial, now: float, grace: float | None = None) -> str | None:
     grace = grace_s() if grace is None else grace
-    worker = trial.user_attrs.get("worker")
-    beat = trial.user_attrs.get("heartbeat")
-    if worker is not None and Worker(**worker).gone():
-        return f"its worker (pid {worker['pid']}) is gone"
+    record = TrialRecord.of(trial)
+    worker, beat = record.worker, record.heartbeat
+    if worker is not None and worker.gone():
+        return f"its worker (pid {worker.pid}) is gone"
     if beat is not None and now - beat > grace:
         return f"no heartbeat for {now - beat:.0f} s"
     if worker is None and trial.datetime_start is not None and now - trial.datetime_start.timestamp() > grace:
@@ -155,7 +109,7 @@ def fail_stale_trials(study: optuna.Study, storage: BaseStorage, grace: float | 
             continue
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
         try:
-            storage.set_trial_user_attr(trial_id, FAILED_REASON, f"stale: {reason}")
+            TrialWriter.stored(storage, trial_id).failed(f"stale: {reason}")
             storage.set_trial_state_values(trial_id, TrialState.FAIL)
         except UpdateFinishedTrialError:
             continue

@@ -32,7 +32,6 @@ from hpo.forced import EXTREMES, forced_configs
 from hpo.progress import EpochProgress, StudyProgress
 from hpo.pruning import PruningCallback
 from hpo.recovery import (
-    FAILED_REASON,
     Heartbeat,
     check_timing,
     close_orphan_runs,
@@ -43,6 +42,7 @@ from hpo.sampling import TrialSeededTPE
 from hpo.settings import StudySettings
 from hpo.space import SearchSpace, depth_param
 from hpo.storage import Admission, open_storage, study_exists
+from hpo.trial_record import TrialRecord, TrialWriter
 from models import baselines
 from models.budgets import SHAPE_KEYS, STYLES, StyleGrid, count_params, parse_budget, solve
 from training import notes, study_tags, tracking
@@ -105,7 +105,7 @@ def run_study(
                         reason = f"stopped: {len(streak)} trials in a row failed with the same error"
                         raise RepeatedFailure(
                             f"study {study.study_name!r} stopped: trials {', '.join(str(t.number) for t in streak)} "
-                            f"failed in a row with the same error ({streak[0].user_attrs['error']}); their "
+                            f"failed in a row with the same error ({TrialRecord.of(streak[0]).error}); their "
                             "tracebacks are above; fix it and rerun the same command to resume the study")
                     continue
                 running = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
@@ -201,16 +201,17 @@ class Objective:
     echo: Callable[[str], None] = print
 
     def __call__(self, trial: optuna.Trial) -> float:
-        forced = bool(trial.user_attrs.get("forced"))
+        record, write = TrialRecord.of(trial), TrialWriter(trial)
+        forced = record.forced
         tags = {study_tags.STUDY_NAME: self.study_name, study_tags.TRIAL_NUMBER: str(trial.number),
                 "forced": str(forced).lower(), "trial_state": "RUNNING"}
-        if "transferred" in trial.user_attrs:
-            tags["transferred_from"] = trial.user_attrs["transferred"]
+        if record.transferred is not None:
+            tags["transferred_from"] = record.transferred
         with Heartbeat(trial), tracking.run_context(
                 kind=study_tags.TRIAL, run_name=notes.trial_name(trial.number, None, None, "running"),
                 parent_run_id=self.parent_run_id,
                 experiment=self.experiment, tags=tags, finished_on=(optuna.TrialPruned,)) as run:
-            trial.set_user_attr("mlflow_run_id", run.info.run_id)
+            write.started(run.info.run_id)
             state, result = "FAIL", None
             pruning = PruningCallback(trial, prune=not forced)  # the forced grid is compared whole
             try:
@@ -221,33 +222,32 @@ class Objective:
                 if not (math.isfinite(result.objective) and math.isfinite(result.val_auroc)):
                     raise ValueError(f"{OBJECTIVE} is {result.objective} and best/val/auroc {result.val_auroc} "
                                      "(one class in a val part?)")
-                trial.set_user_attr("epochs", result.epochs)
-                trial.set_user_attr("evidence", {k: result.metrics[k] for k in EVIDENCE})
-                trial.set_user_attr("best_baseline", result.best_baseline)
+                write.completed(result.epochs, {k: result.metrics[k] for k in EVIDENCE}, result.best_baseline)
                 state = "COMPLETE"
                 return result.objective
             except optuna.TrialPruned:
                 state = "PRUNED"
-                trial.set_user_attr("epochs", pruning.pruned_at[0] + 1)
+                write.pruned(pruning.pruned_at[0] + 1)
                 raise
             except UpdateFinishedTrialError as err:  # the run's `error` says why
                 raise UpdateFinishedTrialError(f"another worker failed trial {trial.number}, judging its worker "
                                                "dead: its result is discarded") from err
             except Exception as err:
-                trial.set_user_attr("error", f"{type(err).__name__}: {err}"[:4000])
+                write.errored(err)
                 raise
             except (KeyboardInterrupt, SystemExit):
-                trial.set_user_attr(FAILED_REASON, "interrupted")  # not counted: a rerun runs it again
+                write.failed("interrupted")  # not counted: a rerun runs it again
                 raise
             finally:
                 mlflow.set_tags({"trial_state": state, **self.describe(trial, state, forced, result, pruning)})
 
     def describe(self, trial: optuna.Trial, state: str, forced: bool, result, pruning: PruningCallback) -> dict:
         """The trial run's name and Markdown note once it has ended."""
-        budget, style = trial.user_attrs.get("budget"), trial.user_attrs.get("style")
+        record = TrialRecord.of(trial)
+        budget, style = record.budget, record.style
         why = {"PRUNED": f"Pruned at epoch {pruning.pruned_at[0] + 1 if pruning.pruned_at else '?'}: its val_select "
                          "AUROC was below the median of earlier trials at that epoch.",
-               "FAIL": f"Failed: {trial.user_attrs.get('error') or trial.user_attrs.get(FAILED_REASON, 'interrupted')}"}
+               "FAIL": f"Failed: {record.why_failed or 'interrupted'}"}
         body = None if result is None else notes.train_note(result.config, result.metrics, result.best_baseline,
                                                             result.best_epoch, result.epochs)
         return {"mlflow.runName": notes.trial_name(trial.number, budget, style, state),
@@ -256,27 +256,25 @@ class Objective:
 
     def config(self, trial: optuna.Trial) -> RunConfig:
         """The trial's config; its budget and style are tagged before the shape is solved."""
-        transferred = "transferred" in trial.user_attrs
+        record, write = TrialRecord.of(trial), TrialWriter(trial)
+        transferred = record.transferred is not None
         values = self.space.suggest(trial, shape=not transferred)
         cfg = self.space.apply(self.base, values)
         if transferred:  # scored and shown; it counts for the best only within one of the budgets
             count = count_params(cfg.model.name, self.n_features, cfg.data.input_size, **cfg.model.hp)
             budget = next((b for b in self.space.budgets if count <= parse_budget(b)), "none")
             style = "transferred"
-            trial.set_user_attr("params_count", count)
-            if budget == "none":
-                trial.set_user_attr(parent.OUTSIDE_BUDGETS, True)
+            write.shaped(budget, style, count, outside_budgets=budget == "none")
         else:
-            budget, style = values["budget"], trial.user_attrs.get("style", "searched")
+            budget, style = values["budget"], record.searched_style
+            write.shaped(budget, style)
         mlflow.set_tags({"budget": budget, "style": style})
-        trial.set_user_attr("budget", budget)
-        trial.set_user_attr("style", style)
         if transferred:
             return cfg
         shape = solve(cfg.model, budget, values["n_layers"], self.n_features, cfg.data.input_size)
         if shape is None:  # the depth ranges are conservative (hpo/space.py): this is a bug
             raise RuntimeError(f"no {values['n_layers']}-layer {cfg.model.name} fits {budget} at {cfg.model}")
-        trial.set_user_attr("params_count", shape.count)
+        write.counted_params(shape.count)
         return cfg.override(shape.hp)
 
 
@@ -293,12 +291,12 @@ def _run_trial(study: optuna.Study, trial: optuna.Trial, objective: Objective) -
     except UpdateFinishedTrialError:
         pass
     except tracking.TrackingRefused:  # the server stopped taking this worker's credentials: the worker stops
-        trial.set_user_attr(FAILED_REASON, "refused by the tracking server")  # as if it died: run again
+        TrialWriter(trial).failed("refused by the tracking server")  # as if it died: run again
         study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
         raise
     except Exception:  # recorded on the trial and its run; the study goes on, the traceback is shown
         traceback.print_exc()
-    except BaseException:  # Ctrl-C, SIGTERM: the trial is not counted (FAILED_REASON) and the session ends
+    except BaseException:  # Ctrl-C, SIGTERM: the trial is not counted (`failed_reason`) and the session ends
         study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
         raise
     return study.tell(trial, value, state=state, skip_if_finished=True)
@@ -307,10 +305,10 @@ def _run_trial(study: optuna.Study, trial: optuna.Trial, objective: Objective) -
 def _failure_streak(streak: list[FrozenTrial], finished: FrozenTrial) -> list[FrozenTrial]:
     """`streak` followed by `finished`: longer when it failed with the streak's error (its `error`), a new
     streak when it failed with another, empty when it did not fail with an error."""
-    error = finished.user_attrs.get("error") if finished.state == TrialState.FAIL else None
+    error = TrialRecord.of(finished).error if finished.state == TrialState.FAIL else None
     if error is None:
         return []
-    if streak and streak[0].user_attrs["error"] == error:
+    if streak and TrialRecord.of(streak[0]).error == error:
         return [*streak, finished]
     return [finished]
 
@@ -334,19 +332,21 @@ def _recover(study: optuna.Study, storage: BaseStorage, parent_id: str, echo: Ca
 
 
 def _requeue_forced(study: optuna.Study) -> list[int]:
-    """Forced trials whose worker died or was interrupted (`FAILED_REASON`) are enqueued again, unless a
+    """Forced trials whose worker died or was interrupted (`failed_reason`) are enqueued again, unless a
     trial with their params is already waiting, running or done: the forced grid is compared whole."""
     trials = study.get_trials(deepcopy=False)
 
     def key(t: FrozenTrial) -> str:
         return json.dumps(t.system_attrs.get("fixed_params"), sort_keys=True)
 
-    present = {key(t) for t in trials if t.user_attrs.get("forced") and FAILED_REASON not in t.user_attrs}
+    records = {t.number: TrialRecord.of(t) for t in trials}
+    present = {key(t) for t in trials if records[t.number].forced and records[t.number].counts}
     requeued = []
     for t in trials:
-        if t.user_attrs.get("forced") and FAILED_REASON in t.user_attrs and key(t) not in present:
-            study.enqueue_trial(t.system_attrs["fixed_params"], user_attrs={
-                k: v for k, v in t.user_attrs.items() if k in ("forced", "style", "regularisation")})
+        r = records[t.number]
+        if r.forced and not r.counts and key(t) not in present:
+            again = TrialRecord(forced=True, style=r.style, regularisation=r.regularisation)
+            study.enqueue_trial(t.system_attrs["fixed_params"], user_attrs=again.attrs())
             present.add(key(t))
             requeued.append(t.number)
     return requeued
@@ -405,12 +405,13 @@ def _enqueue(study: optuna.Study, settings: StudySettings, space: SearchSpace, g
     new = []
     base_values = space.values_of(settings.base)
     if settings.transfer and f"transfer:{settings.transfer}" not in done:
-        study.enqueue_trial(base_values, user_attrs={"transferred": settings.transfer}, skip_if_exists=True)
+        study.enqueue_trial(base_values, user_attrs=TrialRecord(transferred=settings.transfer).attrs(),
+                            skip_if_exists=True)
         new.append(f"transfer:{settings.transfer}")
     if settings.forced_extremes and "forced" not in done:
         for forced in forced_configs(grid, base_values, depth_param):
-            study.enqueue_trial(forced.params, skip_if_exists=True, user_attrs={
-                "forced": True, "style": forced.style, "regularisation": forced.regularisation.name})
+            record = TrialRecord(forced=True, style=forced.style, regularisation=forced.regularisation.name)
+            study.enqueue_trial(forced.params, skip_if_exists=True, user_attrs=record.attrs())
         new.append("forced")
     if new:
         study.set_user_attr("enqueued", sorted(done | set(new)))
@@ -419,7 +420,7 @@ def _enqueue(study: optuna.Study, settings: StudySettings, space: SearchSpace, g
 def _count(study: optuna.Study) -> int:
     """Trials that count towards `--trials`: all but WAITING ones and those a dead worker left behind."""
     return sum(1 for t in study.get_trials(deepcopy=False)
-               if t.state != TrialState.WAITING and FAILED_REASON not in t.user_attrs)
+               if t.state != TrialState.WAITING and TrialRecord.of(t).counts)
 
 
 def _parent_tags(base: RunConfig, budgets: list[str], shown: str, link: dict[str, str]) -> dict[str, str]:
@@ -438,16 +439,14 @@ def _parent_params(base: RunConfig, space: SearchSpace) -> dict[str, object]:
 
 
 def _trial_line(t: FrozenTrial) -> str:
-    budget = t.params.get("budget")
+    record, budget = TrialRecord.of(t), t.params.get("budget")
     what = ("transferred config" if budget is None else
-            f"budget {budget}, {t.user_attrs.get('style', 'searched')}, {t.params.get(depth_param(budget))} layers")
+            f"budget {budget}, {record.searched_style}, {t.params.get(depth_param(budget))} layers")
     name = f"last {MONITOR}" if t.state == TrialState.PRUNED else OBJECTIVE
-    value = (f"{name} {t.value:.4f}" if t.value is not None
-             else t.user_attrs.get("error") or t.user_attrs.get(FAILED_REASON, ""))
-    count = t.user_attrs.get("params_count")
-    size = f", {count:,} params" if count else ""
-    line = f"trial {t.number} {t.state.name} {value} ({what}{size}, {t.user_attrs.get('epochs', 0)} epochs)"
-    if "evidence" in t.user_attrs:
-        evidence = evidence_line(t.user_attrs["evidence"], t.user_attrs["best_baseline"], one_of="the study's trials")
+    value = f"{name} {t.value:.4f}" if t.value is not None else record.why_failed or ""
+    size = f", {record.params_count:,} params" if record.params_count else ""
+    line = f"trial {t.number} {t.state.name} {value} ({what}{size}, {record.epochs} epochs)"
+    if record.evidence is not None:
+        evidence = evidence_line(record.evidence, record.best_baseline, one_of="the study's trials")
         line += f"\n  {evidence}"
     return line

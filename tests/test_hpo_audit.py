@@ -17,12 +17,14 @@ from optuna.trial import TrialState, create_trial
 
 from conventions.cli import run_main
 from conventions.errors import EXIT_FINDINGS, UserError
+from hpo.audit import checks
 from hpo.audit.__main__ import main
 from hpo.audit.checks import SECTIONS
 from hpo.audit.report import figures
 from hpo.audit.trials import collect
 from hpo.parent import LEGACY_OBJECTIVE, PARENT_ATTR
 from hpo.storage import open_storage
+from hpo.trial_record import TrialRecord
 from models.intervals import selection_null
 from training import tracking
 from training.train import OBJECTIVE
@@ -118,19 +120,19 @@ def planted():
             state=TrialState.COMPLETE, value=value,
             params={"budget": budget, layers: 2 + number % 2, "lr": lr, "dropout": dropout, "ff_mult": ff_mult},
             distributions={**SPACE, layers: IntDistribution(1, 4)},
-            user_attrs={"mlflow_run_id": run_id, "evidence": evidence, "best_baseline": "logistic",
-                        "budget": budget, "style": "searched", "epochs": 4, "params_count": 1000}))
+            user_attrs=TrialRecord(mlflow_run_id=run_id, evidence=evidence, best_baseline="logistic", budget=budget,
+                                   style="searched", epochs=4, params_count=1000).attrs()))
 
     run_id = make_run(client, experiment, parent_id, 17, {"val/loss": [0.7, 0.71], "val/auroc": [0.5, 0.49]}, {})
     study.add_trial(create_trial(
         state=TrialState.PRUNED, params={"budget": "20k", "n_layers_20k": 1, "lr": 1e-3, "dropout": 0.1, "ff_mult": 1},
         distributions={**SPACE, "n_layers_20k": IntDistribution(1, 4)}, intermediate_values={0: 0.5, 1: 0.49},
-        user_attrs={"mlflow_run_id": run_id, "budget": "20k", "style": "searched"}))
+        user_attrs=TrialRecord(mlflow_run_id=run_id, budget="20k", style="searched").attrs()))
     run_id = make_run(client, experiment, parent_id, 18, {}, {}, status="FAILED")
     study.add_trial(create_trial(
         state=TrialState.FAIL, params={"budget": "50k", "n_layers_50k": 1, "lr": 1e-3, "dropout": 0.1, "ff_mult": 1},
         distributions={**SPACE, "n_layers_50k": IntDistribution(1, 4)},
-        user_attrs={"mlflow_run_id": run_id, "error": "RuntimeError: planted failure"}))
+        user_attrs=TrialRecord(mlflow_run_id=run_id, error="RuntimeError: planted failure").attrs()))
     return parent_id
 
 
@@ -221,7 +223,7 @@ def test_a_study_that_selected_on_val_report_gets_its_null_on_val_report(planted
 def test_a_study_without_finished_trials_still_reports_states():
     storage, _ = open_storage(None)
     study = optuna.create_study(study_name="failed", storage=storage, direction="maximize")
-    study.add_trial(create_trial(state=TrialState.FAIL, user_attrs={"error": "ValueError: bad"}))
+    study.add_trial(create_trial(state=TrialState.FAIL, user_attrs=TrialRecord(error="ValueError: bad").attrs()))
     assert main(["--study", "failed", "--fail-on-findings"]) == 0  # nothing suspicious
     _, report = audit_run(None)  # the study has no parent run: the audit run is top-level
     assert report["states"]["counts"] == {"FAIL": 1}
@@ -250,7 +252,7 @@ def test_a_deleted_parent_run_is_no_parent(capsys):
     storage, _ = open_storage(None)
     study = optuna.create_study(study_name="orphan", storage=storage, direction="maximize")
     study.set_user_attr(PARENT_ATTR, parent_id)
-    study.add_trial(create_trial(state=TrialState.FAIL, user_attrs={"error": "ValueError: bad"}))
+    study.add_trial(create_trial(state=TrialState.FAIL, user_attrs=TrialRecord(error="ValueError: bad").attrs()))
     assert main(["--study", "orphan"]) == 0
     audit_run(None)
     assert "(the study has no parent run)" in capsys.readouterr().out
@@ -258,9 +260,11 @@ def test_a_deleted_parent_run_is_no_parent(capsys):
 
 def test_the_budget_plot_draws_an_interval_that_misses_its_point():
     """A bootstrap interval need not contain its point estimate (errorbar refuses negative distances)."""
-    row = {"budget": "20k", "style": "searched", "val_auroc": 0.60, "ci_low": 0.61, "ci_high": 0.70}
-    report = {"importances": {"history": [], "values": {}}, "selection": {}, "overfit_gap": {"trials": []},
-              "by_budget": {"best": [row]}, "boundary_hits": []}
+    row = checks.BudgetBest("20k", "searched", 1, 0, 0.6, 0.60, 0.61, 0.70, None)
+    report = checks.Report(checks.States(1, {"COMPLETE": 1}, [], {}), [],
+                           checks.OverfitGap([], None, None, [], checks.LARGE_GAP, []),
+                           checks.Importances("fanova", {}, []), [], checks.ByBudget([row], [], "holm", []),
+                           checks.Selection(note="no completed trial"))
     (figure,) = figures("s", report, []).values()
     (bar,) = figure.axes[0].collections
     assert np.allclose(bar.get_segments(), [[[0, 0.61], [0, 0.70]]])
@@ -283,7 +287,7 @@ def test_on_iid_data_a_study_and_its_audit_make_no_uncorrected_claim(tiny_config
               echo=lines.append)
     study = optuna.load_study(study_name="iid", storage=open_storage(None)[0])
     verdicts = [line for line in lines if "best baseline" in line]
-    assert len(verdicts) == len([t for t in study.trials if "evidence" in t.user_attrs]) >= 6
+    assert len(verdicts) == len([t for t in study.trials if TrialRecord.of(t).evidence is not None]) >= 6
     assert all("(uncorrected: one of the study's trials, not a finding)" in v for v in verdicts)
     assert main(["--study", "iid"]) == 0
     _, report = audit_run(MlflowClient().search_runs(

@@ -15,6 +15,7 @@ from optuna.trial import TrialState, create_trial
 
 from conventions.cli import run_main
 from hpo.__main__ import main
+from hpo.trial_record import TrialRecord
 from tests.conftest import REPO
 from tests.test_data_support import unsorted_ohlcv
 from training.train import OBJECTIVE
@@ -128,6 +129,7 @@ def check_runs_match_trials(study):
     return parent, {int(r.data.tags["trial_number"]): r for r in children}
 
 
+@pytest.mark.slow  # minutes of several `python -m hpo` processes; CI runs it (-m slow)
 def test_sigkill_mid_trial_then_rerun_resumes(run_cli, tmp_path):
     args = [*TINY, "--budgets", "20k,50k", "--trials", "2"]
     proc = hpo_process(tmp_path, args)
@@ -137,7 +139,7 @@ def test_sigkill_mid_trial_then_rerun_resumes(run_cli, tmp_path):
             proc.kill()
             pytest.fail(f"no running trial to kill: {proc.communicate()[1][-3000:]}")
         trials = journal(tmp_path).get_all_trials(0) if studies(tmp_path) else []
-        running = [t for t in trials if t.state == TrialState.RUNNING and "mlflow_run_id" in t.user_attrs]
+        running = [t for t in trials if t.state == TrialState.RUNNING and TrialRecord.of(t).mlflow_run_id is not None]
         if running and any(t.state == TrialState.COMPLETE for t in trials):
             break
         time.sleep(0.1)
@@ -145,7 +147,7 @@ def test_sigkill_mid_trial_then_rerun_resumes(run_cli, tmp_path):
     proc.wait()
     done_before = {t.number: t.value for t in trials if t.state == TrialState.COMPLETE}
     (killed,) = running
-    assert MlflowClient().get_run(killed.user_attrs["mlflow_run_id"]).info.status == "RUNNING"
+    assert MlflowClient().get_run(TrialRecord.of(killed).mlflow_run_id).info.status == "RUNNING"
 
     rerun = run_cli("hpo", *args)
     assert rerun.returncode == 0, rerun.stderr
@@ -154,7 +156,7 @@ def test_sigkill_mid_trial_then_rerun_resumes(run_cli, tmp_path):
     trials = study.trials
     assert {n: trials[n].value for n in done_before} == done_before  # completed trials kept
     assert trials[killed.number].state == TrialState.FAIL
-    assert "is gone" in trials[killed.number].user_attrs["failed_reason"]
+    assert "is gone" in TrialRecord.of(trials[killed.number]).failed_reason
     assert len([t for t in trials if t.state == TrialState.COMPLETE]) == 2 == len(trials) - 1
     parent, runs = check_runs_match_trials(study)
     assert runs[killed.number].info.status == "FAILED"
@@ -165,9 +167,10 @@ def test_sigkill_mid_trial_then_rerun_resumes(run_cli, tmp_path):
     assert (f"selected on val_select (the selection half of val): best/val_select/auroc {best.value:.4f}"
             in rerun.stdout)
     assert (f"reported on val_report (the report half of val), which chose nothing: best/val/auroc "
-            f"{best.user_attrs['evidence']['best/val/auroc']:.4f}") in rerun.stdout
+            f"{TrialRecord.of(best).evidence['best/val/auroc']:.4f}") in rerun.stdout
 
 
+@pytest.mark.slow  # minutes of several `python -m hpo` processes; CI runs it (-m slow)
 def test_two_workers_share_one_study(tmp_path):
     args = [*TINY, "--budgets", "20k,50k", "--trials", "3"]
     workers = [hpo_process(tmp_path, args) for _ in range(2)]
@@ -183,7 +186,7 @@ def test_two_workers_share_one_study(tmp_path):
     assert len(set(params)) == len(params)
     parent, runs = check_runs_match_trials(study)
     assert parent.info.status == "FINISHED" and parent.data.metrics["trials/complete"] == len(started)
-    assert all(runs[t.number].data.params["params.count"] == str(t.user_attrs["params_count"]) for t in started)
+    assert all(runs[t.number].data.params["params.count"] == str(TrialRecord.of(t).params_count) for t in started)
 
 
 def test_dry_run_imports_neither_mlflow_nor_optuna(tmp_path):

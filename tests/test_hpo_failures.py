@@ -10,6 +10,7 @@ from datamodules.prepared import prepare
 from hpo.settings import StudySettings
 from hpo.storage import open_storage
 from hpo.study import FAILURE_STREAK, run_study
+from hpo.trial_record import TrialRecord
 
 
 class Broken(optuna.pruners.BasePruner):
@@ -36,7 +37,7 @@ def test_a_study_stops_after_repeated_identical_failures_with_one_error_line(tin
                          "command to resume the study")
     trials = optuna.load_study(study_name="bug", storage=open_storage(None)[0]).trials
     assert [t.state for t in trials] == [TrialState.FAIL] * 4
-    assert [t.user_attrs["error"] for t in trials] == ["RuntimeError: first bug"] + ["RuntimeError: the same bug"] * 3
+    assert [TrialRecord.of(t).error for t in trials] == ["RuntimeError: first bug"] + ["RuntimeError: the same bug"] * 3
     client = MlflowClient()
     runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
     (study_run,) = [r for r in runs if r.data.tags["kind"] == "study"]

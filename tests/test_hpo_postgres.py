@@ -18,8 +18,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from hpo.recovery import FAILED_REASON
 from hpo.storage import open_storage
+from hpo.trial_record import TrialRecord
 from tests.conftest import REPO
 from tests.servers import PASSWORD
 from training import tracking
@@ -89,7 +89,7 @@ def load(url):
 
 
 def counted(study):
-    return [t for t in study.trials if t.state != TrialState.WAITING and FAILED_REASON not in t.user_attrs]
+    return [t for t in study.trials if t.state != TrialState.WAITING and TrialRecord.of(t).counts]
 
 
 def runs_of_test():
@@ -101,7 +101,7 @@ def runs_of_test():
 def check_study_and_runs(study, trials):
     """Exactly `trials` counted; numbers unique; nothing RUNNING; one parent, every trial run nested under
     it and closed; no password in any param or tag."""
-    states = [(t.number, t.state.name, t.user_attrs.get(FAILED_REASON)) for t in study.trials]
+    states = [(t.number, t.state.name, TrialRecord.of(t).failed_reason) for t in study.trials]
     assert len(counted(study)) == trials, states
     assert [t.number for t in study.trials] == list(range(len(study.trials)))
     assert not study.get_trials(states=(TrialState.RUNNING, TrialState.WAITING))
@@ -129,7 +129,7 @@ def running_trial_of(url, host, deadline):
             time.sleep(0.5)
             continue
         for t in storage.get_all_trials(study_id, states=(TrialState.RUNNING,)):
-            if t.user_attrs.get("worker", {}).get("host") == host and "mlflow_run_id" in t.user_attrs:
+            if (r := TrialRecord.of(t)).worker is not None and r.worker.host == host and r.mlflow_run_id is not None:
                 return t
         time.sleep(0.2)
     pytest.fail(f"no running trial of worker {host}")
@@ -154,9 +154,9 @@ def test_four_workers_start_at_once_one_killed_on_another_machine_and_restarted(
 
     study = load(servers)
     trial = study.trials[killed.number]
-    assert trial.state == TrialState.FAIL and "no heartbeat for" in trial.user_attrs[FAILED_REASON]
+    assert trial.state == TrialState.FAIL and "no heartbeat for" in TrialRecord.of(trial).failed_reason
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in counted(study)), [
-        (t.number, t.state.name, t.user_attrs.get("error")) for t in counted(study)]
+        (t.number, t.state.name, TrialRecord.of(t).error) for t in counted(study)]
     parent, runs = check_study_and_runs(study, trials)
     assert runs[killed.number].info.status == "FAILED"
     assert runs[killed.number].data.tags["trial_state"] == "FAIL"
@@ -185,7 +185,7 @@ def test_postgres_restarted_mid_study(servers, tmp_path, pg_server):
             running = storage.get_all_trials(storage.get_study_id_from_name(STUDY), states=(TrialState.RUNNING,))
         except KeyError:
             running = []
-        if any("mlflow_run_id" in t.user_attrs for t in running):
+        if any(TrialRecord.of(t).mlflow_run_id is not None for t in running):
             break
         time.sleep(0.2)
     pg_server.restart()
@@ -194,7 +194,7 @@ def test_postgres_restarted_mid_study(servers, tmp_path, pg_server):
     study = load(servers)
     # each trial survived the restart, or failed cleanly (its error recorded, its run closed) and counted
     for t in study.trials:
-        assert t.state in (TrialState.COMPLETE, TrialState.PRUNED) or "error" in t.user_attrs, t
+        assert t.state in (TrialState.COMPLETE, TrialState.PRUNED) or TrialRecord.of(t).error is not None, t
     check_study_and_runs(study, trials)
 
 

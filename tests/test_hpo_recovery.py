@@ -10,18 +10,17 @@ import pytest
 from optuna.trial import TrialState, create_trial
 
 from hpo.recovery import (
-    FAILED_REASON,
     GRACE_S,
     Heartbeat,
-    Worker,
-    _start_ticks,
     fail_stale_trials,
     stale_reason,
 )
+from hpo.trial_record import TrialRecord, TrialWriter
+from hpo.worker import Worker, _start_ticks
 
 
-def running(**user_attrs):
-    return create_trial(state=TrialState.RUNNING, user_attrs=user_attrs)
+def running(worker: Worker, heartbeat: float):
+    return create_trial(state=TrialState.RUNNING, user_attrs=TrialRecord(worker=worker, heartbeat=heartbeat).attrs())
 
 
 def test_a_killed_worker_on_this_host_is_gone_at_once_even_unreaped():
@@ -41,12 +40,12 @@ def test_a_killed_worker_on_this_host_is_gone_at_once_even_unreaped():
 def test_stale_reasons():
     now = time.time()
     me = Worker.me()
-    alive = {"host": me.host, "pid": me.pid, "started": me.started}
+    alive = me
     assert stale_reason(running(worker=alive, heartbeat=now), now) is None
-    elsewhere = {"host": "other-host/1", "pid": 1, "started": "1"}
+    elsewhere = Worker("other-host/1", 1, "1")
     assert stale_reason(running(worker=elsewhere, heartbeat=now - 60), now) is None
     assert "no heartbeat for" in stale_reason(running(worker=elsewhere, heartbeat=now - GRACE_S - 1), now)
-    dead = {**alive, "started": "0"}
+    dead = Worker(me.host, me.pid, "0")
     assert "is gone" in stale_reason(running(worker=dead, heartbeat=now), now)
     started = datetime.datetime.now() - datetime.timedelta(seconds=GRACE_S + 5)
     unknown = create_trial(state=TrialState.RUNNING)
@@ -56,7 +55,8 @@ def test_stale_reasons():
 
 def test_heartbeat_grace_and_host_from_the_environment(monkeypatch):
     from conventions.errors import UserError
-    from hpo.recovery import _host, check_timing, grace_s, heartbeat_s
+    from hpo.recovery import check_timing, grace_s, heartbeat_s
+    from hpo.worker import _host
 
     assert (heartbeat_s(), grace_s()) == (60.0, GRACE_S)
     default_host = _host()
@@ -80,12 +80,12 @@ def test_a_stale_heartbeat_is_dead_whatever_host_it_names(monkeypatch):
     host and its pid is alive (a worker on another machine that happens to share our host identity)."""
     now = time.time()
     me = Worker.me()
-    alive_here = {"host": me.host, "pid": me.pid, "started": me.started}
+    alive_here = me
     assert "no heartbeat for 11 s" in stale_reason(running(worker=alive_here, heartbeat=now - 11), now, grace=10)
     assert stale_reason(running(worker=alive_here, heartbeat=now - 9), now, grace=10) is None
     # another machine's dead pid is not checked here: the grace (from the environment) decides
     monkeypatch.setenv("DIRECTION_GRACE_S", "5")
-    elsewhere = {"host": "machine-b", "pid": 2 ** 22 + 1, "started": "1"}
+    elsewhere = Worker("machine-b", 2 ** 22 + 1, "1")
     assert stale_reason(running(worker=elsewhere, heartbeat=now - 4), now) is None
     assert "no heartbeat" in stale_reason(running(worker=elsewhere, heartbeat=now - 6), now)
 
@@ -94,16 +94,17 @@ def test_fail_stale_trials_and_a_heartbeat_that_outlives_a_storage_error(monkeyp
     monkeypatch.setenv("DIRECTION_GRACE_S", "5")
     study = optuna.create_study()
     now = time.time()
-    elsewhere = {"host": "machine-b", "pid": 1, "started": "1"}
+    elsewhere = Worker("machine-b", 1, "1")
     study.add_trial(create_trial(state=TrialState.COMPLETE, value=0.5))
     for beat in (now - 60, now):
         trial_id = study._storage.create_new_trial(study._study_id)
-        study._storage.set_trial_user_attr(trial_id, "worker", elsewhere)
-        study._storage.set_trial_user_attr(trial_id, "heartbeat", beat)
+        write = TrialWriter.stored(study._storage, trial_id)
+        write.worker(elsewhere)
+        write.beat(at=beat)
     assert fail_stale_trials(study, study._storage) == [1]
     states = [t.state for t in study.trials]
     assert states == [TrialState.COMPLETE, TrialState.FAIL, TrialState.RUNNING]
-    assert study.trials[1].user_attrs[FAILED_REASON].startswith("stale: no heartbeat for")
+    assert TrialRecord.of(study.trials[1]).failed_reason.startswith("stale: no heartbeat for")
 
     trial = optuna.Trial(study, study._storage.get_trial_id_from_study_id_trial_number(study._study_id, 2))
     calls = []

@@ -16,10 +16,11 @@ from conventions.errors import UserError
 from datamodules.prepared import prepare
 from hpo import parent
 from hpo.convergence import Convergence
-from hpo.recovery import FAILED_REASON, fail_stale_trials
+from hpo.recovery import fail_stale_trials
 from hpo.settings import StudySettings
 from hpo.storage import open_storage, study_exists
 from hpo.study import run_study
+from hpo.trial_record import TrialRecord
 from models import baselines
 from models.intervals import rank_auroc, selection_null
 from training.train import EVIDENCE, OBJECTIVE
@@ -74,16 +75,16 @@ def test_trials_nest_under_one_parent_with_states_tags_and_the_best(tiny_config)
         assert tags["mlflow.parentRunId"] == out.parent_run_id
         assert tags["trial_state"] == {"COMPLETE": "COMPLETE", "PRUNED": "PRUNED", "FAIL": "FAIL"}[trial.state.name]
         assert run.info.status == ("FAILED" if trial.state == TrialState.FAIL else "FINISHED")
-        assert trial.user_attrs["mlflow_run_id"] == run.info.run_id
+        assert TrialRecord.of(trial).mlflow_run_id == run.info.run_id
         if number == 0:
             assert (tags["budget"], tags["style"], tags["forced"]) == ("20k", "transferred", "false")  # it fits 20k
             assert "non-finite" in tags["error"] and tags["transferred_from"] == "bad.json"
             continue
-        assert tags["budget"] == trial.params["budget"] and tags["style"] == trial.user_attrs["style"] == "searched"
+        assert tags["budget"] == trial.params["budget"] and tags["style"] == TrialRecord.of(trial).style == "searched"
         assert tags["forced"] == "false"
         assert not client.list_artifacts(run.info.run_id, "checkpoints")  # trials keep no checkpoint
         # the params are the flattened RunConfig plus the exact count the budget solver promised
-        assert run.data.params["params.count"] == str(trial.user_attrs["params_count"])
+        assert run.data.params["params.count"] == str(TrialRecord.of(trial).params_count)
         assert int(run.data.params["params.count"]) <= 50_000
         assert float(run.data.params["train.lr"]) == pytest.approx(trial.params["lr"])
         epochs = [m.step for m in client.get_metric_history(run.info.run_id, "val/auroc")]
@@ -91,7 +92,7 @@ def test_trials_nest_under_one_parent_with_states_tags_and_the_best(tiny_config)
 
     best = study.best_trial
     assert study_run.data.metrics[OBJECTIVE] == best.value == out.best.value
-    assert study_run.data.metrics["best/val/auroc"] == best.user_attrs["evidence"]["best/val/auroc"]
+    assert study_run.data.metrics["best/val/auroc"] == TrialRecord.of(best).evidence["best/val/auroc"]
     assert study_run.data.tags["best_trial"] == str(best.number)
     assert study_run.data.tags["best_run_id"] == children[best.number].info.run_id
     assert study_run.data.tags["best.budget"] == best.params["budget"]
@@ -104,7 +105,7 @@ def test_trials_nest_under_one_parent_with_states_tags_and_the_best(tiny_config)
     # the selection null: the best of as many random scorers as the completed trials had epochs, on the labels
     # that selected, the scorers as smooth as the train labels' dependence says
     prepared = data(tiny_config)
-    k = sum(t.user_attrs["epochs"] for t in load("s").trials if t.state == TrialState.COMPLETE)
+    k = sum(TrialRecord.of(t).epochs for t in load("s").trials if t.state == TrialState.COMPLETE)
     null = selection_null(prepared.labels("val_select"), k, horizon=1, seed=2, history=prepared.labels("train"))
     assert null != pytest.approx(selection_null(prepared.labels("val_select"), k, horizon=1, seed=2))
     assert study_run.data.metrics["selection/null_auroc_p95"] == pytest.approx(null) == out.null_p95
@@ -133,7 +134,7 @@ def test_trials_are_selected_on_val_select_and_reported_on_val_report(tiny_confi
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
     client = MlflowClient()
     for t in trials:
-        run_id = t.user_attrs["mlflow_run_id"]
+        run_id = TrialRecord.of(t).mlflow_run_id
         m = client.get_run(run_id).data.metrics
         history = {x.step: x.value for x in client.get_metric_history(run_id, "val/auroc")}
         assert t.value == m[OBJECTIVE] == history[int(m["best/epoch"])]  # the checkpoint's monitored value
@@ -147,11 +148,11 @@ def test_trials_are_selected_on_val_select_and_reported_on_val_report(tiny_confi
     study_run = client.get_run(out.parent_run_id)
     assert out.best.number == best.number and study_run.data.tags["best_trial"] == str(best.number)
     assert study_run.data.metrics[OBJECTIVE] == best.value
-    reported = client.get_run(best.user_attrs["mlflow_run_id"]).data.metrics["best/val/auroc"]
+    reported = client.get_run(TrialRecord.of(best).mlflow_run_id).data.metrics["best/val/auroc"]
     assert study_run.data.metrics["best/val/auroc"] == reported
     prepared = data(tiny_config)
     train = prepared.labels("train")
-    k = sum(t.user_attrs["epochs"] for t in trials)
+    k = sum(TrialRecord.of(t).epochs for t in trials)
     assert out.null_p95 == pytest.approx(selection_null(prepared.labels("val_select"), k, horizon=1, seed=3,
                                                         history=train))
     assert out.null_p95 != pytest.approx(selection_null(prepared.labels("val_report"), k, horizon=1, seed=3,
@@ -207,7 +208,7 @@ def test_a_transferred_config_larger_than_every_budget_is_shown_but_never_the_be
     settings = StudySettings(base=big, study_name="t", trials=2, budgets=["20k"], transfer="big.json")
     out = run_study(settings, data(big))
     first, second = load("t").trials
-    assert first.user_attrs["outside_budgets"] and first.user_attrs["params_count"] > 20_000
+    assert TrialRecord.of(first).outside_budgets and TrialRecord.of(first).params_count > 20_000
     assert first.state == second.state == TrialState.COMPLETE
     assert out.best.number == 1
     assert MlflowClient().get_run(out.parent_run_id).data.tags["best_trial"] == "1"
@@ -248,8 +249,8 @@ def test_a_live_trial_judged_dead_by_another_worker_is_discarded_and_the_study_g
     trials = load("d").trials
     assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE,
                                          TrialState.COMPLETE]
-    assert trials[1].user_attrs[FAILED_REASON].startswith("stale: no heartbeat for")
-    assert "error" not in trials[1].user_attrs and 1 not in trials[1].intermediate_values  # stopped at epoch 2
+    assert TrialRecord.of(trials[1]).failed_reason.startswith("stale: no heartbeat for")
+    assert TrialRecord.of(trials[1]).error is None and 1 not in trials[1].intermediate_values  # stopped at epoch 2
     assert out.ran == 4 and out.stop_reason == "done: the study holds 3 trials"
     assert any(line.startswith("trial 1 FAIL stale: no heartbeat for") for line in echo.lines), echo.lines
     runs = {r.data.tags["trial_number"]: r for r in all_runs() if r.data.tags["kind"] == "trial"}
@@ -265,7 +266,7 @@ def test_resume_requeues_an_interrupted_forced_trial_and_stops_on_convergence(ti
         run_study(settings, data(tiny_config), pruner=PruneTrials(range(100)), echo=InterruptAt("trial 2 epoch 1/"))
     study = load("r")
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2 + [TrialState.FAIL] + [TrialState.WAITING] * 3
-    assert study.trials[2].user_attrs["failed_reason"] == "interrupted"
+    assert TrialRecord.of(study.trials[2]).failed_reason == "interrupted"
     first_parent = study.user_attrs[parent.PARENT_ATTR]
     assert MlflowClient().get_run(first_parent).info.status == "KILLED"
     kept = {t.number: t.value for t in study.trials if t.state == TrialState.COMPLETE}
@@ -278,9 +279,9 @@ def test_resume_requeues_an_interrupted_forced_trial_and_stops_on_convergence(ti
     trials = load("r").trials
     assert len(trials) == 7 and {t.number: t.value for t in trials if t.number in kept} == kept
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    assert len(complete) == 6 and all(t.user_attrs["forced"] for t in trials)
+    assert len(complete) == 6 and all(TrialRecord.of(t).forced for t in trials)
     # the 6 forced configs (3 styles x 2 extremes), each completed exactly once
-    cells = sorted((t.user_attrs["style"], t.params["dropout"]) for t in complete)
+    cells = sorted((TrialRecord.of(t).style, t.params["dropout"]) for t in complete)
     assert cells == sorted((s, d) for s in ("shallow-wide", "balanced", "deep-narrow") for d in (0.5, 0.0))
     runs = all_runs()
     assert len([r for r in runs if r.data.tags["kind"] == "trial"]) == 7
@@ -359,7 +360,7 @@ def test_the_parent_keeps_no_tag_of_an_earlier_best():
         study.add_trial(create_trial(
             value=value, params={"budget": budget, f"n_layers_{budget}": 8 if budget == "20k" else 2},
             distributions={"budget": CategoricalDistribution(BUDGETS), f"n_layers_{budget}": IntDistribution(1, 8)},
-            user_attrs={"evidence": {"best/val/auroc": value}, "budget": budget}))
+            user_attrs=TrialRecord(evidence={"best/val/auroc": value}, budget=budget).attrs()))
         parent.summarise(run_id, study)
     tags = MlflowClient().get_run(run_id).data.tags
     assert {k: v for k, v in tags.items() if k.startswith("best.")} == {"best.budget": "50k", "best.n_layers_50k": "2"}
@@ -377,8 +378,8 @@ def test_the_selection_null_grows_with_the_epochs_each_trial_chose_among():
         for _ in range(4):
             study.add_trial(create_trial(value=0.55, params={"budget": "20k"},
                                          distributions={"budget": CategoricalDistribution(BUDGETS)},
-                                         user_attrs={"epochs": epochs, "budget": "20k", "best_baseline": "majority",
-                                                     "evidence": dict.fromkeys(EVIDENCE, 0.55)}))
+                                         user_attrs=TrialRecord(epochs=epochs, budget="20k", best_baseline="majority",
+                                                                evidence=dict.fromkeys(EVIDENCE, 0.55)).attrs()))
         nulls.append(parent.log_report(run_id, study, labels, 1, labels))
         assert MlflowClient().get_run(run_id).data.metrics["selection/null_evaluations"] == 4 * epochs
         assert nulls[-1] == pytest.approx(selection_null(labels, 4 * epochs, horizon=1, seed=4, history=labels))

@@ -12,8 +12,10 @@ from optuna.trial import TrialState, create_trial
 
 from hpo import parent
 from hpo.ablation.summary import COLUMNS, Summary, plot
+from hpo.audit import checks
 from hpo.audit.report import figures as audit_figures
 from hpo.audit.trials import TrialData
+from hpo.trial_record import TrialRecord
 from models.intervals import Setting
 from training import plotting
 from training.evaluate import evaluate, figures
@@ -54,13 +56,14 @@ def study_trials() -> list[optuna.trial.FrozenTrial]:
             (TrialState.FAIL, None, "50k"), (TrialState.COMPLETE, 0.58, "20k")]
     for k, (state, value, budget) in enumerate(spec):
         reported = None if value is None else value - 0.01
-        attrs = {"budget": budget} if reported is None else {
-            "budget": budget, "best_baseline": "logistic",
-            "evidence": {"best/val/auroc": reported, "best/val/auroc_ci_low": reported - 0.06 - 0.01 * k,
-                         "best/val/auroc_ci_high": reported + 0.05, "baseline/best/val/auroc": 0.53}}
+        record = TrialRecord(budget=budget) if reported is None else TrialRecord(
+            budget=budget, best_baseline="logistic",
+            evidence={"best/val/auroc": reported, "best/val/auroc_ci_low": reported - 0.06 - 0.01 * k,
+                      "best/val/auroc_ci_high": reported + 0.05, "baseline/best/val/auroc": 0.53})
         study.add_trial(create_trial(
             state=state, value=value, params={"budget": budget, "lr": 1e-3 * (k + 1)}, distributions=SPACE,
-            intermediate_values={0: 0.47, 1: 0.49} if state == TrialState.PRUNED else None, user_attrs=attrs))
+            intermediate_values={0: 0.47, 1: 0.49} if state == TrialState.PRUNED else None,
+            user_attrs=record.attrs()))
     return study.get_trials()
 
 
@@ -176,14 +179,14 @@ def test_calibration_bins_carry_their_counts(evaluation):
 
 def test_audit_figures_mark_states_draw_the_null_intervals_and_the_baseline():
     trials = [TrialData(t) for t in study_trials()]
-    report = {"importances": {"values": {"lr": 0.8, "budget": 0.2}},
-              "selection": {"null_p95": 0.605, "k": 3, "objective": "best/val_select/auroc"},
-              "overfit_gap": {"trials": [{"trial": 2, "val_auroc": 0.59, "train_auroc": 0.70, "gap": 0.11},
-                                         {"trial": 4, "val_auroc": 0.57, "train_auroc": 0.66, "gap": 0.09}]},
-              "by_budget": {"best": [{"budget": "20k", "style": "searched", "best_trial": 4, "val_auroc": 0.57,
-                                      "ci_low": 0.47, "ci_high": 0.62}]},
-              "boundary_hits": [{"param": "lr", "edge": "high", "range": [1e-4, 1e-2, "log"]},
-                                {"param": "budget", "edge": "low", "range": ["20k", "50k"]}]}
+    gaps = [checks.GapRow(2, None, 0.70, 0.59, 0.11, 3), checks.GapRow(4, None, 0.66, 0.57, 0.09, 3)]
+    hits = [checks.BoundaryHit("lr", "high", [1e-4, 1e-2, "log"], 2, 3, 0.4, [2, 4], [3e-3, 5e-3], 0.01, 0.02, 2),
+            checks.BoundaryHit("budget", "low", ["20k", "50k"], 2, 3, 0.6, [0, 4], ["20k", "20k"], 0.01, 0.02, 2)]
+    report = checks.Report(
+        checks.States(5, {}, [], {}), hits, checks.OverfitGap(gaps, 0.1, 0.11, [2], 0.1, []),
+        checks.Importances("fanova", {"lr": 0.8, "budget": 0.2}, []), [],
+        checks.ByBudget([checks.BudgetBest("20k", "searched", 3, 4, 0.58, 0.57, 0.47, 0.62, None)], [], "holm", []),
+        checks.Selection(4, "best/val_select/auroc", "val_select", 0.58, 3, 3, "m", 0.605))
     out = audit_figures("s", report, trials)
     assert set(out) == {"optimization_history", "importances", "overfit_gap", "by_budget", "boundary_hits"}
     ax = out["optimization_history"].axes[0]

@@ -19,9 +19,13 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from hpo.storage import open_storage
+from hpo.trial_record import TrialRecord
 from tests.conftest import REPO
 from tests.servers import BasicAuth, mlflow_server
 from training import tracking
+
+pytestmark = pytest.mark.slow  # a basic-auth `mlflow server` (about a minute to start) and real studies;
+# CI runs it (-m slow)
 
 ADMIN_PW, WORKER_PW, VIEWER_PW = "admin-Xq7-pw-41d9", "worker-Jm2-pw-7c3e", "viewer-Rt5-pw-0b8a"
 LEAVER_PW, EXPIRING_PW, CHANGED_PW = "leaver-Pw9-pw-5e21", "expiring-Hv3-pw-2a7f", "changed-Pw4-pw-9d0c"
@@ -109,7 +113,6 @@ def test_a_worker_runs_a_study_to_the_end(locked, optuna_db, features, monkeypat
     assert f"browse {locked.uri}/#/experiments/{experiment.experiment_id}?" in study.stdout
 
 
-@pytest.mark.slow
 def test_a_worker_promotes_the_study(locked, optuna_db, features, monkeypatch, tmp_path):
     """`training.promote` as the worker: the seeds' runs, the pyfunc uploaded through the server, a new
     registered model (the worker owns it) and its `champion` alias."""
@@ -196,7 +199,6 @@ def test_credentials_that_stop_passing_end_a_run_with_one_line(locked, monkeypat
     assert [m.value for m in admin.get_metric_history(run.info.run_id, "x")] == [1.0]
 
 
-@pytest.mark.slow
 def test_a_worker_whose_password_changes_mid_study_stops_and_the_study_goes_on(locked, optuna_db, features,
                                                                               monkeypatch, tmp_path):
     """`expiring` runs a study in its own experiment; once a trial's run is open, the admin changes its
@@ -227,13 +229,13 @@ def test_a_worker_whose_password_changes_mid_study_stops_and_the_study_goes_on(l
                                                       "user 'expiring' (401")
     storage = open_storage(optuna_db)[0]
     (refused,) = [t for t in optuna.load_study(study_name="expiring", storage=storage).trials
-                  if t.user_attrs.get("failed_reason") == "refused by the tracking server"]
+                  if TrialRecord.of(t).failed_reason == "refused by the tracking server"]
     locked.grant("worker", "experiment", experiment, "EDIT")
     as_user(locked, "worker", WORKER_PW, monkeypatch)
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "expiring")
     assert cli(tmp_path, features, "hpo", *args).returncode == 0
     study = optuna.load_study(study_name="expiring", storage=storage)
-    assert len([t for t in study.trials if "failed_reason" not in t.user_attrs]) == 3
+    assert len([t for t in study.trials if TrialRecord.of(t).failed_reason is None]) == 3
     runs = MlflowClient(locked.uri).search_runs([experiment], "tags.kind = 'trial'")
     assert "RUNNING" not in {r.info.status for r in runs}
     (run,) = [r for r in runs if r.data.tags["trial_number"] == str(refused.number)]

@@ -53,6 +53,7 @@ def test_processes_starting_together_on_a_new_sqlite_store_all_get_the_experimen
     assert [e.name for e in client.search_experiments()] == ["direction"]
 
 
+@pytest.mark.slow  # a real `mlflow server` on PostgreSQL and six threads for ten rounds; CI runs it (-m slow)
 def test_runs_logging_one_new_dataset_at_once_all_record_it(tracking_server, monkeypatch):
     """Trials of workers that start together log the same new dataset in the same instant. MLflow's
     log_inputs reads whether the dataset exists, then inserts it: the loser of that race gets BAD_REQUEST

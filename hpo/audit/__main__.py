@@ -58,8 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(report_lines(args.study, report)))
     where = f"nested under the study's parent run {parent_id}" if parent_id else "(the study has no parent run)"
     print(f"MLflow: audit run {run_id} (kind=audit) {where}: audit/report.md, audit/report.json, audit/plots/")
-    if args.fail_on_findings and report["suspicious"]:
-        print(f"{len(report['suspicious'])} suspicious findings (--fail-on-findings): exit {EXIT_FINDINGS}",
+    if args.fail_on_findings and report.suspicious:
+        print(f"{len(report.suspicious)} suspicious findings (--fail-on-findings): exit {EXIT_FINDINGS}",
               file=sys.stderr)
         return EXIT_FINDINGS
     return 0

@@ -1,5 +1,5 @@
-"""The audit's sections, each a function of the trials (`hpo.audit.trials.TrialData`); `audit` composes them
-into the report (a dict keyed by `SECTIONS`):
+"""The audit's sections, each a function of the trials (`hpo.audit.trials.TrialData`) returning a typed
+record; `audit` composes them into the `Report` (its fields are `SECTIONS`; `Report.to_json` is report.json):
 
 - `states`: trials per state, and why each failed trial failed;
 - `boundary_hits`: searched parameters whose top trials (the top decile of the completed, searched trials,
@@ -39,6 +39,7 @@ import itertools
 import math
 import statistics
 from collections import Counter
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import pandas as pd
@@ -57,22 +58,179 @@ MIN_STEPS = 3  # epochs - 1 needed before loss and AUROC can disagree "for most 
 LARGE_GAP = 0.1  # train minus val AUROC the overfit section calls large
 N_BOOT = 1000
 LEVEL = 0.95
-SECTIONS = ("states", "boundary_hits", "overfit_gap", "importances", "suspicious", "by_budget", "selection")
+OMIT = {"omit": True}  # field metadata: left out of the JSON when None (the key is absent, not null)
 
 
-def states(trials: list[TrialData]) -> dict:
-    from hpo.recovery import FAILED_REASON
+def to_json(record) -> object:
+    """A section (or a list of its rows) as report.json holds it: a dict per record, in field order, without
+    the `OMIT` fields that are None."""
+    if isinstance(record, list):
+        return [to_json(r) for r in record]
+    if hasattr(record, "to_json"):
+        return record.to_json()
+    return _fields(record) if hasattr(record, "__dataclass_fields__") else record
 
+
+def _fields(record) -> dict:
+    return {f.name: to_json(getattr(record, f.name)) for f in fields(record)
+            if not (f.metadata.get("omit") and getattr(record, f.name) is None)}
+
+
+@dataclass
+class Failure:
+    trial: int
+    run_id: str | None
+    reason: str
+
+
+@dataclass
+class States:
+    total: int
+    counts: dict[str, int]  # trials per state name
+    failures: list[Failure]
+    reasons: dict[str, int]  # failures per reason (its first line), most common first
+
+
+@dataclass
+class BoundaryHit:
+    param: str
+    edge: str  # "low" or "high"
+    range: list  # the choices in order, or [low, high] (+ "log")
+    top_at_edge: int
+    top: int  # the top trials that have the parameter
+    share_of_all_at_edge: float
+    trials: list[int]
+    values: list
+    p: float
+    p_adjusted: float  # Holm over `family` parameter edges
+    family: int
+
+
+@dataclass
+class GapRow:
+    trial: int
+    run_id: str | None
+    train_auroc: float | None
+    val_auroc: float | None
+    gap: float | None
+    best_epoch: float | None
+
+
+@dataclass
+class OverfitGap:
+    trials: list[GapRow]
+    median_gap: float | None
+    max_gap: float | None
+    large: list[int]
+    large_threshold: float
+    missing: list[int]
+
+
+@dataclass
+class HistoryPoint:
+    trial: int
+    value: float
+    best_so_far: float
+
+
+@dataclass
+class Importances:
+    method: str
+    values: dict[str, float]  # fANOVA, descriptive
+    history: list[HistoryPoint]
+    note: str | None = field(default=None, metadata=OMIT)  # why there are no values
+    p_adjusted: dict[str, float] | None = field(default=None, metadata=OMIT)
+    beats_null: list[str] | None = field(default=None, metadata=OMIT)
+
+
+@dataclass
+class Finding:
+    check: str
+    trial: int
+    run_id: str | None
+    detail: str
+
+
+@dataclass
+class BudgetBest:
+    budget: str
+    style: str
+    trials: int
+    best_trial: int
+    objective: float
+    val_auroc: float | None
+    ci_low: float | None
+    ci_high: float | None
+    run_id: str | None
+
+
+@dataclass
+class BudgetPair:
+    a: str
+    b: str
+    trial_a: int
+    trial_b: int
+    diff: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p: float | None = field(default=None, metadata=OMIT)
+    p_adjusted: float | None = field(default=None, metadata=OMIT)
+    family: int | None = field(default=None, metadata=OMIT)
+    distinguishable: bool | None = None  # None: no predictions to compare them on
+    note: str | None = field(default=None, metadata=OMIT)
+
+
+@dataclass
+class ByBudget:
+    best: list[BudgetBest]
+    pairs: list[BudgetPair]
+    correction: str
+    distinguishable: list[list[str]]
+
+
+@dataclass
+class Selection:
+    """Without a completed trial, only `note`."""
+
+    best_trial: int | None = None
+    objective: str | None = None
+    samples: str | None = None
+    best_value: float | None = None
+    trials: int | None = None
+    k: int | None = None
+    null_method: str | None = None
+    null_p95: float | None = None
+    source: str | None = field(default=None, metadata=OMIT)
+    note: str | None = field(default=None, metadata=OMIT)
+    exceeds: bool | None = field(default=None, metadata=OMIT)
+
+    def to_json(self) -> dict:
+        return {"note": self.note} if self.best_trial is None else _fields(self)
+
+
+@dataclass
+class Report:
+    states: States
+    boundary_hits: list[BoundaryHit]
+    overfit_gap: OverfitGap
+    importances: Importances
+    suspicious: list[Finding]
+    by_budget: ByBudget
+    selection: Selection
+
+    def to_json(self) -> dict:
+        return {name: to_json(getattr(self, name)) for name in SECTIONS}
+
+
+SECTIONS = tuple(f.name for f in fields(Report))
+
+
+def states(trials: list[TrialData]) -> States:
     counts = Counter(d.trial.state.name for d in trials)
-    failures = []
-    for d in trials:
-        if d.trial.state.name != "FAIL":
-            continue
-        reason = d.trial.user_attrs.get("error") or d.trial.user_attrs.get(FAILED_REASON) or "no reason recorded"
-        failures.append({"trial": d.number, "run_id": d.run_id, "reason": reason})
-    reasons = Counter(f["reason"].splitlines()[0][:200] for f in failures)
-    return {"total": len(trials), "counts": dict(sorted(counts.items())), "failures": failures,
-            "reasons": dict(reasons.most_common())}
+    failures = [Failure(d.number, d.run_id, d.record.why_failed or "no reason recorded")
+                for d in trials if d.trial.state.name == "FAIL"]
+    reasons = Counter(f.reason.splitlines()[0][:200] for f in failures)
+    return States(len(trials), dict(sorted(counts.items())), failures, dict(reasons.most_common()))
 
 
 def _top(pool: list[TrialData]) -> list[TrialData]:
@@ -82,8 +240,8 @@ def _top(pool: list[TrialData]) -> list[TrialData]:
 
 
 def _searched(d: TrialData) -> bool:
-    attrs = d.trial.user_attrs
-    return not attrs.get("forced") and "transferred" not in attrs
+    record = d.record
+    return not record.forced and record.transferred is None
 
 
 def _order(choices) -> list | None:
@@ -129,7 +287,7 @@ def _range(distribution) -> object:
     return [distribution.low, distribution.high] + (["log"] if distribution.log else [])
 
 
-def boundary_hits(trials: list[TrialData]) -> list[dict]:
+def boundary_hits(trials: list[TrialData]) -> list[BoundaryHit]:
     from scipy.stats import hypergeom
 
     from models.intervals import holm
@@ -148,32 +306,26 @@ def boundary_hits(trials: list[TrialData]) -> list[dict]:
             # P(at least this many of the top at the edge) when the top is a random draw of the trials
             p[name, side] = float(hypergeom.sf(len(at) - 1, len(everyone), at_all, len(holders)))
             if len(at) >= need:
-                candidates.append({
-                    "param": name, "edge": side, "range": _range(distribution), "top_at_edge": len(at),
-                    "top": len(holders), "share_of_all_at_edge": round(at_all / len(everyone), 3),
-                    "trials": [d.number for d in at], "values": [d.trial.params[name] for d in at],
-                    "p": p[name, side]})
+                candidates.append((name, side, _range(distribution), len(at), len(holders),
+                                   round(at_all / len(everyone), 3), [d.number for d in at],
+                                   [d.trial.params[name] for d in at]))
     adjusted = holm(p)
-    return [h | {"p_adjusted": adjusted[h["param"], h["edge"]], "family": len(p)} for h in candidates
-            if adjusted[h["param"], h["edge"]] < 1 - LEVEL]
+    return [BoundaryHit(*c, p[c[:2]], adjusted[c[:2]], len(p)) for c in candidates if adjusted[c[:2]] < 1 - LEVEL]
 
 
-def overfit_gap(trials: list[TrialData]) -> dict:
+def overfit_gap(trials: list[TrialData]) -> OverfitGap:
     rows = []
     for d in _top(scored(trials)):
         train, val = d.metric("best/train/auroc"), d.metric("best/val/auroc")
         gap = None if train is None or val is None or not math.isfinite(train) else train - val
-        rows.append({"trial": d.number, "run_id": d.run_id, "train_auroc": train, "val_auroc": val, "gap": gap,
-                     "best_epoch": d.metric("best/epoch")})
-    gaps = [r["gap"] for r in rows if r["gap"] is not None]
-    return {"trials": rows, "median_gap": statistics.median(gaps) if gaps else None,
-            "max_gap": max(gaps) if gaps else None,
-            "large": [r["trial"] for r in rows if r["gap"] is not None and r["gap"] > LARGE_GAP],
-            "large_threshold": LARGE_GAP,
-            "missing": [r["trial"] for r in rows if r["gap"] is None]}
+        rows.append(GapRow(d.number, d.run_id, train, val, gap, d.metric("best/epoch")))
+    gaps = [r.gap for r in rows if r.gap is not None]
+    return OverfitGap(rows, statistics.median(gaps) if gaps else None, max(gaps) if gaps else None,
+                      [r.trial for r in rows if r.gap is not None and r.gap > LARGE_GAP], LARGE_GAP,
+                      [r.trial for r in rows if r.gap is None])
 
 
-def importances(study, trials: list[TrialData]) -> dict:
+def importances(study, trials: list[TrialData]) -> Importances:
     """fANOVA (seeded) over the params every counted searched trial has, and the optimisation history; which
     params beat a null (`_association`, Holm over the params)."""
     import optuna
@@ -184,23 +336,23 @@ def importances(study, trials: list[TrialData]) -> dict:
     history, best = [], -math.inf
     for d in sorted(counted, key=lambda d: d.number):
         best = max(best, d.trial.value)
-        history.append({"trial": d.number, "value": d.trial.value, "best_so_far": best})
-    out: dict = {"method": "fanova", "values": {}, "history": history}
+        history.append(HistoryPoint(d.number, d.trial.value, best))
+    out = Importances("fanova", {}, history)
     searched = [d for d in counted if _searched(d)] or counted
     params = sorted(set.intersection(*(set(d.trial.params) for d in searched))) if searched else []
     params = [p for p in params if len({repr(d.trial.params[p]) for d in searched}) > 1]
     if len(searched) < 2 or not params:
-        out["note"] = "too few completed trials, or no parameter that varies"
+        out.note = "too few completed trials, or no parameter that varies"
         return out
     try:
         values = optuna.importance.get_param_importances(
             study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0), params=params)
     except (ValueError, RuntimeError) as err:
-        out["note"] = f"not computable: {err}"
+        out.note = f"not computable: {err}"
         return out
-    out["values"] = {k: float(v) for k, v in values.items()}
-    out["p_adjusted"] = holm({name: _association(searched, name) for name in params})
-    out["beats_null"] = [k for k in out["values"] if out["p_adjusted"].get(k, math.nan) < 1 - LEVEL]
+    out.values = {k: float(v) for k, v in values.items()}
+    out.p_adjusted = holm({name: _association(searched, name) for name in params})
+    out.beats_null = [k for k in out.values if out.p_adjusted.get(k, math.nan) < 1 - LEVEL]
     return out
 
 
@@ -223,15 +375,15 @@ def _association(trials: list[TrialData], name: str) -> float:
     return 1.0 if math.isnan(p) else float(p)
 
 
-def _finding(check: str, d: TrialData, detail: str) -> dict:
-    return {"check": check, "trial": d.number, "run_id": d.run_id, "detail": detail}
+def _finding(check: str, d: TrialData, detail: str) -> Finding:
+    return Finding(check, d.number, d.run_id, detail)
 
 
-def suspicious(trials: list[TrialData], high_margin: float = HIGH_MARGIN) -> list[dict]:
+def suspicious(trials: list[TrialData], high_margin: float = HIGH_MARGIN) -> list[Finding]:
     found = []
     for d in trials:
         state = d.trial.state.name
-        error = d.trial.user_attrs.get("error", "")
+        error = d.record.error or ""
         val, high = d.metric("best/val/auroc"), d.metric("best/val/auroc_ci_high")
         if state == "COMPLETE" and high is not None and high < 0.5:
             found.append(_finding("below_chance", d, f"val AUROC {val:.4f}, 95% CI ends at {high:.4f} < 0.5: the "
@@ -273,7 +425,7 @@ def _disagreement(loss: list[float], auroc: list[float]) -> tuple[int, int] | No
     return int((np.sign(dl[moved]) == np.sign(da[moved])).sum()), int(moved.sum())
 
 
-def by_budget(trials: list[TrialData]) -> dict:
+def by_budget(trials: list[TrialData]) -> ByBudget:
     from hpo.parent import best_by_budget, best_trial, budget_of
     from models.budgets import parse_budget
     from models.intervals import CORRECTION, TIED, Setting, corrected_verdict, holm
@@ -284,7 +436,7 @@ def by_budget(trials: list[TrialData]) -> dict:
     for d in counted:
         budget = budget_of(d.trial)
         if budget is not None:
-            groups.setdefault((budget, d.trial.user_attrs.get("style", "searched")), []).append(d)
+            groups.setdefault((budget, d.record.searched_style), []).append(d)
 
     def size(budget: str) -> int:
         try:
@@ -296,10 +448,9 @@ def by_budget(trials: list[TrialData]) -> dict:
     rows = []
     for (budget, style), members in sorted(groups.items(), key=lambda kv: (size(kv[0][0]), kv[0][1])):
         best = by_number[best_trial([d.trial for d in members]).number]
-        rows.append({"budget": budget, "style": style, "trials": len(members), "best_trial": best.number,
-                     "objective": best.trial.value, "val_auroc": best.metric("best/val/auroc"),
-                     "ci_low": best.metric("best/val/auroc_ci_low"), "ci_high": best.metric("best/val/auroc_ci_high"),
-                     "run_id": best.run_id})
+        rows.append(BudgetBest(budget, style, len(members), best.number, best.trial.value,
+                               best.metric("best/val/auroc"), best.metric("best/val/auroc_ci_low"),
+                               best.metric("best/val/auroc_ci_high"), best.run_id))
     per_budget = {b: by_number[t.number] for b, t in best_by_budget([d.trial for d in counted]).items()}
     budgets = sorted(per_budget, key=size)
     frames = {b: per_budget[b].predictions(REPORT) for b in budgets}
@@ -313,22 +464,21 @@ def by_budget(trials: list[TrialData]) -> dict:
         intervals = setting.intervals(labels, scores, N_BOOT)
         adjusted = holm({(a, b): intervals.p[a, b] for a, b in itertools.combinations(usable, 2)})
     for a, b in itertools.combinations(budgets, 2):
-        pair = {"a": a, "b": b, "trial_a": per_budget[a].number, "trial_b": per_budget[b].number}
+        trial_a, trial_b = per_budget[a].number, per_budget[b].number
         if a in usable and b in usable:  # the difference on the report-part predictions the interval resamples
             low, high = intervals.diff[a, b]
-            pair |= {"diff": intervals.point[a] - intervals.point[b], "ci_low": low, "ci_high": high,
-                     "p": intervals.p[a, b], "p_adjusted": adjusted[a, b], "family": len(adjusted),
-                     "distinguishable": corrected_verdict(low, high, adjusted[a, b], LEVEL) != TIED}
+            pair = BudgetPair(a, b, trial_a, trial_b, intervals.point[a] - intervals.point[b], low, high,
+                              p=intervals.p[a, b], p_adjusted=adjusted[a, b], family=len(adjusted),
+                              distinguishable=corrected_verdict(low, high, adjusted[a, b], LEVEL) != TIED)
         else:
             va, vb = per_budget[a].metric("best/val/auroc"), per_budget[b].metric("best/val/auroc")
-            pair |= {"diff": None if va is None or vb is None else va - vb, "ci_low": None, "ci_high": None,
-                     "distinguishable": None, "note": "no predictions/val.parquet for one of them"}
+            pair = BudgetPair(a, b, trial_a, trial_b, None if va is None or vb is None else va - vb, None, None,
+                              note="no predictions/val.parquet for one of them")
         pairs.append(pair)
-    return {"best": rows, "pairs": pairs, "correction": CORRECTION,
-            "distinguishable": [[p["a"], p["b"]] for p in pairs if p["distinguishable"]]}
+    return ByBudget(rows, pairs, CORRECTION, [[p.a, p.b] for p in pairs if p.distinguishable])
 
 
-def selection(trials: list[TrialData], parent_metrics: dict[str, float], objective: str) -> dict:
+def selection(trials: list[TrialData], parent_metrics: dict[str, float], objective: str) -> Selection:
     """`objective`: the metric the trials' values are (`hpo.parent.objective_of`); the null is simulated on
     the part of val it is measured on."""
     from hpo.parent import NULL_METHOD, best_trial, evaluations
@@ -338,38 +488,31 @@ def selection(trials: list[TrialData], parent_metrics: dict[str, float], objecti
     counted = scored(trials)
     best = best_trial([d.trial for d in trials])
     if best is None:
-        return {"note": "no completed trial"}
+        return Selection(note="no completed trial")
     data = next(d for d in trials if d.number == best.number)
     samples = SELECT if objective == OBJECTIVE else REPORT
     k = evaluations([d.trial for d in trials])
-    out = {"best_trial": best.number, "objective": objective, "samples": samples, "best_value": best.value,
-           "trials": len(counted), "k": k, "null_method": NULL_METHOD}
+    out = Selection(best.number, objective, samples, best.value, len(counted), k, NULL_METHOD)
     frame = data.predictions(samples)
     if frame is not None and frame["label"].nunique() == 2:
-        null = selection_null(frame["label"].to_numpy(dtype=float), k, horizon=data.horizon,
-                              seed=len(counted), history=data.train_labels())
-        out |= {"null_p95": null, "source": f"the best trial's {samples} labels"}
+        out.null_p95 = selection_null(frame["label"].to_numpy(dtype=float), k, horizon=data.horizon,
+                                      seed=len(counted), history=data.train_labels())
+        out.source = f"the best trial's {samples} labels"
     elif "selection/null_auroc_p95" in parent_metrics:
-        out |= {"null_p95": parent_metrics["selection/null_auroc_p95"], "source": "the study's parent run"}
+        out.null_p95, out.source = parent_metrics["selection/null_auroc_p95"], "the study's parent run"
     else:
-        out |= {"null_p95": None, "note": "no val labels to simulate on (no predictions/val.parquet)"}
-    if out.get("null_p95") is not None:
-        out["exceeds"] = bool(best.value > out["null_p95"])
+        out.note = "no val labels to simulate on (no predictions/val.parquet)"
+    if out.null_p95 is not None:
+        out.exceeds = bool(best.value > out.null_p95)
     return out
 
 
 def audit(study, trials: list[TrialData], parent_metrics: dict[str, float] | None = None,
-          high_margin: float = HIGH_MARGIN) -> dict:
-    """The report as a dict of the SECTIONS (every key present, also for a study without a finished trial)."""
+          high_margin: float = HIGH_MARGIN) -> Report:
+    """The report: every section, also for a study without a finished trial."""
     from hpo.parent import objective_of
 
-    return {
-        "states": states(trials),
-        "boundary_hits": boundary_hits(trials),
-        "overfit_gap": overfit_gap(trials),
-        "importances": importances(study, trials),
-        "suspicious": suspicious(trials, high_margin),
-        "by_budget": by_budget(trials),
-        "selection": selection(trials, parent_metrics or {}, objective_of(study)),
-    }
+    return Report(states(trials), boundary_hits(trials), overfit_gap(trials), importances(study, trials),
+                  suspicious(trials, high_margin), by_budget(trials),
+                  selection(trials, parent_metrics or {}, objective_of(study)))
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from conventions.errors import UserError
+from hpo.trial_record import TrialRecord
 
 HISTORY = ("train/loss", "val/loss", "val/auroc")
 
@@ -27,8 +28,12 @@ class TrialData:
         return self.trial.number
 
     @property
+    def record(self) -> TrialRecord:
+        return TrialRecord.of(self.trial)
+
+    @property
     def run_id(self) -> str | None:
-        return self.trial.user_attrs.get("mlflow_run_id")
+        return self.record.mlflow_run_id
 
     @property
     def horizon(self) -> int:
@@ -37,8 +42,9 @@ class TrialData:
         return 1
 
     def metric(self, key: str) -> float | None:
-        if key in self.trial.user_attrs.get("evidence", {}):
-            return float(self.trial.user_attrs["evidence"][key])
+        evidence = self.record.evidence or {}
+        if key in evidence:
+            return float(evidence[key])
         if self.run is not None and key in self.run.data.metrics:
             return float(self.run.data.metrics[key])
         return None
