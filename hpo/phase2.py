@@ -52,7 +52,8 @@ def existing_budgets(storage: BaseStorage, name: str) -> list[str] | None:
 
 def select_budgets(phase1: optuna.Study, k: int = 2) -> list[str]:
     """The `k` budgets with the best objective among completed phase-1 trials, smallest budget first."""
-    best = {b: t.value for b, t in best_by_budget(phase1.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))).items()}
+    complete = phase1.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    best = {b: t.value for b, t in best_by_budget(complete).items()}
     if len(best) < k:
         found = ", ".join(f"{b} ({v:.4f})" for b, v in best.items()) or "none"
         raise UserError(f"--supplementary needs completed trials in at least {k} budgets of phase-1 study "

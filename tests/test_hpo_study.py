@@ -272,7 +272,8 @@ def test_resume_requeues_an_interrupted_forced_trial_and_stops_on_convergence(ti
     kept = {t.number: t.value for t in study.trials if t.state == TrialState.COMPLETE}
 
     echo = InterruptAt(None)
-    second = run_study(settings, data(tiny_config), pruner=PruneTrials(range(100)), echo=echo)  # forced trials: never pruned
+    # forced trials: never pruned
+    second = run_study(settings, data(tiny_config), pruner=PruneTrials(range(100)), echo=echo)
     assert second.parent_run_id == first_parent and second.ran == 4
     assert "forced trials 2 did not finish: enqueued again" in echo.lines
     assert any("[6/6 trials," in line for line in echo.lines)  # progress after each trial
@@ -300,10 +301,12 @@ def test_resume_requeues_an_interrupted_forced_trial_and_stops_on_convergence(ti
 
     # phase 2 needs completed trials in two budgets: this study has them in one; nothing is written
     with pytest.raises(UserError, match="at least 2 budgets"):
-        run_study(StudySettings(base=tiny_config, study_name="r", trials=2, budgets=BUDGETS, supplementary=True), data(tiny_config))
+        run_study(StudySettings(base=tiny_config, study_name="r", trials=2, budgets=BUDGETS, supplementary=True),
+                  data(tiny_config))
     assert not study_exists(open_storage(None)[0], "r-phase2") and len(all_runs()) == 8
     with pytest.raises(UserError, match="no phase-1 study 'other'"):
-        run_study(StudySettings(base=tiny_config, study_name="other", trials=2, budgets=BUDGETS, supplementary=True), data(tiny_config))
+        run_study(StudySettings(base=tiny_config, study_name="other", trials=2, budgets=BUDGETS,
+                                supplementary=True), data(tiny_config))
 
 
 def test_phase2_runs_tpe_on_the_two_best_budgets_and_links_phase1(tiny_config):

@@ -42,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--run", type=optional(str), default=None, help="an MLflow run id holding a run config")
     out = parser.add_argument_group("registry")
     out.add_argument("--name", required=True, help="registered model name (a new version per promotion)")
-    out.add_argument("--alias", type=optional(str), default=None, help=f"alias set on the new version (default {ALIAS})")
+    out.add_argument("--alias", type=optional(str), default=None,
+                     help=f"alias set on the new version (default {ALIAS})")
     out.add_argument("--seeds", type=optional(int), default=None,
                      help=f"seeds to retrain and ensemble (default {DEFAULT_SEEDS})")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -60,7 +60,8 @@ def evidence_line(m: dict[str, float], best_baseline: str, *, one_of: str | None
 class RunResult:
     run_id: str
     config: RunConfig
-    metrics: dict[str, float]  # best checkpoint: OBJECTIVE; on REPORT `best/val/...` beside the baselines (`baseline/...`)
+    # best checkpoint: OBJECTIVE; on REPORT `best/val/...` beside the baselines (`baseline/...`)
+    metrics: dict[str, float]
     best_epoch: int
     epochs: int
     params_count: int

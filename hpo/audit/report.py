@@ -99,7 +99,8 @@ def markdown(name: str, report: Report) -> str:
             "trials would put there (hypergeometric permutation p-value, Holm over every parameter edge tried, "
             "below 0.05).", ""]
     if report.boundary_hits:
-        out += ["| param | edge | range | top at edge | share of all trials at edge | trials |", "|---|---|---|---|---|---|",
+        out += ["| param | edge | range | top at edge | share of all trials at edge | trials |",
+                "|---|---|---|---|---|---|",
                 *[f"| {h.param} | {h.edge} | {h.range} | {h.top_at_edge}/{h.top} | "
                   f"{h.share_of_all_at_edge:.0%} | {', '.join(map(str, h.trials))} |"
                   for h in report.boundary_hits]]
@@ -113,7 +114,8 @@ def markdown(name: str, report: Report) -> str:
     imp = report.importances
     out += ["", "## importances", "", *(["fANOVA importances are descriptive; a parameter's effect beats chance only "
                                          "where the rank test's Holm-adjusted p is below 0.05.", "",
-                                         "| param | fANOVA importance | adjusted p | beats chance |", "|---|---:|---:|---|",
+                                         "| param | fANOVA importance | adjusted p | beats chance |",
+                                         "|---|---:|---:|---|",
                                          *[f"| {k} | {v:.3f} | {_f(imp.p_adjusted.get(k), '.3f')} | "
                                            f"{'yes' if k in imp.beats_null else 'no'} |"
                                            for k, v in imp.values.items()]]

@@ -10,8 +10,9 @@ feature tiers are expected to put the series nearest the target, the daily retur
 `feature_proj` it is the first learned projection) and the other F - 1 features are the exogenous series.
 As in neuralforecast, the variate tokens are the endogenous series followed by the exogenous ones, so
 every feature is a token. The endogenous series is cut into non-overlapping patches of `patch_len` ending
-at the window's last day (the first `L % patch_len` days are dropped from the patches only). The encoder output [B, n_patches + 1, hidden] (patch tokens and the global
-token) is flattened as by neuralforecast's FlattenHead: out_dim = (n_patches + 1) * hidden_size.
+at the window's last day (the first `L % patch_len` days are dropped from the patches only). The encoder
+output [B, n_patches + 1, hidden] (patch tokens and the global token) is flattened as by neuralforecast's
+FlattenHead: out_dim = (n_patches + 1) * hidden_size.
 `use_norm` (de-normalised forecasts) is not used: features are z-scored.
 """
 
