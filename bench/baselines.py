@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 
+from bench import data_arguments
 from datamodules.config import DataConfig
 from datamodules.prepared import prepare
 from models.baselines import scores as baseline_scores
@@ -19,10 +20,7 @@ from models.intervals import bootstrap_auroc
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--horizons", default="1,5")
-    parser.add_argument("--tier", default="a20")
-    parser.add_argument("--input-size", type=int, default=80)
-    parser.add_argument("--threshold", type=float, default=0.01)
+    data_arguments(parser)
     parser.add_argument("--tiny", action="store_true", help="horizon 1, input size 16")
     args = parser.parse_args(argv)
     if args.tiny:

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import mlflow
 
+from bench import data_arguments
 from datamodules.prepared import prepare
 from models.baselines import BASELINES
 from training import tracking
@@ -95,10 +96,7 @@ def capped(layout: Layout, fold: int, horizon: int) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--horizons", default="1,5")
-    parser.add_argument("--tier", default="a20")
-    parser.add_argument("--input-size", type=int, default=80)
-    parser.add_argument("--threshold", type=float, default=0.01)
+    data_arguments(parser)
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--train-frac", type=float, default=0.40)
     parser.add_argument("--val-frac", type=float, default=0.45)

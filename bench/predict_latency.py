@@ -19,14 +19,11 @@ it, the model is read from the current tracking store (MLFLOW_TRACKING_URI or ./
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -61,35 +58,6 @@ def median_seconds(fn, n: int) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
-
-
-@contextlib.contextmanager
-def server(uri: str, threads: int, cwd: Path):
-    """`mlflow models serve` on 127.0.0.1 (one worker), stopped at the end."""
-    from tests.servers import free_port, stop_group
-
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the model's own code only
-    env["OMP_NUM_THREADS"] = str(threads or os.cpu_count())
-    cmd = [sys.executable, "-m", "mlflow", "models", "serve", "-m", uri, "--env-manager", "local",
-           "--host", "127.0.0.1", "-p", str(port), "-w", "1"]
-    log = cwd / "serve.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
-    try:
-        start, deadline = time.perf_counter(), time.monotonic() + 300
-        while True:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"mlflow models serve did not come up:\n{log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2):
-                    break
-            except OSError:
-                time.sleep(0.25)
-        yield f"http://127.0.0.1:{port}/invocations", time.perf_counter() - start
-    finally:
-        stop_group(proc)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -150,7 +118,10 @@ def main(argv: list[str] | None = None) -> None:
             with urllib.request.urlopen(request, timeout=120) as r:
                 return json.load(r)["predictions"]
 
-        with server(uri, args.threads, work) as (url, startup):
+        from tests.servers import model_server
+
+        with model_server(uri, work, threads=args.threads or os.cpu_count()) as served:
+            url, startup = served.url, served.start_seconds
             for d in DAYS:
                 served = call(url, bodies[d])
                 assert len(served) == d and served[-1]["date"] == str(ohlcv["Date"].iloc[-1].date())

@@ -134,10 +134,12 @@ def main(argv: list[str] | None = None) -> None:
     parts.append(("figures (ROC, calibration; standalone runs only)", seconds))
     roc, cal = figs.values()
 
-    mlflow.set_experiment("trial-overhead")
+    # its own experiment, named for this call only (set_experiment would stay active in the process)
+    experiment = mlflow.get_experiment_by_name("trial-overhead")
+    experiment_id = experiment.experiment_id if experiment else mlflow.create_experiment("trial-overhead")
 
     def open_log_close():
-        with mlflow.start_run(run_name="overhead-parts", tags={"kind": "bench"}):
+        with mlflow.start_run(experiment_id=experiment_id, run_name="overhead-parts", tags={"kind": "bench"}):
             mlflow.log_params(cfg.to_params())
             mlflow.log_text(cfg.to_json(), "config.json")
             mlflow.log_dict({"tier": cfg.data.tier, "features": dm.feature_names}, "features.json")
@@ -146,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
     parts.append(("MLflow run open + params + config/features json + close", seconds))
     ckpt = work / "best.ckpt"
     torch.save({"state_dict": model.state_dict(), "epoch": 0}, ckpt)
-    with mlflow.start_run(run_name="overhead-artifacts", tags={"kind": "bench"}):
+    with mlflow.start_run(experiment_id=experiment_id, run_name="overhead-artifacts", tags={"kind": "bench"}):
         seconds, _ = timed(lambda: mlflow.log_figure(roc, "plots/val_roc.png"), args.repeats)
         parts.append(("mlflow.log_figure ROC (render png + store)", seconds))
         seconds, _ = timed(lambda: mlflow.log_figure(cal, "plots/val_calibration.png"), args.repeats)

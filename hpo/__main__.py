@@ -11,7 +11,6 @@ from conventions.errors import UserError
 from hpo.convergence import Convergence
 from hpo.dry_run import n_features_of, report
 from hpo.settings import DEFAULT_STORAGE, StudySettings
-from hpo.trial_record import TrialRecord
 from models.budgets import DEFAULT_BUDGETS, parse_budgets
 from training.cli import add_run_arguments, config_from_args, one_fold, set_overrides
 
@@ -88,6 +87,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from datamodules.prepared import prepare
     from hpo.study import run_study
+    from hpo.trial_record import TrialRecord
     from training import tracking
     from training.threads import apply_default_threads
     from training.train import OBJECTIVE, REPORT, SELECT, evidence_line

@@ -231,6 +231,44 @@ def mlflow_server(backend_uri: str, workdir: Path, workers: int = 2, timeout: fl
         stop_group(proc)
 
 
+@dataclass(frozen=True)
+class Served:
+    url: str  # the model's /invocations endpoint
+    start_seconds: float  # from the server's launch to its first answer on /ping
+
+
+@contextlib.contextmanager
+def model_server(uri: str, cwd: Path, threads: int | None = None, timeout: float = 300) -> Iterator[Served]:
+    """`mlflow models serve -m uri` on 127.0.0.1 (one worker), without PYTHONPATH (the server imports the
+    project from the code the model carries, nothing else), once it answers /ping; stopped at the end.
+    `threads`: its OMP_NUM_THREADS (None: as this process has it)."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    # mlflow starts `uvicorn` by name: this interpreter's scripts first, activated or not
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = str(threads)
+    cmd = [sys.executable, "-m", "mlflow", "models", "serve", "-m", uri, "--env-manager", "local",
+           "--host", "127.0.0.1", "-p", str(port), "-w", "1"]
+    log = cwd / "serve.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        start, deadline = time.perf_counter(), time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"mlflow models serve did not come up:\n{log.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2):
+                    break
+            except OSError:
+                time.sleep(0.25)
+        yield Served(f"http://127.0.0.1:{port}/invocations", time.perf_counter() - start)
+    finally:
+        stop_group(proc)
+
+
 def stop_group(proc: subprocess.Popen) -> None:
     """The server and the workers it forked (its own process group), TERM then KILL."""
     if proc.poll() is None:

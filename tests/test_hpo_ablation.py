@@ -122,12 +122,14 @@ def test_bad_input_is_one_user_error():
     assert not runs_of("ablation")  # nothing was written
 
 
+@pytest.mark.slow  # over 8 s on 2 cores (fresh interpreters or several studies); CI runs it (-m slow)
 def test_cli_error_line(run_cli):
     done = run_cli("hpo.ablation", "--model", "itransformer", "--input-sizes", "60,80,60")
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == ["error: --input-sizes lists 60 more than once"]
 
 
+@pytest.mark.slow  # over 8 s on 2 cores (fresh interpreters or several studies); CI runs it (-m slow)
 def test_sigterm_ends_like_ctrl_c_and_the_rerun_resumes(run_cli, tmp_path):
     """A scheduler's `kill` after the last cell's fit, where Lightning's own SIGTERM handling (inside a fit)
     does not reach: only the command's handler ends the runs as Ctrl-C does."""

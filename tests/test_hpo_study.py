@@ -203,6 +203,7 @@ def test_a_study_judged_against_another_baseline_set_is_not_resumed(tiny_config)
     assert MlflowClient().get_run(out.parent_run_id).data.tags["data.seen_fingerprint"] == seen.fingerprint
 
 
+@pytest.mark.slow  # over 8 s on 2 cores (fresh interpreters or several studies); CI runs it (-m slow)
 def test_a_transferred_config_larger_than_every_budget_is_shown_but_never_the_best(tiny_config, tmp_path):
     big = tiny_config.override({"model.hidden_size": 128, "model.n_heads": 4})
     settings = StudySettings(base=big, study_name="t", trials=2, budgets=["20k"], transfer="big.json")
@@ -239,6 +240,7 @@ class JudgedDeadAt(InterruptAt):
             self.failed = fail_stale_trials(optuna.load_study(study_name="d", storage=storage), storage, grace=-1.0)
 
 
+@pytest.mark.slow  # over 8 s on 2 cores (fresh interpreters or several studies); CI runs it (-m slow)
 def test_a_live_trial_judged_dead_by_another_worker_is_discarded_and_the_study_goes_on(tiny_config):
     """Its worker learns it at the next write to the trial (the epoch's report), stops training it, keeps the
     other worker's verdict and runs the trial that replaces it."""
@@ -260,6 +262,7 @@ def test_a_live_trial_judged_dead_by_another_worker_is_discarded_and_the_study_g
     assert {runs[n].info.status for n in "023"} == {"FINISHED"}
 
 
+@pytest.mark.slow  # over 8 s on 2 cores (fresh interpreters or several studies); CI runs it (-m slow)
 def test_resume_requeues_an_interrupted_forced_trial_and_stops_on_convergence(tiny_config):
     settings = StudySettings(base=tiny_config, study_name="r", trials=6, budgets=["20k"], forced_extremes=True)
     with pytest.raises(KeyboardInterrupt):  # Ctrl-C during trial 2's first epoch
@@ -309,6 +312,7 @@ def test_resume_requeues_an_interrupted_forced_trial_and_stops_on_convergence(ti
                                 supplementary=True), data(tiny_config))
 
 
+@pytest.mark.slow  # over 8 s on 2 cores (fresh interpreters or several studies); CI runs it (-m slow)
 def test_phase2_runs_tpe_on_the_two_best_budgets_and_links_phase1(tiny_config):
     storage, _ = open_storage(None)
     phase1 = optuna.create_study(storage=storage, study_name="p", direction="maximize")
@@ -332,6 +336,7 @@ def test_phase2_runs_tpe_on_the_two_best_budgets_and_links_phase1(tiny_config):
     assert phase1_run in run.data.tags["mlflow.note.content"]
 
 
+@pytest.mark.slow  # over 8 s on 2 cores (fresh interpreters or several studies); CI runs it (-m slow)
 def test_the_run_of_mlflow_run_becomes_the_parent_then_a_session_pointer(tiny_config, monkeypatch):
     client = MlflowClient()
     experiment = client.create_experiment("launched")  # `mlflow run` chooses the experiment

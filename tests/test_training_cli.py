@@ -69,6 +69,7 @@ def test_unsorted_dates_are_refused_as_by_every_command(capsys, tmp_path):
     assert runs_by_status() == []
 
 
+@pytest.mark.slow  # over 8 s on 2 cores (fresh interpreters or several studies); CI runs it (-m slow)
 def test_bad_input_from_a_fresh_process_prints_only_one_line(run_cli):
     proc = run_cli("training", *TINY, "--model", "transformerx")
     assert proc.returncode == 2
@@ -76,6 +77,7 @@ def test_bad_input_from_a_fresh_process_prints_only_one_line(run_cli):
         "error: unknown model 'transformerx'; known: informer, itransformer, patchtst, timexer"]
 
 
+@pytest.mark.slow  # over 8 s on 2 cores (fresh interpreters or several studies); CI runs it (-m slow)
 @pytest.mark.parametrize("store", ["file", "unwritable", "unreachable"])
 def test_a_tracking_store_that_cannot_be_used_is_one_line(run_cli, tmp_path, monkeypatch, store):
     if store == "file":
@@ -107,12 +109,14 @@ def test_a_bug_keeps_its_traceback_and_exits_1(run_cli, tmp_path):
     assert "Traceback" in proc.stderr and proc.stderr.strip().endswith("ValueError: internal bug")
 
 
+@pytest.mark.slow  # over 8 s on 2 cores (fresh interpreters or several studies); CI runs it (-m slow)
 def test_help_lists_choices_and_defaults(run_cli):
     out = run_cli("training", "--help").stdout
     assert "one of informer, itransformer, patchtst, timexer" in out
     assert "one of a20, a50, a200, file" in out and "default: 80" in out.replace("\n", " ")
 
 
+@pytest.mark.slow  # over 8 s on 2 cores (fresh interpreters or several studies); CI runs it (-m slow)
 def test_max_steps_below_one_epoch_validates_at_the_end(run_cli):
     proc = run_cli("training", *TINY, "--model", "itransformer", "--max-steps", "2")
     assert proc.returncode == 0, proc.stderr
@@ -121,6 +125,7 @@ def test_max_steps_below_one_epoch_validates_at_the_end(run_cli):
     assert [m.step for m in MlflowClient().get_metric_history(run.info.run_id, "val/auroc")] == [0]
 
 
+@pytest.mark.slow  # over 8 s on 2 cores (fresh interpreters or several studies); CI runs it (-m slow)
 def test_non_finite_loss_fails_the_run(run_cli):
     proc = run_cli("training", *TINY, "--model", "itransformer", "--set", "train.lr=1e30",
                    "--set", "train.grad_clip=0")
@@ -180,6 +185,7 @@ def _runs_in(db) -> int:
         return 0
 
 
+@pytest.mark.slow  # over 8 s on 2 cores (fresh interpreters or several studies); CI runs it (-m slow)
 def test_sigterm_as_the_run_opens_ends_it_killed(tmp_path, monkeypatch):
     """SIGTERM (a scheduler's kill) at the moment the run exists, before Lightning has its own handler:
     exit 130 with `error: interrupted`, and the run KILLED, not left RUNNING."""

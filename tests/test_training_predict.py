@@ -5,12 +5,7 @@ a real server on 127.0.0.1."""
 import contextlib
 import io
 import json
-import os
-import subprocess
-import sys
-import time
 import urllib.request
-from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -22,7 +17,7 @@ from conventions.cli import run_main
 from datamodules import sources
 from datamodules.labels import make_labels
 from tests.conftest import shared, tiny, use_store
-from tests.servers import free_port, stop_group
+from tests.servers import model_server
 from training import predict, promote
 from training.train import train
 
@@ -137,36 +132,15 @@ class Echo(mlflow.pyfunc.PythonModel):
 
 
 def test_mlflow_models_serve_answers_with_the_pyfunc_numbers(promoted, tmp_path):
-    port = free_port()
-    # no PYTHONPATH: the server imports the project from the code the model carries, nothing else
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    # mlflow starts `uvicorn` by name: this interpreter's scripts first, activated or not
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    cmd = [sys.executable, "-m", "mlflow", "models", "serve", "-m", URI, "--env-manager", "local",
-           "--host", "127.0.0.1", "-p", str(port), "-w", "1"]
-    with open(tmp_path / "serve.log", "w") as log:
-        server = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                  stdin=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert server.poll() is None and time.monotonic() < deadline, (tmp_path / "serve.log").read_text()[-3000:]
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.5)
+    with model_server(URI, tmp_path) as served:  # the model's own code only, no PYTHONPATH
         rows = frame(sources.load_ohlcv(None).iloc[-200:])
         body = {"dataframe_split": json.loads(rows.assign(Date=rows["Date"].dt.strftime("%Y-%m-%d"))
                                               .to_json(orient="split", index=False))}
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=json.dumps(body).encode(),
+        request = urllib.request.Request(served.url, data=json.dumps(body).encode(),
                                          headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=60) as r:
-            served = pd.DataFrame(json.load(r)["predictions"])
-    finally:
-        stop_group(server)
+            answered = pd.DataFrame(json.load(r)["predictions"])
     expected = mlflow.pyfunc.load_model(URI).predict(rows)
-    assert served["date"].tolist() == expected["date"].tolist() and served["date"].iloc[-1] == "2018-12-31"
-    np.testing.assert_allclose(served[["probability", "probability_raw"]], expected[["probability", "probability_raw"]],
-                               rtol=1e-6)
+    assert answered["date"].tolist() == expected["date"].tolist() and answered["date"].iloc[-1] == "2018-12-31"
+    columns = ["probability", "probability_raw"]
+    np.testing.assert_allclose(answered[columns], expected[columns], rtol=1e-6)

@@ -5,10 +5,6 @@ series of another volatility level and none on the training data; run names and 
 back from the store."""
 
 import json
-import os
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -26,8 +22,9 @@ from datamodules import sources
 from datamodules.prepared import prepare
 from hpo.settings import StudySettings
 from hpo.study import run_study
-from tests.servers import free_port, stop_group
-from training import notes, predict, promote
+from tests.servers import model_server
+from tests.test_training_predict import cli
+from training import notes, promote
 from training.config import RunConfig
 
 NAME = "ui-direction"
@@ -77,16 +74,6 @@ def csv_of(ohlcv: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def cli(capsys, *args):
-    code = 0
-    try:
-        run_main(predict.main, [str(a) for a in args])
-    except SystemExit as exit_:
-        code = exit_.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 def scaled(ohlcv: pd.DataFrame, k: float) -> pd.DataFrame:
     """The same days with every log return k times as large: another level of volatility."""
     base = ohlcv["Close"].iloc[0]
@@ -113,27 +100,10 @@ def test_the_model_takes_a_csv_as_read_and_rest_answers_the_same(promoted, capsy
     assert (tmp_path / "p.csv").read_text().splitlines()[-1].endswith(",")  # the unknown label: empty, not NaN
     assert set(table["label"].dropna()) <= {0, 1} and table["label"].isna().sum() == 1
 
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the server imports the model's own code
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    cmd = [sys.executable, "-m", "mlflow", "models", "serve", "-m", URI, "--env-manager", "local",
-           "--host", "127.0.0.1", "-p", str(port), "-w", "1"]
-    with open(tmp_path / "serve.log", "w") as log:
-        server = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                  stdin=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert server.poll() is None and time.monotonic() < deadline, (tmp_path / "serve.log").read_text()[-3000:]
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.5)
+    with model_server(URI, tmp_path) as served:
 
         def invoke(body: dict) -> tuple[int, dict]:
-            request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=json.dumps(body).encode(),
+            request = urllib.request.Request(served.url, data=json.dumps(body).encode(),
                                              headers={"Content-Type": "application/json"})
             try:
                 with urllib.request.urlopen(request, timeout=60) as r:
@@ -162,8 +132,6 @@ def test_the_model_takes_a_csv_as_read_and_rest_answers_the_same(promoted, capsy
         assert status == 400 and answer["message"] == (
             f"input: dates are not in increasing order: {read['Date'].iloc[0]} in data row 2 comes after "
             f"{read['Date'].iloc[1]}; sort the rows by date"), answer
-    finally:
-        stop_group(server)
 
 
 def test_a_shift_warning_on_another_volatility_none_on_the_training_data(promoted, capsys, tmp_path):
