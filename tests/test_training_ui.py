@@ -100,10 +100,10 @@ def test_the_model_takes_a_csv_as_read_and_rest_answers_the_same(promoted, capsy
     assert (tmp_path / "p.csv").read_text().splitlines()[-1].endswith(",")  # the unknown label: empty, not NaN
     assert set(table["label"].dropna()) <= {0, 1} and table["label"].isna().sum() == 1
 
-    with model_server(URI, tmp_path) as served:
+    with model_server(URI, tmp_path) as server:
 
         def invoke(body: dict) -> tuple[int, dict]:
-            request = urllib.request.Request(served.url, data=json.dumps(body).encode(),
+            request = urllib.request.Request(server.url, data=json.dumps(body).encode(),
                                              headers={"Content-Type": "application/json"})
             try:
                 with urllib.request.urlopen(request, timeout=60) as r:
