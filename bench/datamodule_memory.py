@@ -20,6 +20,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
 from datamodules import sources, tiers
 
@@ -57,6 +58,7 @@ def run_child(tier: str, input_size: int, cache_dir: str, env: dict[str, str]) -
         [sys.executable, "-m", "bench.datamodule_memory", "--child", str(input_size), "--tier", tier,
          "--cache-dir", cache_dir],
         capture_output=True, text=True, check=True, env={**os.environ, **env},
+        cwd=Path(__file__).resolve().parents[1],  # `-m bench...` from the repository root, wherever we are
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 

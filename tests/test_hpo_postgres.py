@@ -179,13 +179,16 @@ def test_postgres_restarted_mid_study(servers, tmp_path, pg_server):
     workers = [Worker(tmp_path, args, f"w{i}", FAST) for i in range(2)]
     deadline = time.monotonic() + 300
     storage = open_storage(servers)[0]
-    while True:  # restart once a trial is training, inside its MLflow run
-        assert time.monotonic() < deadline, "no trial started"
+    pids = {w.proc.pid for w in workers}
+    while True:  # restart once both workers are in the study and a trial is training, inside its MLflow run
+        assert time.monotonic() < deadline, "no trial started on each worker"
         try:
-            running = storage.get_all_trials(storage.get_study_id_from_name(STUDY), states=(TrialState.RUNNING,))
+            so_far = storage.get_all_trials(storage.get_study_id_from_name(STUDY))
         except KeyError:
-            running = []
-        if any(TrialRecord.of(t).mlflow_run_id is not None for t in running):
+            so_far = []
+        joined = {TrialRecord.of(t).worker.pid for t in so_far if TrialRecord.of(t).worker is not None}
+        training = [t for t in so_far if t.state == TrialState.RUNNING and TrialRecord.of(t).mlflow_run_id]
+        if pids <= joined and training:
             break
         time.sleep(0.2)
     pg_server.restart()
