@@ -456,23 +456,29 @@ class PairedBootstrap:
 
     def pvalue(self, r: Resampled) -> float:
         """Two-sided bootstrap-t p-value of "the statistic is 0" (for a difference `a - b`: no difference),
-        ``2 min(P*(t* >= t), P*(t* <= t))`` with ``t = point / se`` and the resamples' t* studentized as in
-        `interval`, so that p < 1 - level exactly when the equal-tailed interval excludes 0 (up to the
-        quantile's interpolation). NaN where the interval is NaN; 1.0 for a statistic with no variance."""
-        if np.isnan(r.psi).any() or math.isnan(r.point):
+        `studentized_pvalue` with the variances that studentize `interval`. NaN where the interval is NaN."""
+        if np.isnan(r.psi).any():
             return math.nan
-        var = self.variance(r)
-        ok = ~np.isnan(r.samples)
-        if not ok.any():
-            return math.nan
-        if not var > 0:
-            return 1.0 if r.point == 0 else float(min(1.0, 2 * min(np.mean(r.samples[ok] <= 0),
-                                                                   np.mean(r.samples[ok] >= 0))))
-        sample_var = self.resample_variance(r)[ok]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            t_star = np.nan_to_num((r.samples[ok] - r.point) / np.sqrt(sample_var), nan=0.0)
-        t = r.point / math.sqrt(var)
-        return float(min(1.0, 2 * min(np.mean(t_star >= t), np.mean(t_star <= t))))
+        return studentized_pvalue(r.point, r.samples, self.resample_variance(r), self.variance(r))
+
+
+def studentized_pvalue(point: float, samples: np.ndarray, sample_var: np.ndarray, var: float) -> float:
+    """``2 min(P*(t* >= t), P*(t* <= t))`` with ``t = point / sqrt(var)`` and
+    ``t* = (samples - point) / sqrt(sample_var)``, studentized as in `studentized_interval`, so that
+    p < 1 - level exactly when the equal-tailed interval excludes 0 (up to the quantile's interpolation).
+    NaN for a NaN point or no usable resample; with ``var <= 0`` the percentile test of the samples (1.0 for
+    a statistic that is 0 with no variance)."""
+    if math.isnan(point):
+        return math.nan
+    ok = ~np.isnan(samples)
+    if not ok.any():
+        return math.nan
+    if not var > 0:
+        return 1.0 if point == 0 else float(min(1.0, 2 * min(np.mean(samples[ok] <= 0), np.mean(samples[ok] >= 0))))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t_star = np.nan_to_num((samples[ok] - point) / np.sqrt(sample_var[ok]), nan=0.0)
+    t = point / math.sqrt(var)
+    return float(min(1.0, 2 * min(np.mean(t_star >= t), np.mean(t_star <= t))))
 
 
 def fold_bootstrap_indices(sizes, blocks, n_boot: int, rng=None, method: str = "stationary") -> np.ndarray:
@@ -484,6 +490,26 @@ def fold_bootstrap_indices(sizes, blocks, n_boot: int, rng=None, method: str = "
     offsets = np.cumsum([0, *sizes])[:-1]
     return np.concatenate([start + block_bootstrap_indices(n, b, n_boot, rng, method)
                            for start, n, b in zip(offsets, sizes, blocks, strict=True)], axis=1)
+
+
+@dataclass(frozen=True)
+class Folded:
+    """One statistic per fold (`Resampled`, in the folds' order) whose mean over folds is the estimate; `a - b`
+    is the paired difference fold by fold."""
+
+    folds: tuple[Resampled, ...]
+
+    @property
+    def point(self) -> float:
+        return sum(r.point for r in self.folds) / len(self.folds)
+
+    @property
+    def samples(self) -> np.ndarray:
+        """[n_boot] the mean over folds in each resample."""
+        return sum(r.samples for r in self.folds) / len(self.folds)
+
+    def __sub__(self, other: Folded) -> Folded:
+        return Folded(tuple(a - b for a, b in zip(self.folds, other.folds, strict=True)))
 
 
 class FoldBootstrap:
@@ -504,21 +530,36 @@ class FoldBootstrap:
         self.folds = [PairedBootstrap(y, horizon=horizon, n_boot=n_boot, level=level, history=h,
                                       idx=self.idx[:, a:b] - a)
                       for y, h, a, b in zip(labels, histories, starts[:-1], starts[1:], strict=True)]
-        self.level, self.blocks = level, blocks
+        self.level, self.blocks, self.n_boot = level, blocks, n_boot
         self.method = f"{self.folds[0].method}-within-folds"
 
-    def resample(self, scores) -> list[Resampled]:
-        """`scores`: one score array per fold, in the folds' order."""
-        return [boot.resample(s) for boot, s in zip(self.folds, scores, strict=True)]
+    def resample(self, scores) -> Folded:
+        """`scores`: one score array per fold, in the folds' order (each [n_k], or [seeds, n_k] for a mean
+        over seeds, as `PairedBootstrap.resample`)."""
+        return Folded(tuple(boot.resample(s) for boot, s in zip(self.folds, scores, strict=True)))
 
-    def interval(self, rs: list[Resampled]) -> tuple[float, float]:
-        """The studentized interval of the mean over folds of `rs` (one `Resampled` per fold)."""
-        k = len(rs)
-        point = sum(r.point for r in rs) / k
-        samples = sum(r.samples for r in rs) / k
-        var = sum(boot.variance(r) for boot, r in zip(self.folds, rs, strict=True)) / k**2
-        sample_var = sum(boot.resample_variance(r) for boot, r in zip(self.folds, rs, strict=True)) / k**2
-        return studentized_interval(point, samples, sample_var, var, self.level, rs[0].bounds)
+    def _variances(self, f: Folded) -> tuple[float, np.ndarray]:
+        """The mean's variance on the full sample and [n_boot] in each resample."""
+        k = len(f.folds)
+        var = sum(boot.variance(r) for boot, r in zip(self.folds, f.folds, strict=True)) / k**2
+        return var, sum(boot.resample_variance(r) for boot, r in zip(self.folds, f.folds, strict=True)) / k**2
+
+    def interval(self, f: Folded) -> tuple[float, float]:
+        """The studentized interval of the mean over folds of `f`."""
+        var, sample_var = self._variances(f)
+        return studentized_interval(f.point, f.samples, sample_var, var, self.level, f.folds[0].bounds)
+
+    def pvalue(self, f: Folded) -> float:
+        """`studentized_pvalue` of the mean over folds of `f` (a difference: no difference on average)."""
+        if any(np.isnan(r.psi).any() for r in f.folds):
+            return math.nan
+        var, sample_var = self._variances(f)
+        return studentized_pvalue(f.point, f.samples, sample_var, var)
+
+    def intervals(self, scores: dict[str, list]) -> Intervals:
+        """`bootstrap_auroc` over folds: each scorer's scores per fold (`resample`)."""
+        return _intervals(self, {name: self.resample(s) for name, s in scores.items()},
+                          block=max(self.blocks), n_boot=self.n_boot)
 
 
 def bootstrap_auroc(
@@ -534,8 +575,14 @@ def bootstrap_auroc(
     for name, s in scores.items():
         if np.shape(s) != (boot.n,):
             raise ValueError(f"scorer {name!r} has shape {np.shape(s)}, labels have ({boot.n},)")
-    r = {name: boot.resample(s) for name, s in scores.items()}
-    names = list(scores)
+    return _intervals(boot, {name: boot.resample(s) for name, s in scores.items()}, block=boot.block,
+                      n_boot=n_boot)
+
+
+def _intervals(boot: PairedBootstrap | FoldBootstrap, r: dict[str, Resampled | Folded], *, block: int,
+               n_boot: int) -> Intervals:
+    """Every scorer's interval and every ordered pair's paired interval and p-value on one bootstrap."""
+    names = list(r)
     diff, p = {}, {}
     for i, a in enumerate(names):
         for b in names[i + 1:]:
@@ -548,8 +595,8 @@ def bootstrap_auroc(
         diff={(a, b): diff[(a, b)] for a in names for b in names if a != b},
         p={(a, b): p[(a, b)] for a in names for b in names if a != b},
         method=boot.method,
-        block=boot.block,
-        level=level,
+        block=block,
+        level=boot.level,
         n_boot=n_boot,
         samples={a: r[a].samples for a in names},
     )
@@ -601,3 +648,17 @@ def selection_null(
     trial of a k-trial study must beat it before its validation AUROC says more than selection luck."""
     return float(np.quantile(selection_null_samples(labels, k, horizon=horizon, n_sim=n_sim, seed=seed,
                                                     block=block, history=history), q))
+
+
+def fold_selection_null(
+    labels: list, ks: list[int], *, horizon: int = 1, n_sim: int = 2000, seed: int = 0, q: float = 0.95,
+    histories: list | None = None,
+) -> float:
+    """`selection_null` of values that are means over folds (walk-forward trials: each fold's best epoch, then
+    the mean): the q-quantile of the mean over folds of the best AUROC that `ks[k]` random scorers reach on
+    fold k's `labels[k]`. An upper bound: the best trial's mean over folds is at most the mean of each fold's
+    best over every trial. One fold is `selection_null` exactly."""
+    histories = [None] * len(labels) if histories is None else histories
+    samples = sum(selection_null_samples(y, k, horizon=horizon, n_sim=n_sim, seed=seed + i, history=h)
+                  for i, (y, k, h) in enumerate(zip(labels, ks, histories, strict=True)))
+    return float(np.quantile(samples / len(labels), q))

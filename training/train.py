@@ -126,6 +126,7 @@ def train(
     cfg: RunConfig, *, callbacks: tuple[pl.Callback, ...] = (), tags: dict[str, str] | None = None,
     parent_run_id: str | None = None, progress: bool = True, plots: bool = True, log_checkpoint: bool = True,
     run_name: str | None = None, data: Prepared | None = None,
+    finished_on: tuple[type[BaseException], ...] = (),
 ) -> RunResult:
     """Fit with early stopping on val AUROC, keep the best checkpoint, evaluate it on val beside the
     baselines, and log everything to MLflow. The test split is not touched.
@@ -134,7 +135,8 @@ def train(
     kind `train` (nested under `parent_run_id` when given). Every user mistake (config, data, tracking
     store) raises `UserError` before any run is opened. `plots` and `log_checkpoint`: HPO trials leave them
     out (the study's parent holds the plots; promotion retrains from the config). `data`: what to train on
-    instead of `prepare(cfg.data)` (a walk-forward fold's view, `Prepared.fold`).
+    instead of `prepare(cfg.data)` (a walk-forward fold's view, `Prepared.fold`). `finished_on`: exceptions
+    that end the run it opens FINISHED (a pruned trial's fold, `tracking.ending`).
 
     Speed over bit-exactness is the user's choice: `train.precision` (`--precision bf16-mixed` or
     `16-mixed`: Lightning's autocast) and `train.matmul_precision=high` (`--set`; TF32 float32 matmuls on
@@ -152,7 +154,8 @@ def train(
     n_params = sum(p.numel() for p in model.parameters())
     name = run_name or f"{cfg.model.name}-{cfg.data.tier}-L{cfg.data.input_size}"
 
-    with tracking.run_context(kind="train", run_name=name, tags=tags, parent_run_id=parent_run_id) as run, \
+    with tracking.run_context(kind="train", run_name=name, tags=tags, parent_run_id=parent_run_id,
+                              finished_on=finished_on) as run, \
             tempfile.TemporaryDirectory(prefix="ckpt-") as ckpt_dir:
         run_id = run.info.run_id
         tracking.log_config(cfg, extra={"params.count": n_params, "optimizer.weight_decay_applies_to": DECAYED})

@@ -13,11 +13,13 @@ the model minus it, under a training run's names (`EVIDENCE`), and `predictions/
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import mlflow
 import numpy as np
 import pandas as pd
+import pytorch_lightning as pl
 from matplotlib.figure import Figure
 
 from datamodules.prepared import Prepared, prepare
@@ -78,24 +80,52 @@ class WalkForwardResult:
     metrics: dict[str, float]  # the parent's: per fold `fold/<k>/...`, across folds a training run's names
     best_baseline: str  # across folds, chosen on their select parts
 
+    @property
+    def objective(self) -> float:
+        """OBJECTIVE over folds: the mean of each fold's AUROC on its select part at its chosen epoch."""
+        return self.metrics[OBJECTIVE]
 
-def run_folds(cfg: RunConfig, *, tags: dict[str, str] | None = None,
-              progress: bool = True) -> WalkForwardResult:
+    @property
+    def val_auroc(self) -> float:
+        """The mean over folds of each fold's report AUROC."""
+        return self.metrics["best/val/auroc"]
+
+    @property
+    def fold_epochs(self) -> list[int]:
+        return [f.epochs for f in self.folds]
+
+
+def no_callbacks(fold: int) -> tuple[pl.Callback, ...]:
+    return ()
+
+
+def run_folds(cfg: RunConfig, *, tags: dict[str, str] | None = None, progress: bool = True,
+              data: Prepared | None = None, parent_run_id: str | None = None,
+              callbacks: Callable[[int], tuple[pl.Callback, ...]] = no_callbacks, plots: bool = True,
+              log_checkpoint: bool = True, finished_on: tuple[type[BaseException], ...] = ()) -> WalkForwardResult:
     """Train one run per fold of `cfg.data` (nested under one parent run of kind `walk-forward`) and log the
-    evidence across folds on the parent. Config, data and tracking store are checked before a run opens."""
+    evidence across folds on the parent. Config, data and tracking store are checked before a run opens.
+
+    As `train`: the parent is the active run when the caller owns one (an HPO trial), else a new run (nested
+    under `parent_run_id` when given); `data` is `prepare(cfg.data)` when not given; `plots` and
+    `log_checkpoint` are each fold run's; `callbacks(k)` are fold k's (0-based) Trainer callbacks (a trial's
+    pruning); an exception in `finished_on` ends the fold run it stops FINISHED. The per-fold plot is always
+    logged on the parent."""
     cfg.check()
-    prepared = prepare(cfg.data)  # bad data fails here, before a run is opened
+    prepared = data or prepare(cfg.data)  # bad data fails here, before a run is opened
     tracking.experiment_id()
     k_folds = cfg.data.folds
     name = f"{cfg.model.name}-{cfg.data.tier}-L{cfg.data.input_size}"
-    with tracking.run_context(kind=KIND, run_name=f"{name}-{k_folds}folds",
+    with tracking.run_context(kind=KIND, run_name=f"{name}-{k_folds}folds", parent_run_id=parent_run_id,
                               tags={"folds": str(k_folds), **(tags or {})}) as parent:
         parent_id = parent.info.run_id
         tracking.log_config(cfg)
         folds, frames = [], []
         for k in range(k_folds):
             result = train(cfg, tags={"fold": str(k + 1), "folds": str(k_folds)}, parent_run_id=parent_id,
-                           progress=progress, run_name=f"{name}-fold{k + 1}of{k_folds}", data=prepared.fold(k))
+                           progress=progress, run_name=f"{name}-fold{k + 1}of{k_folds}", data=prepared.fold(k),
+                           callbacks=callbacks(k), plots=plots, log_checkpoint=log_checkpoint,
+                           finished_on=finished_on)
             folds.append(FoldRun.of(k + 1, result))
             frames.append(val_predictions(result.run_id).reset_index(drop=True).assign(fold=k + 1))
         metrics, best, params = across_folds(prepared, cfg, folds, frames)
@@ -148,14 +178,13 @@ def across_folds(prepared: Prepared, cfg: RunConfig, folds: list[FoldRun], frame
                     f"fold/{f.fold}/baseline/best/val/auroc_ci_low": b.auroc.low,
                     f"fold/{f.fold}/baseline/best/val/auroc_ci_high": b.auroc.high}
     metrics[OBJECTIVE] = float(np.mean([f.metrics[OBJECTIVE] for f in folds]))
-    for prefix, rs in (("best/val", model), *((f"baseline/{n}/val", r) for n, r in base.items())):
-        metrics[f"{prefix}/auroc"] = float(np.mean([r.point for r in rs]))
-        metrics[f"{prefix}/auroc_ci_low"], metrics[f"{prefix}/auroc_ci_high"] = boot.interval(rs)
+    for prefix, r in (("best/val", model), *((f"baseline/{n}/val", r) for n, r in base.items())):
+        metrics[f"{prefix}/auroc"] = r.point
+        metrics[f"{prefix}/auroc_ci_low"], metrics[f"{prefix}/auroc_ci_high"] = boot.interval(r)
     metrics |= {f"baseline/{n}/val_select/auroc": v for n, v in select.items()}
     metrics["baseline/best/val/auroc"] = metrics[f"baseline/{best}/val/auroc"]
     for name in [*BASELINES, "best_baseline"]:
-        other = base[best if name == "best_baseline" else name]
-        diff = boot.interval([a - b for a, b in zip(model, other, strict=True)])
+        diff = boot.interval(model - base[best if name == "best_baseline" else name])
         metrics[f"best/val/auroc_vs_{name}_ci_low"], metrics[f"best/val/auroc_vs_{name}_ci_high"] = diff
     params = {"ci.method": boot.method, "ci.block_length": ",".join(map(str, boot.blocks)),
               "ci.level": boot.level, "ci.n_boot": N_BOOT}
