@@ -12,7 +12,7 @@ from hpo.convergence import Convergence
 from hpo.dry_run import n_features_of, report
 from hpo.settings import DEFAULT_STORAGE, StudySettings
 from models.budgets import DEFAULT_BUDGETS, parse_budgets
-from training.cli import add_run_arguments, config_from_args, one_fold, set_overrides
+from training.cli import add_run_arguments, config_from_args, set_overrides
 
 DEFAULT_TRIALS = 50
 # `--demo`: a small study on the embedded data that finishes in minutes on 2 CPU cores (flags given win)
@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--storage", type=optional(str), default=None,
                        help=f"Optuna storage: a journal file path (default ./{DEFAULT_STORAGE}) or an RDB URL")
     study.add_argument("--study-name", type=optional(str), default=None,
-                       help="default: MODEL-TIER-LINPUT_SIZE (plus -BUDGET with --param-budget)")
+                       help="default: MODEL-TIER-LINPUT_SIZE (plus -BUDGET with --param-budget, -KFOLDS with "
+                            "--folds K > 1)")
     study.add_argument("--dry-run", **SWITCH, help="print the forced configs and the search space; write nothing")
     study.add_argument("--demo", **SWITCH, help="a small study on the embedded data (minutes on 2 CPU cores)")
     return parser
@@ -57,7 +58,7 @@ def settings_from_args(args: argparse.Namespace) -> StudySettings:
         for key, value in DEMO.items():
             if getattr(args, key) is None or getattr(args, key) is False:  # not `in (None, False)`: 0 == False
                 setattr(args, key, value)
-    cfg = one_fold(config_from_args(args))
+    cfg = config_from_args(args)
     if args.param_budget and args.budgets:
         raise UserError("give either --param-budget (one budget) or --budgets (several), not both")
     budgets = parse_budgets(args.param_budget or args.budgets or ",".join(DEFAULT_BUDGETS))
@@ -66,7 +67,7 @@ def settings_from_args(args: argparse.Namespace) -> StudySettings:
     convergence = (Convergence(args.early_stop_patience, args.early_stop_threshold or 0.0)
                    if args.early_stop_patience is not None else None)
     name = args.study_name or f"{cfg.model.name}-{cfg.data.tier}-L{cfg.data.input_size}" + (
-        f"-{budgets[0]}" if args.param_budget else "")
+        f"-{budgets[0]}" if args.param_budget else "") + (f"-{cfg.data.folds}folds" if cfg.data.folds > 1 else "")
     return StudySettings(
         base=cfg, study_name=name, trials=DEFAULT_TRIALS if args.trials is None else args.trials, budgets=budgets,
         pinned=frozenset(set_overrides(args.set)),
@@ -102,11 +103,15 @@ def main(argv: list[str] | None = None) -> None:
     if outcome.best is not None:
         b, record = outcome.best, TrialRecord.of(outcome.best)
         print(f"best: trial {b.number}, run {record.mlflow_run_id}, params {b.params}")
-        print(f"  selected on {SELECT} (the selection half of val): {OBJECTIVE} {b.value:.4f} "
+        k_folds = settings.base.data.folds
+        where = (f"{SELECT} (the selection half of val)" if k_folds == 1 else
+                 f"{SELECT} (the selection half of each of the {k_folds} folds' val blocks; the mean over folds)")
+        print(f"  selected on {where}: {OBJECTIVE} {b.value:.4f} "
               f"{'exceeds' if b.value > outcome.null_p95 else 'does not exceed'} {outcome.null_p95:.4f}, what the "
               "best of as many random scorers as the completed trials had epoch evaluations reaches on the same "
               f"{SELECT} labels (95th percentile, selection/null_auroc_p95)")
-        print(f"  reported on {REPORT} (the report half of val), which chose nothing: "
+        print(f"  reported on {REPORT} (the report half of val{'' if k_folds == 1 else ', over the folds'}), which "
+              "chose nothing: "
               f"{evidence_line(record.evidence, record.best_baseline)}")
         print("  the held-out number comes from `python -m training.promote --study ...`, the only command that "
               "reads test")

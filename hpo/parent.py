@@ -17,8 +17,8 @@ from optuna.trial import TrialState
 from conventions.errors import UserError
 from hpo.trial_record import TrialRecord
 from models.budgets import parse_budget
-from models.intervals import SAYS, selection_null, verdict
-from training import notes, plotting, study_tags, tracking
+from models.intervals import SAYS, fold_selection_null, verdict
+from training import notes, plotting, study_tags, tracking, walkforward
 from training.config import RunConfig
 from training.train import OBJECTIVE, SELECT
 
@@ -149,20 +149,36 @@ def best_by_budget(trials: list[optuna.trial.FrozenTrial]) -> dict[str, optuna.t
 NULL_METHOD = "epoch_evaluations_upper_bound"
 
 
+def fold_evaluations(trials: list[optuna.trial.FrozenTrial]) -> list[int]:
+    """Per fold, the AUROCs on its val_select part the study's best value is the best of: each counted trial's
+    epochs in that fold (`NULL_METHOD`); one entry for a one-split study."""
+    per_trial = [TrialRecord.of(t).epochs_per_fold for t in counted(trials)]
+    return [int(sum(col)) for col in zip(*per_trial, strict=True)] if per_trial else [0]
+
+
 def evaluations(trials: list[optuna.trial.FrozenTrial]) -> int:
-    """The AUROCs on val_select the study's best value is the best of: each counted trial's epochs (`NULL_METHOD`)."""
-    return sum(max(1, TrialRecord.of(t).epochs) for t in counted(trials))
+    """Every epoch evaluation of every counted trial, over all folds: how many random scorers the null draws."""
+    return sum(fold_evaluations(trials))
 
 
-def log_report(run_id: str, study: optuna.Study, select_labels: np.ndarray, horizon: int,
-               train_labels: np.ndarray) -> float | None:
-    """Plots (optimisation history, parameter importances, val_report AUROC of each budget's best trial),
-    the best trial's config as `best_config.json` (usable with `--use-best-from`) and the selection null:
-    the 95th percentile of the best AUROC that as many random scorers as the counted trials had epoch
-    evaluations (`evaluations`, `NULL_METHOD`) reach on the labels the trials were selected on,
-    `select_labels` (`selection/null_auroc_p95`, returned; `selection/null_evaluations`; param
-    `selection.null_method`), with the scorers' smoothness from the dependence of `train_labels`
-    (`models.intervals.block_length`)."""
+def null_of(trials: list[optuna.trial.FrozenTrial], select_labels: list[np.ndarray], horizon: int,
+            train_labels: list[np.ndarray]) -> float:
+    """The selection null of the study's best value (`selection/null_auroc_p95`): the 95th percentile of the
+    best AUROC that as many random scorers as the counted trials had epoch evaluations (`fold_evaluations`,
+    `NULL_METHOD`) reach on the labels the trials were selected on, fold by fold, averaged over the folds as
+    the trials' values are (`models.intervals.fold_selection_null`), with the scorers' smoothness from the
+    dependence of each fold's `train_labels` (`models.intervals.block_length`)."""
+    return fold_selection_null(select_labels, fold_evaluations(trials), horizon=horizon, seed=len(counted(trials)),
+                               histories=train_labels)
+
+
+def log_report(run_id: str, study: optuna.Study, select_labels: list[np.ndarray], horizon: int,
+               train_labels: list[np.ndarray]) -> float | None:
+    """Plots (optimisation history, parameter importances, val_report AUROC of each budget's best trial, and
+    for a walk-forward study the best trial's AUROC per fold, `training.walkforward.PLOT`), the best trial's
+    config as `best_config.json` (usable with `--use-best-from`) and the selection null (`null_of`, on each
+    fold's val_select and train labels: `selection/null_auroc_p95`, returned; `selection/null_evaluations`;
+    param `selection.null_method`)."""
     client = MlflowClient()
     trials = study.get_trials(deepcopy=False)
     best = best_trial(trials)
@@ -170,7 +186,7 @@ def log_report(run_id: str, study: optuna.Study, select_labels: np.ndarray, hori
         return None
     complete = counted(trials)
     k = evaluations(trials)
-    null = selection_null(select_labels, k, horizon=horizon, seed=len(complete), history=train_labels)
+    null = null_of(trials, select_labels, horizon, train_labels)
     tracking.log_batch(run_id, {"selection/null_auroc_p95": null, "selection/null_evaluations": k},
                        step=len(complete), tags={"selection.null_method": NULL_METHOD})
     for name, figure in (("optimization_history", _history(study, null, k)),
@@ -180,8 +196,12 @@ def log_report(run_id: str, study: optuna.Study, select_labels: np.ndarray, hori
             client.log_figure(run_id, figure, f"plots/{name}.png")
     best_run = TrialRecord.of(best).mlflow_run_id
     if best_run:
-        config = RunConfig.from_params(client.get_run(best_run).data.params)
+        run = client.get_run(best_run)
+        config = RunConfig.from_params(run.data.params)
         client.log_text(run_id, config.to_json(), "best_config.json")
+        if config.data.folds > 1:
+            client.log_figure(run_id, walkforward.figure(f"{study.study_name} best trial {best.number}",
+                                                         run.data.metrics, run.data.tags), walkforward.PLOT)
     client.log_text(run_id, trials_table(trials), "study/trials.md")
     describe(run_id, study, best, null)
     return null

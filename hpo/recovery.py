@@ -119,7 +119,8 @@ def fail_stale_trials(study: optuna.Study, storage: BaseStorage, grace: float | 
 
 def close_orphan_runs(study: optuna.Study, parent_run_id: str) -> list[str]:
     """End the RUNNING MLflow trial runs under the study's parent whose Optuna trial has finished (their
-    worker died): FAILED with `trial_state=FAIL` (or FINISHED with the trial's state). Returns their ids.
+    worker died): FAILED with `trial_state=FAIL` (or FINISHED with the trial's state), and the RUNNING runs
+    nested under them (a walk-forward trial's folds) FAILED. Returns their ids.
 
     Only trials already finished in the snapshot taken first are touched, so a trial that another worker
     starts meanwhile keeps its run."""
@@ -146,4 +147,9 @@ def close_orphan_runs(study: optuna.Study, parent_run_id: str) -> list[str]:
             client.set_tag(run.info.run_id, "error", "the worker running this trial died")
         client.set_terminated(run.info.run_id, "FAILED" if state == TrialState.FAIL else "FINISHED")
         closed.append(run.info.run_id)
+        for fold in client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}' "
+                                       "and attributes.status = 'RUNNING'"):  # a walk-forward trial's fold
+            client.set_tag(fold.info.run_id, "error", "the worker running this trial died")
+            client.set_terminated(fold.info.run_id, "FAILED")
+            closed.append(fold.info.run_id)
     return closed

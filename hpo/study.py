@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import mlflow
 import optuna
+import pytorch_lightning as pl
 from optuna.exceptions import DuplicatedStudyError, UpdateFinishedTrialError
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
@@ -30,7 +31,7 @@ from datamodules.prepared import Prepared, Seen
 from hpo import parent, phase2
 from hpo.forced import EXTREMES, forced_configs
 from hpo.progress import EpochProgress, StudyProgress
-from hpo.pruning import PruningCallback
+from hpo.pruning import PruningCallback, median_pruner
 from hpo.recovery import (
     Heartbeat,
     check_timing,
@@ -47,7 +48,8 @@ from models import baselines
 from models.budgets import SHAPE_KEYS, STYLES, StyleGrid, count_params, parse_budget, solve
 from training import notes, study_tags, tracking
 from training.config import FREE, RunConfig
-from training.train import EVIDENCE, MONITOR, OBJECTIVE, SELECT, evidence_line, train
+from training.train import EVIDENCE, MONITOR, OBJECTIVE, SELECT, RunResult, evidence_line, train
+from training.walkforward import WalkForwardResult, run_folds
 
 PARENT_WAIT_S = 30.0
 FAILURE_STREAK = 3  # this worker's trials failing in a row with the same error stop the study: a bug, not bad luck
@@ -80,7 +82,7 @@ def run_study(
     study, parent_id = session.study, session.parent_id
     parent.reopen(parent_id)
     progress = StudyProgress(settings.trials, _count(study))
-    objective = Objective(settings.base, session.space, n_features, study.study_name, parent_id,
+    objective = Objective(settings.base, session.space, data, study.study_name, parent_id,
                           parent.experiment_of(parent_id), settings.log_checkpoints, echo)
     ran, reason, null, waiting = 0, "error", None, False
     streak: list[FrozenTrial] = []  # this worker's last trials, failed with one same error
@@ -120,8 +122,9 @@ def run_study(
             raise
         finally:
             parent.summarise(parent_id, study)
-            null = parent.log_report(parent_id, study, data.labels(SELECT), settings.base.data.horizon,
-                                        data.labels("train"))
+            views = [data.fold(k) for k in range(len(data.folds))]  # one for a one-split study
+            null = parent.log_report(parent_id, study, [v.labels(SELECT) for v in views], settings.base.data.horizon,
+                                     [v.labels("train") for v in views])
             tracking.log_batch(parent_id, tags={"stop_reason": reason})
     counts = {s.name: len(study.get_trials(deepcopy=False, states=(s,))) for s in TrialState}
     return Outcome(study.study_name, parent_id, session.shown, ran, reason, parent.best_trial(study.trials), null,
@@ -157,7 +160,7 @@ def _open(settings: StudySettings, n_features: int, fingerprint: str, pruner: op
     definition |= {"data.seen_fingerprint": seen.fingerprint, "data.seen_until": seen.until,
                    "baselines": baselines.SET}
 
-    pruner = pruner or (_median_pruner(base.train.max_epochs) if settings.pruning else optuna.pruners.NopPruner())
+    pruner = pruner or (median_pruner(base.train.max_epochs) if settings.pruning else optuna.pruners.NopPruner())
     study, created = _create_or_load(storage, name, TrialSeededTPE(base.train.seed), pruner)
     parent_id = study.user_attrs.get(parent.PARENT_ATTR) or (None if created else _wait_for_parent(study))
     if parent_id is not None:
@@ -193,12 +196,16 @@ class Objective:
 
     base: RunConfig
     space: SearchSpace
-    n_features: int
+    data: Prepared  # the study's (`prepare(base.data)`): every trial trains on it
     study_name: str
     parent_run_id: str
     experiment: str  # the parent's
     log_checkpoints: bool = False
     echo: Callable[[str], None] = print
+
+    @property
+    def n_features(self) -> int:
+        return len(self.data.feature_names)
 
     def __call__(self, trial: optuna.Trial) -> float:
         record, write = TrialRecord.of(trial), TrialWriter(trial)
@@ -213,21 +220,19 @@ class Objective:
                 experiment=self.experiment, tags=tags, finished_on=(optuna.TrialPruned,)) as run:
             write.started(run.info.run_id)
             state, result = "FAIL", None
-            pruning = PruningCallback(trial, prune=not forced)  # the forced grid is compared whole
+            pruning: list[PruningCallback] = []  # one per fold begun
             try:
                 cfg = self.config(trial)
-                epochs = EpochProgress(f"trial {trial.number}", self.echo)
-                result = train(cfg, callbacks=(pruning, epochs), progress=False, plots=False,
-                               log_checkpoint=self.log_checkpoints)
+                result = self.fit(trial, cfg, pruning, prune=not forced)  # the forced grid is compared whole
                 if not (math.isfinite(result.objective) and math.isfinite(result.val_auroc)):
                     raise ValueError(f"{OBJECTIVE} is {result.objective} and best/val/auroc {result.val_auroc} "
                                      "(one class in a val part?)")
-                write.completed(result.epochs, {k: result.metrics[k] for k in EVIDENCE}, result.best_baseline)
+                write.completed(_fold_epochs(result), {k: result.metrics[k] for k in EVIDENCE}, result.best_baseline)
                 state = "COMPLETE"
                 return result.objective
             except optuna.TrialPruned:
                 state = "PRUNED"
-                write.pruned(pruning.pruned_at[0] + 1)
+                write.pruned(sum(p.reported for p in pruning))
                 raise
             except UpdateFinishedTrialError as err:  # the run's `error` says why
                 raise UpdateFinishedTrialError(f"another worker failed trial {trial.number}, judging its worker "
@@ -241,15 +246,37 @@ class Objective:
             finally:
                 mlflow.set_tags({"trial_state": state, **self.describe(trial, state, forced, result, pruning)})
 
-    def describe(self, trial: optuna.Trial, state: str, forced: bool, result, pruning: PruningCallback) -> dict:
+    def fit(self, trial: optuna.Trial, cfg: RunConfig, pruning: list[PruningCallback], *,
+            prune: bool) -> RunResult | WalkForwardResult:
+        """`train` on the study's data, or `run_folds` for a walk-forward study (the trial's run is then the
+        folds' parent), reporting every epoch of every fold to the pruner (`PruningCallback`)."""
+        k_folds = cfg.data.folds
+
+        def callbacks(k: int) -> tuple[pl.Callback, ...]:
+            pruning.append(PruningCallback(trial, prune, fold=k, max_epochs=cfg.train.max_epochs if k_folds > 1 else 0))
+            where = f"trial {trial.number}" + (f" fold {k + 1}/{k_folds}" if k_folds > 1 else "")
+            return pruning[-1], EpochProgress(where, self.echo)
+
+        if k_folds > 1:
+            return run_folds(cfg, data=self.data, callbacks=callbacks, progress=False, plots=False,
+                             log_checkpoint=self.log_checkpoints, finished_on=(optuna.TrialPruned,))
+        return train(cfg, callbacks=callbacks(0), progress=False, plots=False, log_checkpoint=self.log_checkpoints,
+                     data=self.data)
+
+    def describe(self, trial: optuna.Trial, state: str, forced: bool, result: RunResult | WalkForwardResult | None,
+                 pruning: list[PruningCallback]) -> dict:
         """The trial run's name and Markdown note once it has ended."""
         record = TrialRecord.of(trial)
         budget, style = record.budget, record.style
-        why = {"PRUNED": f"Pruned at epoch {pruning.pruned_at[0] + 1 if pruning.pruned_at else '?'}: its val_select "
-                         "AUROC was below the median of earlier trials at that epoch.",
+        at = pruning[-1].where() if pruning and pruning[-1].pruned_at else "?"
+        why = {"PRUNED": f"Pruned at {at}: its val_select AUROC was below the median of earlier trials at that "
+                         "epoch.",
                "FAIL": f"Failed: {record.why_failed or 'interrupted'}"}
-        body = None if result is None else notes.train_note(result.config, result.metrics, result.best_baseline,
-                                                            result.best_epoch, result.epochs)
+        if isinstance(result, WalkForwardResult):
+            body = result.note
+        else:
+            body = None if result is None else notes.train_note(result.config, result.metrics, result.best_baseline,
+                                                                result.best_epoch, result.epochs)
         return {"mlflow.runName": notes.trial_name(trial.number, budget, style, state),
                 notes.NOTE: notes.trial_note(self.study_name, trial.number, state, budget=budget, style=style,
                                              forced=forced, body=body, why=why.get(state))}
@@ -276,6 +303,11 @@ class Objective:
             raise RuntimeError(f"no {values['n_layers']}-layer {cfg.model.name} fits {budget} at {cfg.model}")
         write.counted_params(shape.count)
         return cfg.override(shape.hp)
+
+
+def _fold_epochs(result: RunResult | WalkForwardResult) -> list[int]:
+    """The epochs each fold of a finished trial trained (one entry for a one-split trial)."""
+    return result.fold_epochs if isinstance(result, WalkForwardResult) else [result.epochs]
 
 
 def _run_trial(study: optuna.Study, trial: optuna.Trial, objective: Objective) -> FrozenTrial:
@@ -311,12 +343,6 @@ def _failure_streak(streak: list[FrozenTrial], finished: FrozenTrial) -> list[Fr
     if streak and TrialRecord.of(streak[0]).error == error:
         return [*streak, finished]
     return [finished]
-
-
-def _median_pruner(max_epochs: int) -> optuna.pruners.MedianPruner:
-    """Prune a trial below the median of earlier trials at the same epoch, once 5 trials finished; never in
-    its first 3 epochs (a third of them when max-epochs < 9, so that short studies can prune too)."""
-    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=min(3, max(1, max_epochs // 3)))
 
 
 def _recover(study: optuna.Study, storage: BaseStorage, parent_id: str, echo: Callable[[str], None]) -> None:

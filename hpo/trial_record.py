@@ -36,7 +36,8 @@ class TrialRecord:
     params_count: int | None = None
     outside_budgets: bool = False  # a transferred config larger than every budget: shown, never the best
     # set when it ends
-    epochs: int = 0  # epochs trained (up to the pruning)
+    epochs: int = 0  # epochs trained (up to the pruning; over all its folds)
+    fold_epochs: list[int] | None = None  # a completed walk-forward trial's epochs per fold
     evidence: dict[str, float] | None = None  # training.train.EVIDENCE of a completed trial
     best_baseline: str | None = None  # the baseline its evidence compares with
     error: str | None = None  # "Type: message" of the exception that failed it
@@ -65,6 +66,11 @@ class TrialRecord:
     def searched_style(self) -> str:
         """Its style, SEARCHED where none is recorded (neither forced nor transferred)."""
         return self.style or SEARCHED
+
+    @property
+    def epochs_per_fold(self) -> list[int]:
+        """The epoch evaluations on each fold's select part it chose among (at least 1 each)."""
+        return [max(1, e) for e in (self.fold_epochs or [self.epochs])]
 
     @property
     def why_failed(self) -> str | None:
@@ -116,8 +122,11 @@ class TrialWriter:
     def counted_params(self, params_count: int) -> None:
         self._set(params_count=params_count)
 
-    def completed(self, epochs: int, evidence: dict[str, float], best_baseline: str) -> None:
-        self._set(epochs=epochs, evidence=evidence, best_baseline=best_baseline)
+    def completed(self, fold_epochs: list[int], evidence: dict[str, float], best_baseline: str) -> None:
+        """Its epochs per fold (one entry for a one-split trial), evidence and best baseline."""
+        if len(fold_epochs) > 1:
+            self._set(fold_epochs=fold_epochs)
+        self._set(epochs=sum(fold_epochs), evidence=evidence, best_baseline=best_baseline)
 
     def pruned(self, epochs: int) -> None:
         self._set(epochs=epochs)

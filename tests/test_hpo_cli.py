@@ -130,8 +130,9 @@ def check_runs_match_trials(study):
 
 
 @pytest.mark.slow  # minutes of several `python -m hpo` processes; CI runs it (-m slow)
-def test_sigkill_mid_trial_then_rerun_resumes(run_cli, tmp_path):
-    args = [*TINY, "--budgets", "20k,50k", "--trials", "2"]
+@pytest.mark.parametrize("folds", [1, 2])
+def test_sigkill_mid_trial_then_rerun_resumes(run_cli, tmp_path, folds):
+    args = [*TINY, "--budgets", "20k,50k", "--trials", "2", "--folds", str(folds)]
     proc = hpo_process(tmp_path, args)
     deadline = time.monotonic() + 300
     while True:  # kill once a trial has completed and the next one runs inside its MLflow run
@@ -152,7 +153,8 @@ def test_sigkill_mid_trial_then_rerun_resumes(run_cli, tmp_path):
     rerun = run_cli("hpo", *args)
     assert rerun.returncode == 0, rerun.stderr
     assert f"trials {killed.number} were left RUNNING by a dead worker" in rerun.stdout
-    study = optuna.load_study(study_name="itransformer-a20-L16", storage=journal(tmp_path))
+    name = "itransformer-a20-L16" + ("-2folds" if folds == 2 else "")
+    study = optuna.load_study(study_name=name, storage=journal(tmp_path))
     trials = study.trials
     assert {n: trials[n].value for n in done_before} == done_before  # completed trials kept
     assert trials[killed.number].state == TrialState.FAIL
@@ -164,9 +166,11 @@ def test_sigkill_mid_trial_then_rerun_resumes(run_cli, tmp_path):
     assert parent.info.status == "FINISHED"
     # the summary: the best trial's objective on the samples that selected it, its evidence on those that did not
     best = study.best_trial
-    assert (f"selected on val_select (the selection half of val): best/val_select/auroc {best.value:.4f}"
-            in rerun.stdout)
-    assert (f"reported on val_report (the report half of val), which chose nothing: best/val/auroc "
+    halves = ("the selection half of val", "the report half of val") if folds == 1 else (
+        "the selection half of each of the 2 folds' val blocks; the mean over folds",
+        "the report half of val, over the folds")
+    assert f"selected on val_select ({halves[0]}): best/val_select/auroc {best.value:.4f}" in rerun.stdout
+    assert (f"reported on val_report ({halves[1]}), which chose nothing: best/val/auroc "
             f"{TrialRecord.of(best).evidence['best/val/auroc']:.4f}") in rerun.stdout
 
 

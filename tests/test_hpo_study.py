@@ -388,7 +388,7 @@ def test_the_selection_null_grows_with_the_epochs_each_trial_chose_among():
                                          distributions={"budget": CategoricalDistribution(BUDGETS)},
                                          user_attrs=TrialRecord(epochs=epochs, budget="20k", best_baseline="majority",
                                                                 evidence=dict.fromkeys(EVIDENCE, 0.55)).attrs()))
-        nulls.append(parent.log_report(run_id, study, labels, 1, labels))
+        nulls.append(parent.log_report(run_id, study, [labels], 1, [labels]))
         assert MlflowClient().get_run(run_id).data.metrics["selection/null_evaluations"] == 4 * epochs
         assert nulls[-1] == pytest.approx(selection_null(labels, 4 * epochs, horizon=1, seed=4, history=labels))
     assert nulls[1] > nulls[0]

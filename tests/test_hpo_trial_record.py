@@ -23,7 +23,7 @@ def test_what_the_writer_sets_on_a_live_trial_reads_back(tmp_path):
     write.shaped("20k", "deep")
     write.counted_params(19_500)
     evidence = {"best/val/auroc": 0.61, "best/val/auroc_ci_low": 0.55}
-    write.completed(4, evidence, "logistic")
+    write.completed([4], evidence, "logistic")
     study.tell(trial, 0.6)
     frozen = optuna.load_study(study_name="s", storage=storage).trials[0]
     read = TrialRecord.of(frozen)

@@ -145,12 +145,15 @@ def test_use_best_from_run_then_flags_override(tiny_config, tmp_path, capsys):
     result = train(tiny_config, progress=False)
     cfg = parse("--use-best-from", f"runs:/{result.run_id}")
     assert cfg == tiny_config
-    cfg = parse("--use-best-from", f"runs:/{result.run_id}", "--input-size", "24", "--seed", "3")
-    assert cfg == tiny_config.override({"data.input_size": 24, "train.seed": 3})
-    # which fields came from the flags and which from the source
+    cfg = parse("--use-best-from", f"runs:/{result.run_id}", "--input-size", "24", "--seed", "3", "--folds", "2",
+                "--batch-size", str(tiny_config.data.batch_size))
+    assert cfg == tiny_config.override({"data.input_size": 24, "train.seed": 3, "data.folds": 2})
+    # which fields came from the flags (the source's value where a flag changed it) and which from the source
     report = capsys.readouterr().out.strip().splitlines()[-1]
-    assert report.startswith(f"--use-best-from runs:/{result.run_id}: from flags: data.input_size=24, train.seed=3; "
-                             "from the source: data.{tier=a20, path=None")
+    assert report.startswith(
+        f"--use-best-from runs:/{result.run_id}: from flags: data.input_size=24 (the source: 16), data.batch_size=256, "
+        f"data.folds=2 (the source: 1), train.seed=3 (the source: {tiny_config.train.seed}); "
+        "from the source: data.{tier=a20, path=None")
     assert "model.{name=itransformer, hidden_size=16" in report and "input_size=24" not in report.split(";")[1]
     with pytest.raises(ConfigError, match="holds a config for itransformer, not patchtst"):
         parse("--use-best-from", f"runs:/{result.run_id}", "--model", "patchtst")

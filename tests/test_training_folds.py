@@ -130,14 +130,14 @@ def test_walk_forward_run_is_one_split_run_per_fold(capsys):
         assert history == [x.value for x in client.get_metric_history(folds[k].info.run_id, "val/auroc")]
 
 
-@pytest.mark.parametrize("command", ["hpo", "hpo.ablation", "training.promote"])
+@pytest.mark.parametrize("command", ["hpo.ablation", "training.promote"])
 def test_commands_not_over_folds_refuse_them(capsys, tmp_path, command):
     import importlib
 
     config = tmp_path / "config.json"
     config.write_text(config_from_args(build_parser().parse_args(TINY)).to_json())
     module = importlib.import_module(command if command == "training.promote" else f"{command}.__main__")
-    argv = {"hpo": ["--trials", "1", "--input-size", "16"], "hpo.ablation": ["--input-sizes", "16"],
+    argv = {"hpo.ablation": ["--input-sizes", "16"],
             "training.promote": ["--use-best-from", str(config), "--name", "x"]}[command]
     with pytest.raises(SystemExit) as exit_:
         run_main(module.main, [*argv, *RUN, "--folds", "2"])

@@ -88,7 +88,7 @@ def transferred_config(args: argparse.Namespace, source: str, base: RunConfig) -
         raise ConfigError(f"--use-best-from {source} holds a config for {base.model.name}, not {args.model}")
     overrides = flag_overrides(args)
     cfg = base.override(overrides).check()
-    print(transfer_report(source, cfg, overrides))
+    print(transfer_report(source, cfg, overrides, base))
     return cfg
 
 
@@ -101,14 +101,16 @@ def one_fold(cfg: RunConfig) -> RunConfig:
     return cfg
 
 
-def transfer_report(source: str, cfg: RunConfig, overrides: dict[str, object]) -> str:
-    """Which fields of a transferred config came from flags (`--set` included) and which from the source."""
-    params = cfg.to_params()
+def transfer_report(source: str, cfg: RunConfig, overrides: dict[str, object], base: RunConfig) -> str:
+    """Which fields of a transferred config came from flags (`--set` included; with the source's value where
+    the flag changed it, e.g. another number of folds) and which from the source (`base`)."""
+    params, before = cfg.to_params(), base.to_params()
     sections: dict[str, list[str]] = {}
     for key, value in params.items():
         if key not in overrides:
             section, _, name = key.partition(".")
             sections.setdefault(section, []).append(f"{name}={value}")
-    flags = ", ".join(f"{k}={params[k]}" for k in overrides) or "none"
+    flags = ", ".join(f"{k}={params[k]}" + (f" (the source: {before[k]})" if str(before[k]) != str(params[k]) else "")
+                      for k in overrides) or "none"
     kept = ", ".join(f"{s}.{{{', '.join(v)}}}" for s, v in sections.items()) or "none"
     return f"--use-best-from {source}: from flags: {flags}; from the source: {kept}"

@@ -61,10 +61,6 @@ class FoldRun:
         return cls(fold, result.run_id, result.best_epoch, result.epochs, result.best_baseline, result.metrics,
                    result.data.date_range(REPORT))
 
-    def estimate(self) -> plotting.Estimate:
-        m = self.metrics
-        return plotting.Estimate(m["best/val/auroc"], m["best/val/auroc_ci_low"], m["best/val/auroc_ci_high"])
-
     def baseline(self) -> plotting.Baseline:
         b = f"baseline/{self.best_baseline}/val/auroc"
         m = self.metrics
@@ -79,6 +75,7 @@ class WalkForwardResult:
     folds: list[FoldRun]
     metrics: dict[str, float]  # the parent's: per fold `fold/<k>/...`, across folds a training run's names
     best_baseline: str  # across folds, chosen on their select parts
+    note: str  # the parent's Markdown description (`notes.folds_note`)
 
     @property
     def objective(self) -> float:
@@ -132,15 +129,15 @@ def run_folds(cfg: RunConfig, *, tags: dict[str, str] | None = None, progress: b
         links = [f"{notes.run_link(f'fold {f.fold}', parent.info.experiment_id, f.run_id)} {_numbers(f)}"
                  for f in folds]
         diff = (metrics[f"best/val/auroc_vs_best_baseline_ci_{end}"] for end in ("low", "high"))
-        tags = {"best_baseline": best, "verdict": verdict(*diff),
-                notes.NOTE: notes.folds_note(cfg, metrics, best, links)}
+        note = notes.folds_note(cfg, metrics, best, links)
+        tags = {"best_baseline": best, "verdict": verdict(*diff), notes.NOTE: note}
         for f in folds:
             tags |= {f"fold/{f.fold}/best_baseline": f.best_baseline,
                      f"fold/{f.fold}/val_report_dates": " .. ".join(f.report_dates)}
         tracking.log_batch(parent_id, metrics, params=params, tags=tags)
         tracking.log_frame(pd.concat(frames, ignore_index=True), VAL_PREDICTIONS)
-        mlflow.log_figure(figure(name, folds, metrics, best), PLOT)
-    return WalkForwardResult(parent_id, cfg, folds, metrics, best)
+        mlflow.log_figure(figure(name, metrics, {**tags, "folds": str(k_folds)}), PLOT)
+    return WalkForwardResult(parent_id, cfg, folds, metrics, best, note)
 
 
 def fold_line(f: FoldRun) -> str:
@@ -191,16 +188,24 @@ def across_folds(prepared: Prepared, cfg: RunConfig, folds: list[FoldRun], frame
     return metrics, best, params
 
 
-def figure(name: str, folds: list[FoldRun], metrics: dict[str, float], best: str) -> Figure:
-    """`PLOT`: each fold's report AUROC with its interval beside its best baseline, the fold's report dates
+def figure(name: str, metrics: dict[str, float], tags: dict[str, str]) -> Figure:
+    """`PLOT` of a walk-forward run from its metrics and tags (`run_folds` logs them; a study's parent draws its
+    best trial's): each fold's report AUROC with its interval beside its best baseline, the fold's report dates
     under it, and the mean over folds with its within-fold interval beside the best baseline's mean."""
-    groups = [f"fold {f.fold}\n{f.report_dates[0]}\n{f.report_dates[1]}" for f in folds] + ["mean"]
-    estimates = [f.estimate() for f in folds]
-    estimates.append(plotting.Estimate(metrics["best/val/auroc"], metrics["best/val/auroc_ci_low"],
-                                       metrics["best/val/auroc_ci_high"]))
-    b = f"baseline/{best}/val/auroc"
-    mean_baseline = plotting.Baseline(best, plotting.Estimate(metrics[b], metrics[f"{b}_ci_low"],
-                                                              metrics[f"{b}_ci_high"]))
-    return plotting.groups_figure(f"{name}: val_report AUROC per walk-forward fold and their mean", groups,
-                                  estimates, [f.baseline() for f in folds] + [mean_baseline],
+
+    def estimate(prefix: str) -> plotting.Estimate:
+        return plotting.Estimate(metrics[prefix], metrics[f"{prefix}_ci_low"], metrics[f"{prefix}_ci_high"])
+
+    k_folds = int(tags["folds"])
+    groups, estimates, baselines_ = [], [], []
+    for k in range(1, k_folds + 1):
+        start, end = tags[f"fold/{k}/val_report_dates"].split(" .. ")
+        groups.append(f"fold {k}\n{start}\n{end}")
+        estimates.append(estimate(f"fold/{k}/val/auroc"))
+        baselines_.append(plotting.Baseline(tags[f"fold/{k}/best_baseline"],
+                                            estimate(f"fold/{k}/baseline/best/val/auroc")))
+    best = tags["best_baseline"]
+    return plotting.groups_figure(f"{name}: val_report AUROC per walk-forward fold and their mean", [*groups, "mean"],
+                                  [*estimates, estimate("best/val/auroc")],
+                                  [*baselines_, plotting.Baseline(best, estimate(f"baseline/{best}/val/auroc"))],
                                   "fold (its val_report dates)", "AUROC on val_report, 95% CI")

@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 
 from conventions.errors import UserError
-from hpo.audit.trials import TrialData, scored
+from hpo.audit.trials import TrialData, by_fold, scored
 
 TOP_FRACTION = 0.1
 MIN_TOP = 5
@@ -428,7 +428,7 @@ def _disagreement(loss: list[float], auroc: list[float]) -> tuple[int, int] | No
 def by_budget(trials: list[TrialData]) -> ByBudget:
     from hpo.parent import best_by_budget, best_trial, budget_of
     from models.budgets import parse_budget
-    from models.intervals import CORRECTION, TIED, Setting, corrected_verdict, holm
+    from models.intervals import CORRECTION, TIED, FoldBootstrap, corrected_verdict, holm
     from training.train import REPORT
 
     counted = scored(trials)
@@ -456,12 +456,13 @@ def by_budget(trials: list[TrialData]) -> ByBudget:
     frames = {b: per_budget[b].predictions(REPORT) for b in budgets}
     pairs = []
     usable = [b for b in budgets if frames[b] is not None]
-    if len(usable) >= 2:
+    if len(usable) >= 2:  # on the report samples every one of them has, fold by fold (dates never repeat)
         dates = pd.DatetimeIndex(sorted(set.intersection(*(set(frames[b].index) for b in usable))))
-        labels = frames[usable[0]]["label"].reindex(dates).to_numpy(dtype=float)
-        scores = {b: frames[b]["probability"].reindex(dates).to_numpy(dtype=float) for b in usable}
-        setting = Setting(per_budget[usable[0]].horizon, per_budget[usable[0]].train_labels(), 0, LEVEL)
-        intervals = setting.intervals(labels, scores, N_BOOT)
+        shared = {b: frames[b].reindex(dates) for b in usable}
+        first = per_budget[usable[0]]
+        boot = FoldBootstrap(by_fold(shared[usable[0]], "label"), horizon=first.horizon,
+                             histories=first.train_labels(), n_boot=N_BOOT, seed=0, level=LEVEL)
+        intervals = boot.intervals({b: by_fold(shared[b], "probability") for b in usable})
         adjusted = holm({(a, b): intervals.p[a, b] for a, b in itertools.combinations(usable, 2)})
     for a, b in itertools.combinations(budgets, 2):
         trial_a, trial_b = per_budget[a].number, per_budget[b].number
@@ -481,8 +482,7 @@ def by_budget(trials: list[TrialData]) -> ByBudget:
 def selection(trials: list[TrialData], parent_metrics: dict[str, float], objective: str) -> Selection:
     """`objective`: the metric the trials' values are (`hpo.parent.objective_of`); the null is simulated on
     the part of val it is measured on."""
-    from hpo.parent import NULL_METHOD, best_trial, evaluations
-    from models.intervals import selection_null
+    from hpo.parent import NULL_METHOD, best_trial, evaluations, null_of
     from training.train import OBJECTIVE, REPORT, SELECT
 
     counted = scored(trials)
@@ -494,9 +494,8 @@ def selection(trials: list[TrialData], parent_metrics: dict[str, float], objecti
     k = evaluations([d.trial for d in trials])
     out = Selection(best.number, objective, samples, best.value, len(counted), k, NULL_METHOD)
     frame = data.predictions(samples)
-    if frame is not None and frame["label"].nunique() == 2:
-        out.null_p95 = selection_null(frame["label"].to_numpy(dtype=float), k, horizon=data.horizon,
-                                      seed=len(counted), history=data.train_labels())
+    if frame is not None and all(g["label"].nunique() == 2 for _, g in frame.groupby("fold")):
+        out.null_p95 = null_of([d.trial for d in trials], by_fold(frame, "label"), data.horizon, data.train_labels())
         out.source = f"the best trial's {samples} labels"
     elif "selection/null_auroc_p95" in parent_metrics:
         out.null_p95, out.source = parent_metrics["selection/null_auroc_p95"], "the study's parent run"

@@ -51,7 +51,8 @@ class TrialData:
 
     def predictions(self, stage: str) -> pd.DataFrame | None:
         """The rows of one val part (`val_select` or `val_report`: the file's `part` is `select` or `report`)
-        of the run's `predictions/val.parquet` (date index: label, probability), or None."""
+        of the run's `predictions/val.parquet` (date index: label, probability, and `fold`, 1 .. K for a
+        walk-forward trial, 1 for a one-split one), or None."""
         if not self.run_id:
             return None
         from mlflow.exceptions import MlflowException
@@ -62,20 +63,28 @@ class TrialData:
             frame = val_predictions(self.run_id)
         except (MlflowException, OSError):
             return None
-        return (frame[frame["part"] == PARTS[stage]] if "part" in frame else frame)[["label", "probability"]]
+        frame = frame[frame["part"] == PARTS[stage]] if "part" in frame else frame
+        return frame[["label", "probability"]].assign(fold=frame.get("fold", 1))
 
-    def train_labels(self):
-        """The train labels of the run's data (what sets the bootstrap's and the null's block length, see
-        `models.intervals.block_length`), or None when the run holds no data config or its data cannot be read."""
+    def train_labels(self) -> list | None:
+        """Each fold's train labels of the run's data (one for a one-split trial: what sets the bootstrap's and
+        the null's block length, see `models.intervals.block_length`), or None when the run holds no data
+        config or its data cannot be read."""
         if self.run is None or "data.tier" not in self.run.data.params:
             return None
         from datamodules.prepared import prepare
         from training.config import ConfigError, RunConfig
 
         try:
-            return prepare(RunConfig.from_params(self.run.data.params).data).labels("train")
+            prepared = prepare(RunConfig.from_params(self.run.data.params).data)
         except (ConfigError, UserError):
             return None
+        return [prepared.fold(k).labels("train") for k in range(len(prepared.folds))]
+
+
+def by_fold(frame: pd.DataFrame, column: str) -> list:
+    """`frame[column]` as one float array per fold, in fold order (`TrialData.predictions`)."""
+    return [g[column].to_numpy(dtype=float) for _, g in frame.groupby("fold", sort=True)]
 
 
 def load_study(name: str, storage: str | None):

@@ -1,0 +1,138 @@
+"""Studies over walk-forward folds (`data.folds` K > 1): a trial trains one nested run per fold inside its own
+run, its value is the mean of the folds' val_select AUROCs, it is pruned fold by fold, the selection null and
+the audit work fold by fold, and nothing a trial is chosen by reads a report sample."""
+
+from dataclasses import replace
+
+import numpy as np
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
+
+from conventions.errors import UserError
+from datamodules.prepared import prepare
+from hpo.audit.checks import audit
+from hpo.audit.trials import collect
+from hpo.settings import StudySettings
+from hpo.storage import open_storage
+from hpo.study import run_study
+from hpo.trial_record import TrialRecord
+from models.intervals import fold_selection_null, rank_auroc, selection_null
+from training.train import OBJECTIVE, REPORT, SELECT, val_predictions
+from training.walkforward import PLOT
+
+BUDGETS = ["20k", "50k"]
+
+
+class PruneFrom(optuna.pruners.BasePruner):
+    """Prunes the given trial numbers at their first report at or after `step`: a deterministic pruner."""
+
+    def __init__(self, numbers, step):
+        self.numbers, self.step = set(numbers), step
+
+    def prune(self, study, trial):
+        return trial.number in self.numbers and max(trial.intermediate_values, default=-1) >= self.step
+
+
+def load(name):
+    return optuna.load_study(study_name=name, storage=open_storage(None)[0])
+
+
+def runs_of(experiment_runs, parent_id):
+    return [r for r in experiment_runs if r.data.tags.get("mlflow.parentRunId") == parent_id]
+
+
+def all_runs():
+    client = MlflowClient()
+    return [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
+
+
+def scrambled(prepared, seed=0):
+    """The same data with the labels of each fold's report part permuted as that fold sees them (its select
+    part and train rows untouched; a later fold trains on an earlier fold's report rows, unscrambled)."""
+
+    def scramble(view, k):
+        y = view.y.copy()
+        report = view.ends[REPORT]
+        y[report] = np.random.default_rng(seed + k).permutation(y[report])
+        return replace(view, y=y, baseline_scores={}, views={})
+
+    last = len(prepared.folds) - 1
+    out = scramble(prepared, last)  # the last fold's view is the data itself
+    out.views.update({k: scramble(prepared.fold(k), k) for k in range(last)})
+    return out
+
+
+@pytest.fixture
+def two_folds(tiny_config):
+    return tiny_config.override({"data.folds": 2})
+
+
+@pytest.mark.slow  # two 3-trial studies of 2 folds: about 2 minutes on 2 cores
+def test_a_walk_forward_study_selects_on_the_folds_select_parts_only(two_folds):
+    prepared = prepare(two_folds.data)
+    out = run_study(StudySettings(base=two_folds, study_name="wf", trials=3, budgets=BUDGETS), prepared,
+                    pruner=PruneFrom({2}, two_folds.train.max_epochs))  # trial 2: pruned in its second fold
+    study = load("wf")
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.PRUNED]
+    runs = all_runs()
+    client = MlflowClient()
+    trial_runs = {int(r.data.tags["trial_number"]): r for r in runs if r.data.tags["kind"] == "trial"}
+    for t in trials:
+        run = trial_runs[t.number]
+        folds = sorted(runs_of(runs, run.info.run_id), key=lambda r: int(r.data.tags["fold"]))
+        assert [r.data.tags["fold"] for r in folds] == ["1", "2"]  # each fold a nested run of the trial's run
+        assert all(r.info.status == "FINISHED" for r in folds) and run.info.status == "FINISHED"
+        # every epoch of every fold is reported, fold k's at steps k * max_epochs + epoch
+        steps = sorted(t.intermediate_values)
+        fold_epochs = [len(client.get_metric_history(r.info.run_id, "val/auroc")) for r in folds]
+        assert steps == [*range(fold_epochs[0]), *(2 + e for e in range(fold_epochs[1]))]
+        assert TrialRecord.of(t).epochs == sum(fold_epochs)
+        if t.state == TrialState.PRUNED:  # in its second fold, once that fold's warm-up epoch was over
+            assert "Pruned at fold 2 epoch 2:" in run.data.tags["mlflow.note.content"] and steps[-1] == 3
+            continue
+        # the value: the mean of the folds' monitored AUROCs on their select parts, each fold's own run's
+        assert t.value == pytest.approx(np.mean([r.data.metrics[OBJECTIVE] for r in folds]))
+        assert TrialRecord.of(t).fold_epochs == fold_epochs
+        frame = val_predictions(run.info.run_id)
+        assert sorted(frame["fold"].unique()) == [1, 2]
+        report = [frame[(frame["fold"] == k) & (frame["part"] == "report")] for k in (1, 2)]
+        assert TrialRecord.of(t).evidence["best/val/auroc"] == pytest.approx(
+            np.mean([rank_auroc(f["label"], f["probability"]) for f in report]))
+    # the parent: the selection null fold by fold, and the best trial's per-fold plot
+    study_run = client.get_run(out.parent_run_id)
+    views = [prepared.fold(k) for k in (0, 1)]
+    ks = [sum(TrialRecord.of(t).fold_epochs[k] for t in trials if t.state == TrialState.COMPLETE) for k in (0, 1)]
+    null = fold_selection_null([v.labels(SELECT) for v in views], ks, horizon=1, seed=2,
+                               histories=[v.labels("train") for v in views])
+    assert study_run.data.metrics["selection/null_auroc_p95"] == pytest.approx(null) == out.null_p95
+    assert study_run.data.metrics["selection/null_evaluations"] == sum(ks)
+    assert PLOT in {a.path for a in client.list_artifacts(out.parent_run_id, "plots")}
+    # the audit reads the same null and pairs budgets within folds
+    data, _ = collect(study)
+    report = audit(study, data, study_run.data.metrics)
+    assert report.selection.null_p95 == pytest.approx(null)
+
+    # the probe: scrambling every report label changes what is reported, never what selects
+    probe = run_study(StudySettings(base=two_folds, study_name="probe", trials=3, budgets=BUDGETS),
+                      scrambled(prepared), pruner=PruneFrom({2}, two_folds.train.max_epochs))
+    again = load("probe").get_trials()
+    assert [(t.state, t.value, t.params) for t in again] == [(t.state, t.value, t.params) for t in trials]
+    assert probe.best.number == out.best.number
+    evidence = [TrialRecord.of(t).evidence["best/val/auroc"] for t in (trials[0], again[0])]
+    assert evidence[0] != evidence[1]
+
+    # resuming with another number of folds is refused, naming the setting
+    with pytest.raises(UserError, match="data.folds: 2 in the study, 3 now"):
+        run_study(StudySettings(base=two_folds.override({"data.folds": 3}), study_name="wf", trials=4,
+                                budgets=BUDGETS), prepare(two_folds.override({"data.folds": 3}).data))
+    assert len(load("wf").trials) == 3
+
+
+def test_one_fold_selection_null_is_the_one_split_null():
+    labels = (np.arange(200) % 3 == 0).astype(float)
+    history = (np.arange(400) % 4 == 0).astype(float)
+    assert fold_selection_null([labels], [7], horizon=2, seed=5, histories=[history]) == selection_null(
+        labels, 7, horizon=2, seed=5, history=history)
