@@ -96,16 +96,31 @@ def study_note(name: str, storage: str, *, best: str, objective: float, null: fl
 
 
 def promotion_note(label: str, cfg: RunConfig, m: dict[str, float], evaluations: tuple, seeds: list[int],
-                   version: str, name: str) -> str:
+                   version: str, name: str, development: str) -> str:
     """A promotion run and its model version; `evaluations`: the ensemble's on test and on val_report
-    (`training.evaluate.Evaluation`)."""
+    (`training.evaluate.Evaluation`); `development`: the config's development record (`development_note`) or
+    the line saying it has none."""
     test, val = evaluations
     return (f"### Promotion of {label}: {len(seeds)}-seed ensemble, registered as `{name}` version {version}\n"
             f"{evidence(m, test.best_baseline, 'test')} (held-out test, read once here)\n\n"
-            f"{evidence(m, val.best_baseline, 'val', 'best/')} ({REPORT_WORDS})\n\n"
+            f"{evidence(m, val.best_baseline, 'val', 'best/')} ({REPORT_WORDS}{last_fold(cfg.data.folds)})\n\n"
+            f"{development}\n\n"
             f"Seeds {', '.join(map(str, seeds))}: test/auroc mean {m['test/auroc_seed_mean']:.4f}, sd "
             f"{m['test/auroc_seed_sd']:.4f}; Brier on test with the model's calibrator "
             f"{m['test/brier_val_calibrated']:.4f}\n\n{config_line(cfg)}")
+
+
+def last_fold(folds: int) -> str:
+    """Words that say a promotion's val_report is its last walk-forward fold's (nothing for one split)."""
+    return f" of the last of {folds} walk-forward folds" if folds > 1 else ""
+
+
+def development_note(source: str, k: int, window: str, mean: str, folds: list[str]) -> str:
+    """A promotion's development record: the walk-forward evidence of the config from `source`, made before the
+    promotion (`mean`: the mean over folds' evidence line), then `folds` (one line per fold)."""
+    return (f"Development record (walk-forward evidence of {source}, made before this promotion): {k} folds "
+            f"({window} window), mean over folds {mean} ({REPORT_WORDS} of each fold)\n"
+            + "\n".join(f"- {line}" for line in folds))
 
 
 def with_held_out(note: str, line: str) -> str:

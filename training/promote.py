@@ -4,11 +4,14 @@
 It retrains the chosen config (a study's best trial, chosen on val_select; a run; or any `--use-best-from`
 source; flags given beside it override its data and training settings) with `--seeds` seeds (seed, seed+1, ...),
 each exactly as a trial trains (early stopping on val), as `train` runs nested under one run of kind
-`promotion`. Then, once, it scores each seed's best checkpoint and their mean-probability ensemble on test
-beside every baseline with block-bootstrap intervals, fits a Platt calibrator on the ensemble's val predictions,
-and registers the ensemble as a new version of the MLflow model `--name` (a pyfunc, `training.pyfunc`), moving
-`--alias` to it. Every input is checked before any run is opened; registering is the last step, so bad input
-leaves no run RUNNING and no version or alias behind.
+`promotion`; with walk-forward folds (`--folds K`, or the source's K) on the last fold's layout (train: every
+row before the last val block; val: that block). The source's walk-forward evidence (per fold and mean) is
+logged as the config's development record (`development/*`) and carried by the version's tags. Then, once, it
+scores each seed's best checkpoint and their mean-probability ensemble on test beside every baseline with
+block-bootstrap intervals, fits a Platt calibrator on the ensemble's val predictions, and registers the ensemble
+as a new version of the MLflow model `--name` (a pyfunc, `training.pyfunc`), moving `--alias` to it. Every input
+is checked before any run is opened; registering is the last step, so bad input leaves no run RUNNING and no
+version or alias behind.
 
 Test ledger: a promotion whose config comes from a study (or one of its trials, or an earlier promotion of
 it) is recorded on the study's parent run: a tag `test_read.<promotion run id>` per read (its own key, so
@@ -26,7 +29,7 @@ import sys
 from conventions.cli import Parser, optional, run_main
 from conventions.errors import UserError
 from datamodules import tiers
-from training.cli import add_run_arguments, one_fold, transferred_config
+from training.cli import add_run_arguments, transferred_config
 
 ALIAS = "champion"
 DEFAULT_SEEDS = 5
@@ -59,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     if seeds < 1:
         raise UserError(f"--seeds must be >= 1, got {seeds}")
     from training import registry, tracking
-    from training.promotion import heldout, ledger
+    from training.promotion import development, heldout, ledger
     from training.promotion.run import promote
     from training.promotion.source import find_source
 
@@ -73,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
         raise UserError("--storage picks a study: it goes with --study")
     tracking.experiment_id()  # a tracking store that cannot be used fails here, before anything is read
     source = find_source(study=args.study, storage=args.storage, run=args.run, use_best_from=args.use_best_from)
-    cfg = one_fold(transferred_config(args, source.uri, source.config))
+    cfg = transferred_config(args, source.uri, source.config)
     if cfg.data.tier == tiers.FILE_TIER:
         raise UserError("a model on tier 'file' cannot be promoted: the registered model builds its features "
                         "from OHLCV; promote a config of tier a20, a50 or a200")
@@ -81,8 +84,9 @@ def main(argv: list[str] | None = None) -> None:
     from training.threads import apply_default_threads
 
     apply_default_threads()
-    prepared = prepare(cfg.data)  # bad data fails here, before anything is written
-    heldout.check(source, prepared)
+    prepared = prepare(cfg.data)  # bad data (too many --folds too) fails here, before anything is written
+    heldout.check(source, prepared)  # on the whole data: the last fold's val ends where a one-split val does
+    record = development.read(source)
     looks = ledger.ledger(source.study_run_id)
     if looks:
         print(f"warning: the test split of study {source.study!r} has been read {len(looks)} time(s) before "
@@ -93,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
         for logger in ("pytorch_lightning", "lightning", "lightning_fabric"):
             logging.getLogger(logger).setLevel(logging.WARNING)
     promotion = promote(cfg, prepared, source, name=name, alias=alias, seeds=seeds, holder=holder,
-                        progress=not args.quiet)
+                        progress=not args.quiet, development=record)
     promotion.report(print)
 
 

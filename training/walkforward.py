@@ -114,7 +114,7 @@ def run_folds(cfg: RunConfig, *, tags: dict[str, str] | None = None, progress: b
     k_folds = cfg.data.folds
     name = f"{cfg.model.name}-{cfg.data.tier}-L{cfg.data.input_size}"
     with tracking.run_context(kind=KIND, run_name=f"{name}-{k_folds}folds", parent_run_id=parent_run_id,
-                              tags={"folds": str(k_folds), **(tags or {})}) as parent:
+                              tags={"folds": str(k_folds), **prepared.seen.tags(), **(tags or {})}) as parent:
         parent_id = parent.info.run_id
         tracking.log_config(cfg)
         folds, frames = [], []

@@ -1,6 +1,8 @@
 """The promoted ensemble: the config retrained with K seeds (seed, seed+1, ...), each exactly as a trial
 trains, nested under the promotion run; then, once, its mean probability scored on test and on val_report
-beside every baseline, each seed on test, and a Platt calibrator fitted on its val predictions."""
+beside every baseline, each seed on test, and a Platt calibrator fitted on its val predictions. With walk-forward
+folds (`data.folds` K > 1) all of it is on the last fold's layout (`Prepared.fold(K - 1)`: train is every row
+before the last val block, val that block; test as always)."""
 
 from __future__ import annotations
 
@@ -35,20 +37,22 @@ def seed_list(cfg: RunConfig, seeds: int) -> list[int]:
     return [cfg.train.seed + k for k in range(seeds)]
 
 
-def retrain(cfg: RunConfig, seeds: list[int], *, what: str, run_id: str, progress: bool) -> list[RunResult]:
-    """One `train` run per seed, nested under the promotion run `run_id`."""
+def retrain(cfg: RunConfig, seeds: list[int], data: Prepared, *, what: str, run_id: str,
+            progress: bool) -> list[RunResult]:
+    """One `train` run per seed on `data` (the last fold's view), nested under the promotion run `run_id`."""
     members = []
     for k, seed in enumerate(seeds):
         print(f"seed {seed} ({k + 1} of {len(seeds)}): training", flush=True)
         members.append(train(cfg.override({"train.seed": seed}), parent_run_id=run_id, progress=progress,
-                             plots=False, log_checkpoint=True, run_name=f"{what} seed {seed}",
+                             plots=False, log_checkpoint=True, run_name=f"{what} seed {seed}", data=data,
                              tags={"promotion_run_id": run_id, "promotion_seed": str(seed)}))
     return members
 
 
 def evaluate_once(cfg: RunConfig, prepared: Prepared, seeds: list[int], members: list[RunResult]) -> Ensemble:
-    """The only read of test: the members' predictions on val, val_report and test, scored once."""
-    dm = TierDataModule(cfg.data)
+    """The only read of test: the members' predictions on val, val_report and test of `prepared` (the data
+    they trained on: the last fold's view), scored once."""
+    dm = TierDataModule(cfg.data, prepared=prepared)
     dm.setup()
 
     def probs(stage: str) -> np.ndarray:

@@ -25,9 +25,11 @@ TAG_METRICS = ("best/val/auroc", "best/val/auroc_ci_low", "best/val/auroc_ci_hig
 
 
 def register(*, name: str, alias: str, cfg: RunConfig, prepared: Prepared, ensemble: Ensemble, source: Source,
-             run_id: str, describe: Callable[[str], str]) -> str:
+             run_id: str, describe: Callable[[str], str], development: dict[str, str]) -> str:
     """Log the pyfunc into the active (promotion) run `run_id`, register it as a new version of `name`, move
-    the alias; `describe(version)`: its Markdown description. Returns the version."""
+    the alias; `prepared`: the data the ensemble trained on (the last fold's view: its scaler and train rows go
+    into the model); `describe(version)`: its Markdown description; `development`: the version's tags of the
+    config's development record. Returns the version."""
     m, h = ensemble.metrics, cfg.data.horizon
     info = {"promotion_run_id": run_id, "model": cfg.model.name, "tier": cfg.data.tier,
             "input_size": cfg.data.input_size, "horizon": h, "threshold": cfg.data.threshold,
@@ -39,8 +41,8 @@ def register(*, name: str, alias: str, cfg: RunConfig, prepared: Prepared, ensem
             "data_fingerprint": prepared.data_fingerprint, "fingerprint": prepared.fingerprint,
             **(source.seen or prepared.seen).tags(),
             "seeds": len(ensemble.seeds), "best_baseline": ensemble.ev.best_baseline,
-            "best_baseline_test_auroc": _fmt(m["baseline/best/test/auroc"]),
-            **{key.removeprefix("best/").replace("/", "_"): _fmt(m[key]) for key in TAG_METRICS}}
+            "best_baseline_test_auroc": tag_value(m["baseline/best/test/auroc"]),
+            **{key.removeprefix("best/").replace("/", "_"): tag_value(m[key]) for key in TAG_METRICS}, **development}
     client = MlflowClient()
     existed = _registered_model_exists(name)
     raw = sources.load_ohlcv(cfg.data.path)
@@ -68,7 +70,8 @@ def register(*, name: str, alias: str, cfg: RunConfig, prepared: Prepared, ensem
         raise
 
 
-def _fmt(value: float) -> str:
+def tag_value(value: float) -> str:
+    """A metric as a version tag."""
     return "nan" if not math.isfinite(value) else f"{value:.6f}"
 
 

@@ -1,6 +1,6 @@
-"""The promotion run (kind `promotion`) that joins the jobs: retrain and evaluate the ensemble once, log
-it, count the read in the study's test ledger, compare with the alias's previous holder, register last;
-and the `Promotion` it reports."""
+"""The promotion run (kind `promotion`) that joins the jobs: retrain and evaluate the ensemble once (on the
+last walk-forward fold's layout), log it beside the config's development record, count the read in the study's
+test ledger, compare with the alias's previous holder, register last; and the `Promotion` it reports."""
 
 from __future__ import annotations
 
@@ -15,8 +15,10 @@ from training import notes, pyfunc, tracking
 from training.config import RunConfig
 from training.evaluate import figures
 from training.promotion import ensemble, ledger, previous
+from training.promotion.development import TAG, Development, absent
 from training.promotion.register import register
 from training.promotion.source import KIND, Source
+from training.train import REPORT
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,9 @@ class Promotion:
     test_dates: tuple[str, str]
     looks: int
     comparison: str | None
+    development: Development | None  # the config's walk-forward evidence; None: its source holds none
+    folds: int  # K: the ensemble trained on the last fold's layout
+    report_dates: tuple[str, str]  # the ensemble's val_report (the last fold's)
 
     def report(self, echo: Callable[[str], None]) -> None:
         m = self.metrics
@@ -46,7 +51,8 @@ class Promotion:
         echo(f"ensemble on test ({self.n_test} samples, {self.test_dates[0]} .. {self.test_dates[1]}): "
              f"test/auroc {m['test/auroc']:.4f} [95% CI {m['test/auroc_ci_low']:.4f}, "
              f"{m['test/auroc_ci_high']:.4f}]; "
-             f"on val_report (the report half of val) best/val/auroc {m['best/val/auroc']:.4f} "
+             f"on val_report (the report half of val{notes.last_fold(self.folds)}, {self.report_dates[0]} .. "
+             f"{self.report_dates[1]}) best/val/auroc {m['best/val/auroc']:.4f} "
              f"[{m['best/val/auroc_ci_low']:.4f}, {m['best/val/auroc_ci_high']:.4f}]")
         names = sorted(k.split("/")[1] for k in m if k.startswith("baseline/") and k.endswith("/test/auroc")
                        and not k.startswith("baseline/best/"))
@@ -60,6 +66,8 @@ class Promotion:
         echo(f"  Brier on test: raw {m['test/brier']:.4f}, cross-fitted calibration "
              f"{m['test/brier_calibrated']:.4f}, the model's val-fit calibration "
              f"{m['test/brier_val_calibrated']:.4f}")
+        for line in self.development.lines() if self.development else [absent(self.source)]:
+            echo(line)
         if self.comparison:
             echo(self.comparison)
         if self.looks:
@@ -69,10 +77,14 @@ class Promotion:
 
 
 def promote(cfg: RunConfig, prepared: Prepared, source: Source, *, name: str, alias: str, seeds: int,
-            holder: ModelVersion | None = None, progress: bool = True) -> Promotion:
-    """Retrain, evaluate on test once, register; `holder`: the version that holds the alias now. Inputs are
-    checked by the caller."""
+            holder: ModelVersion | None = None, progress: bool = True,
+            development: Development | None = None) -> Promotion:
+    """Retrain on the last fold's layout of `prepared` (`Prepared.fold(K - 1)`; K = 1: the one split),
+    evaluate on test once, register; `holder`: the version that holds the alias now; `development`: the
+    source's walk-forward evidence (`development.read`), logged as the config's development record. Inputs
+    are checked by the caller."""
     seed_list = ensemble.seed_list(cfg, seeds)
+    view = prepared.fold(cfg.data.folds - 1)  # what the seeds train, choose their epoch and calibrate on
     tags = {"registered_model": name, "alias": alias, **source.tags(),
             **(source.seen or prepared.seen).tags()}  # the rows the config was chosen on, for a later check
     what = pyfunc.artifact_name(cfg)
@@ -81,8 +93,10 @@ def promote(cfg: RunConfig, prepared: Prepared, source: Source, *, name: str, al
         run_id = run.info.run_id
         tracking.log_config(cfg, extra={"promotion.seeds": seeds, "promotion.alias": alias,
                                         "promotion.seed_list": ",".join(map(str, seed_list))})
-        members = ensemble.retrain(cfg, seed_list, what=what, run_id=run_id, progress=progress)
-        ens = ensemble.evaluate_once(cfg, prepared, seed_list, members)
+        if development is not None:
+            tracking.log_batch(run_id, development.metrics(), tags=development.tags())
+        members = ensemble.retrain(cfg, seed_list, view, what=what, run_id=run_id, progress=progress)
+        ens = ensemble.evaluate_once(cfg, view, seed_list, members)
         ev, metrics = ens.ev, ens.metrics
         tracking.log_batch(run_id, metrics, params=ev.ci_params, tags={"best_baseline": ev.best_baseline})
         looks = ledger.record_look(source.study_run_id, run_id)
@@ -94,21 +108,25 @@ def promote(cfg: RunConfig, prepared: Prepared, source: Source, *, name: str, al
 
         comparison = None
         if holder is not None:
-            comparison, extra = previous.compare(holder, cfg, prepared, ens.test.mean(0))
+            comparison, extra = previous.compare(holder, cfg, view, ens.test.mean(0))
             if extra:
                 tracking.log_batch(run_id, extra, tags={"previous_version": holder.version})
 
+        said = development.note() if development else absent(source)
+
         def describe(version: str) -> str:
             return notes.promotion_note(source.label, cfg, metrics, (ev, ens.ev_val), seed_list, version,
-                                        name)
+                                        name, said)
 
-        version = register(name=name, alias=alias, cfg=cfg, prepared=prepared, ensemble=ens, source=source,
-                           run_id=run_id, describe=describe)
+        version = register(name=name, alias=alias, cfg=cfg, prepared=view, ensemble=ens, source=source,
+                           run_id=run_id, describe=describe,
+                           development=development.version_tags() if development else {TAG: said})
         tracking.log_batch(run_id, tags={"registered_version": version, notes.NOTE: describe(version)})
         if source.study_run_id is not None:
             line = notes.evidence(metrics, ev.best_baseline, "test")
             ledger.note_held_out(source.study_run_id, run_id, version, name, line)
-    dates = prepared.dates("test")
+    dates = view.dates("test")
     return Promotion(run_id, name, alias, version, source, seed_list, ens.seed_metrics, metrics,
-                     ev.best_baseline, ev.verdict(), len(prepared.labels("test")),
-                     (str(dates[0].date()), str(dates[-1].date())), looks, comparison)
+                     ev.best_baseline, ev.verdict(), len(view.labels("test")),
+                     (str(dates[0].date()), str(dates[-1].date())), looks, comparison, development,
+                     cfg.data.folds, view.date_range(REPORT))
