@@ -286,7 +286,8 @@ def table_markdown(summary: Summary, name: str) -> str:
              "input size and runner-up (`select AUROC`); the report parts chose nothing. A row is the mean over its "
              "seeds' runs of the mean over folds of each fold's AUROC. ")
     resampling = (f"over the dates (block length {summary.block}, " if not k else
-                  f"over the dates within each fold, blocks never crossing a fold (block lengths {summary.blocks}, ")
+                  "over the dates within each fold, blocks never crossing a fold (block length by fold "
+                  f"{', '.join(str(f.block) for f in summary.spans)}; ")
     out = [
         f"# Context-length ablation `{name}`",
         "",
