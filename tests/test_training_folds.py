@@ -1,6 +1,7 @@
 """Runs over walk-forward folds (`training.walkforward`, `python -m training --folds K`): one nested run per
 fold, each exactly a one-split run on that fold's layout; the parent's mean over folds with an interval
-resampled within folds; the commands that do not run over folds yet refuse K > 1."""
+resampled within folds (studies, ablations and promotion over folds: tests/test_hpo_folds.py,
+test_hpo_ablation_folds.py, test_training_promote_folds.py)."""
 
 from dataclasses import replace
 
@@ -128,22 +129,3 @@ def test_walk_forward_run_is_one_split_run_per_fold(capsys):
         assert (probe.best_epoch, probe.objective) == (m["best/epoch"], m[OBJECTIVE])
         history = [x.value for x in client.get_metric_history(probe.run_id, "val/auroc")]
         assert history == [x.value for x in client.get_metric_history(folds[k].info.run_id, "val/auroc")]
-
-
-@pytest.mark.parametrize("command", ["hpo.ablation", "training.promote"])
-def test_commands_not_over_folds_refuse_them(capsys, tmp_path, command):
-    import importlib
-
-    config = tmp_path / "config.json"
-    config.write_text(config_from_args(build_parser().parse_args(TINY)).to_json())
-    module = importlib.import_module(command if command == "training.promote" else f"{command}.__main__")
-    argv = {"hpo.ablation": ["--input-sizes", "16"],
-            "training.promote": ["--use-best-from", str(config), "--name", "x"]}[command]
-    with pytest.raises(SystemExit) as exit_:
-        run_main(module.main, [*argv, *RUN, "--folds", "2"])
-    assert exit_.value.code == 2
-    assert capsys.readouterr().err.strip().splitlines() == [
-        "error: --folds 2: walk-forward folds are supported by `python -m training` only so far; "
-        "give --folds 1 here"]
-    client = MlflowClient()
-    assert [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])] == []

@@ -92,15 +92,6 @@ def transferred_config(args: argparse.Namespace, source: str, base: RunConfig) -
     return cfg
 
 
-def one_fold(cfg: RunConfig) -> RunConfig:
-    """`cfg` when it asks for one fold; walk-forward folds (`data.folds` K > 1) are a `ConfigError` in the
-    commands that do not run over them yet (studies, ablations, promotion)."""
-    if cfg.data.folds > 1:
-        raise ConfigError(f"--folds {cfg.data.folds}: walk-forward folds are supported by `python -m training` "
-                          "only so far; give --folds 1 here")
-    return cfg
-
-
 def transfer_report(source: str, cfg: RunConfig, overrides: dict[str, object], base: RunConfig) -> str:
     """Which fields of a transferred config came from flags (`--set` included; with the source's value where
     the flag changed it, e.g. another number of folds) and which from the source (`base`)."""

@@ -20,4 +20,8 @@ part of val, which chooses nothing, with its studentized block-bootstrap interva
 AUROCs, the best baseline on the same resamples and the paired interval of the difference) and
 `ablation/plot.png`; the summary names each model's best input size and runner-up on the select part and
 says, on the report part, whether the paired interval of their difference excludes 0.
+
+With `--folds K` (K > 1) each cell is a run over K walk-forward folds (a `walk-forward` run with the cell's
+tags, one nested run per fold): a row's numbers are the means over folds of each fold's, the intervals
+resample each fold's report dates within that fold, and `ablation/table.md` adds each row's AUROC per fold.
 """

@@ -30,14 +30,17 @@ def main(argv: list[str] | None = None) -> None:
     out = run_ablation(plan)
     s = out.summary
     print(f"\n{out.ran} cells run now, {out.reused} done before, {len(out.failed)} failed")
-    print(f"val AUROC on {s.n_dates} report dates ({s.dates[0]} .. {s.dates[1]}), mean over seeds "
-          f"[{LEVEL:.0%} CI over dates]; each model's best input size chosen on the select part of val:")
+    over = (f"mean over seeds [{LEVEL:.0%} CI over dates]" if not s.spans else
+            f"in {len(s.spans)} walk-forward folds, mean over folds and seeds [{LEVEL:.0%} CI over dates within folds]")
+    print(f"val AUROC on {s.n_dates} report dates ({s.dates[0]} .. {s.dates[1]}), {over}; each model's best input "
+          "size chosen on the select part of val:")
     print(s.markdown(plan.name).split("## Val AUROC by input size (mean over seeds [95% CI])\n\n")[1]
           .split("\n\n## All rows")[0])
     for line in s.lines:
         print(f"- {line}")
-    print(f"MLflow: parent run {out.parent_run_id} (kind=ablation) with ablation/table.md, table.csv, plot.png; "
-          f"tracking URI {mlflow.get_tracking_uri()}")
+    folds = ", folds.csv, plot_by_fold.png" if s.spans else ""
+    print(f"MLflow: parent run {out.parent_run_id} (kind=ablation) with ablation/table.md, table.csv, plot.png"
+          f"{folds}; tracking URI {mlflow.get_tracking_uri()}")
     if out.failed:
         raise UserError(f"{len(out.failed)} of {len(plan.cells)} cells failed ("
                         + "; ".join(f"{c.label()}: {e}" for c, e in out.failed[:3])

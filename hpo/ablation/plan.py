@@ -13,7 +13,7 @@ import hpo.ablation
 from conventions.cli import Parser
 from conventions.errors import UserError
 from datamodules.config import DataConfig
-from training.cli import add_run_arguments, flag_overrides, one_fold, set_overrides
+from training.cli import add_run_arguments, flag_overrides, set_overrides
 from training.config import FREE, ConfigError, RunConfig
 
 MIN_INPUT_SIZE = 2
@@ -136,7 +136,7 @@ def plan_from_args(args: argparse.Namespace) -> Plan:
                 if len(sources) == len(models):
                     raise ConfigError(f"--use-best-from {source} holds a config for {base.model.name}, not {model}")
                 base = base.override({"model.name": model})  # one source for all: its settings, this backbone
-        bases[model] = one_fold(base.override(overrides))
+        bases[model] = base.override(overrides)
         source_of[model] = source
     _check_same_data(bases)
     data = bases[models[0]].data
@@ -178,19 +178,22 @@ def check_input_sizes(data: DataConfig, sizes: list[int]) -> None:
     """Every input size must leave a training sample: a `UserError` saying how many rows are missing."""
     from datamodules.prepared import prepare
 
-    shortest = prepare(replace(data, input_size=MIN_INPUT_SIZE))  # bad data fail here, as `DataError`
-    train_rows = int((shortest.split == "train").sum())
+    shortest = prepare(replace(data, input_size=MIN_INPUT_SIZE))  # bad data (too many folds too) fail here
+    # over walk-forward folds every fold trains: the one with the fewest training rows bounds the input size
+    fold = min((shortest.fold(k) for k in range(data.folds)), key=lambda f: int((f.split == "train").sum()))
+    train_rows = int((fold.split == "train").sum())
     too_long = [s for s in sizes if s > train_rows]
     if too_long:
-        dates = shortest.dates("train")
+        dates = fold.dates("train")
         longest = max(too_long)
+        which = f" in the walk-forward fold with the fewest ({data.folds} folds)" if data.folds > 1 else ""
         raise UserError(
             f"input size{'s' if len(too_long) > 1 else ''} {', '.join(map(str, too_long))} "
             f"{'are' if len(too_long) > 1 else 'is'} more than the data allow: a window of L days needs L rows "
             f"before the first training sample, and tier {data.tier} on {shortest.source} leaves {train_rows} "
-            f"training rows ({dates[0].date()} .. {dates[-1].date()}, after the {shortest.warmup}-row feature "
-            f"warm-up); {longest - train_rows} rows are missing for {longest}, so the longest input size this "
-            f"data allows is {train_rows}")
+            f"training rows{which} ({dates[0].date()} .. {dates[-1].date()}, after the {shortest.warmup}-row "
+            f"feature warm-up); {longest - train_rows} rows are missing for {longest}, so the longest input size "
+            f"this data allows is {train_rows}")
     prepare(replace(data, input_size=max(sizes)))  # anything else the pipeline refuses, as its own `DataError`
 
 

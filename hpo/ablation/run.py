@@ -51,7 +51,7 @@ def run_ablation(plan: Plan, *, echo: Callable[[str], None] = print) -> Outcome:
                                tags={"kind": "ablation", "ablation_name": plan.name})
             echo(f"ablation {plan.name!r}: new parent run {parent_id}")
         tracking.log_batch(parent_id, tags={
-            "tier": plan.data.tier, "models": ",".join(plan.models),
+            "tier": plan.data.tier, "folds": str(plan.data.folds), "models": ",".join(plan.models),
             "input_sizes": ",".join(map(str, plan.input_sizes)), "seeds": json.dumps(plan.seeds),
             "sources": json.dumps(plan.sources),
             "mlflow.note.content": "Context-length ablation; rerun the same `python -m hpo.ablation` command to "
@@ -69,6 +69,7 @@ def _run_cells(plan: Plan, parent_id: str, done: dict[str, str],
                echo: Callable[[str], None]) -> tuple[int, int, list[tuple[Cell, str]]]:
     """Train the cells not in `done` (cell_key -> run id, completed here): (run now, done before, failed)."""
     from training.train import train
+    from training.walkforward import run_folds
 
     ran, reused, failed = 0, 0, []
     for i, cell in enumerate(plan.cells, 1):
@@ -78,9 +79,11 @@ def _run_cells(plan: Plan, parent_id: str, done: dict[str, str],
             echo(f"{where}: done before (run {done[cell.key]})")
             continue
         start = time.perf_counter()
+        # over walk-forward folds the cell's run is a walk-forward parent (its kind the cell's) with a run per fold
+        run = train if cell.config.data.folds == 1 else run_folds
         try:
-            result = train(cell.config, tags={**cell.tags, "ablation_name": plan.name},
-                           parent_run_id=parent_id, progress=False)
+            result = run(cell.config, tags={**cell.tags, "ablation_name": plan.name},
+                         parent_run_id=parent_id, progress=False)
         except UserError as err:  # e.g. a non-finite loss: the run is FAILED, the others go on
             failed.append((cell, str(err)))
             echo(f"{where}: FAILED: {' '.join(str(err).split())}")
@@ -88,9 +91,11 @@ def _run_cells(plan: Plan, parent_id: str, done: dict[str, str],
         done[cell.key] = result.run_id
         ran += 1
         m = result.metrics
+        epochs = (f"best epoch {result.best_epoch} of {result.epochs}" if run is train else
+                  f"mean over {len(result.folds)} folds, best epochs "
+                  + ", ".join(f"{f.best_epoch} of {f.epochs}" for f in result.folds))
         echo(f"{where}: val/auroc {m['best/val/auroc']:.4f} [{m['best/val/auroc_ci_low']:.4f}, "
-             f"{m['best/val/auroc_ci_high']:.4f}], best epoch {result.best_epoch} of {result.epochs} "
-             f"({time.perf_counter() - start:.0f} s, run {result.run_id})")
+             f"{m['best/val/auroc_ci_high']:.4f}], {epochs} ({time.perf_counter() - start:.0f} s, run {result.run_id})")
     return ran, reused, failed
 
 
