@@ -19,7 +19,8 @@ from conventions.errors import UserError
 from datamodules.prepared import prepare
 from hpo.ablation.plan import build_parser, plan_from_args
 from hpo.ablation.run import run_ablation
-from hpo.ablation.summary import CI_SEED, COLUMNS, N_BOOT, Summary, cell_predictions, plot
+from hpo.ablation.summary import CI_SEED, COLUMNS, N_BOOT, Summary, cell_predictions
+from hpo.ablation.table import plot
 from models.intervals import PairedBootstrap
 from tests.conftest import REPO
 from training.config import RunConfig

@@ -11,7 +11,8 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 
 from hpo import parent
-from hpo.ablation.summary import COLUMNS, Summary, plot
+from hpo.ablation.summary import COLUMNS, Summary
+from hpo.ablation.table import plot
 from hpo.audit import checks
 from hpo.audit.report import figures as audit_figures
 from hpo.audit.trials import TrialData

@@ -10,6 +10,7 @@ from conventions.errors import UserError
 from hpo.ablation.plan import build_parser, plan_from_args
 from hpo.ablation.run import run_ablation
 from hpo.ablation.summary import LEVEL
+from hpo.ablation.table import table_markdown
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
             f"in {len(s.spans)} walk-forward folds, mean over folds and seeds [{LEVEL:.0%} CI over dates within folds]")
     print(f"val AUROC on {s.n_dates} report dates ({s.dates[0]} .. {s.dates[1]}), {over}; each model's best input "
           "size chosen on the select part of val:")
-    print(s.markdown(plan.name).split("## Val AUROC by input size (mean over seeds [95% CI])\n\n")[1]
+    print(table_markdown(s, plan.name).split("## Val AUROC by input size (mean over seeds [95% CI])\n\n")[1]
           .split("\n\n## All rows")[0])
     for line in s.lines:
         print(f"- {line}")

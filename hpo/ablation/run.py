@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from conventions.errors import UserError
 from hpo.ablation.plan import Cell, Plan
-from hpo.ablation.summary import Summary, log_summary, summarise
+from hpo.ablation.summary import Summary, summarise
+from hpo.ablation.table import log_summary
 
 
 @dataclass
