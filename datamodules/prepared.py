@@ -207,6 +207,31 @@ def _memo_key(cfg: DataConfig, cache_dir: str | None) -> tuple:
     return (replace(cfg, batch_size=1), str(tiers.cache_dir(cache_dir)), file_key)
 
 
+def _check_layout(s: DataConfig, folds: list, ends: dict[str, np.ndarray], labels: np.ndarray, warmup: int,
+                  rows: int) -> None:
+    """A `DataError` for a layout the settings cannot have: more folds than the val span holds, an empty
+    split, or one class only in train or a val part (test labels are read by promotion only,
+    `Prepared.check_test_labels`)."""
+    y = labels[warmup:]
+    if s.folds > 1 and (reason := misfit(folds, y)):
+        fits = largest_fit(len(labels), warmup, s, y)
+        raise DataError(f"--folds {s.folds} is too many for the val span: {reason}; "
+                        + (f"the largest --folds that fits is {fits}" if fits else
+                           "not even --folds 1 fits (run it to see why)"))
+    if any(len(e) == 0 for e in ends.values()):
+        raise DataError(
+            f"too few rows for tier {s.tier} with input size {s.input_size}: {rows} rows leave "
+            f"{', '.join(f'{len(e)} {stage}' for stage, e in ends.items())} samples; needed: warm-up "
+            f"({warmup}) + context ({s.input_size}) + horizon ({s.horizon}) + 2 purge gaps "
+            f"({s.horizon + s.embargo} each) + three non-empty splits (val in two parts)"
+        )
+    one_class = [stage for stage in ("train", *VAL_PARTS) if np.unique(y[ends[stage]]).size < 2]
+    if one_class:
+        raise DataError(f"threshold {s.threshold} within horizon {s.horizon} gives one class only in the "
+                        f"{', '.join(one_class)} samples: AUROC, the baselines and the intervals need rises and "
+                        "non-rises in every split; choose another --threshold or --horizon")
+
+
 def _prepare(s: DataConfig, cache_dir: str | None) -> Prepared:
     build = None
     if s.tier == tiers.FILE_TIER:
@@ -231,26 +256,8 @@ def _prepare(s: DataConfig, cache_dir: str | None) -> Prepared:
     split = last.rows.assignment()[warmup:]
     ends = {"train": last.train, "val": last.val, "test": sample_ends(last.rows.test, warmup, s.input_size)}
     ends |= dict(zip(VAL_PARTS, (last.select, last.report), strict=True))
-    if s.folds > 1 and (reason := misfit(folds, labels.y[warmup:])):
-        fits = largest_fit(len(labels), warmup, s, labels.y[warmup:])
-        raise DataError(f"--folds {s.folds} is too many for the val span: {reason}; "
-                        + (f"the largest --folds that fits is {fits}" if fits else
-                           "not even --folds 1 fits (run it to see why)"))
-    if any(len(e) == 0 for e in ends.values()):
-        raise DataError(
-            f"too few rows for tier {s.tier} with input size {s.input_size}: {len(close)} rows leave "
-            f"{', '.join(f'{len(e)} {stage}' for stage, e in ends.items())} samples; needed: warm-up "
-            f"({warmup}) + context ({s.input_size}) + horizon ({s.horizon}) + 2 purge gaps "
-            f"({s.horizon + s.embargo} each) + three non-empty splits (val in two parts)"
-        )
+    _check_layout(s, folds, ends, labels.y, warmup, len(close))
     y = labels.y[warmup:]
-    # test labels are read by promotion only (`Prepared.check_test_labels`)
-    one_class = [stage for stage in ("train", *VAL_PARTS) if np.unique(y[ends[stage]]).size < 2]
-    if one_class:
-        raise DataError(f"threshold {s.threshold} within horizon {s.horizon} gives one class only in the "
-                        f"{', '.join(one_class)} samples: AUROC, the baselines and the intervals need rises and "
-                        "non-rises in every split; choose another --threshold or --horizon")
-
     values = feature_frame.to_numpy(dtype=np.float64)[:n]
     scaler = last.scaler(values)
     # realized vol from the first row on (shorter windows at the start); row 0 has no return: 0

@@ -69,14 +69,15 @@ def two_folds(tiny_config):
     return tiny_config.override({"data.folds": 2})
 
 
-@pytest.mark.slow  # two 3-trial studies of 2 folds: about 2 minutes on 2 cores
+@pytest.mark.slow  # two 4-trial studies of 2 folds: about 3 minutes on 2 cores
 def test_a_walk_forward_study_selects_on_the_folds_select_parts_only(two_folds):
     prepared = prepare(two_folds.data)
-    out = run_study(StudySettings(base=two_folds, study_name="wf", trials=3, budgets=BUDGETS), prepared,
-                    pruner=PruneFrom({2}, two_folds.train.max_epochs))  # trial 2: pruned in its second fold
+    out = run_study(StudySettings(base=two_folds, study_name="wf", trials=4, budgets=BUDGETS), prepared,
+                    pruner=PruneFrom({3}, two_folds.train.max_epochs))  # trial 3: pruned in its second fold
     study = load("wf")
     trials = study.get_trials()
-    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.PRUNED]
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 3 + [TrialState.PRUNED]
+    assert {t.params["budget"] for t in trials[:3]} == set(BUDGETS)
     runs = all_runs()
     client = MlflowClient()
     trial_runs = {int(r.data.tags["trial_number"]): r for r in runs if r.data.tags["kind"] == "trial"}
@@ -114,10 +115,21 @@ def test_a_walk_forward_study_selects_on_the_folds_select_parts_only(two_folds):
     data, _ = collect(study)
     report = audit(study, data, study_run.data.metrics)
     assert report.selection.null_p95 == pytest.approx(null)
+    assert report.overfit_gap.missing == [] and report.overfit_gap.trials  # the folds' mean train AUROC
+    (pair,) = report.by_budget.pairs  # 20k against 50k, paired within folds on one FoldBootstrap
+    reported = {t.number: TrialRecord.of(t).evidence["best/val/auroc"] for t in trials[:3]}
+    assert pair.diff == pytest.approx(reported[pair.trial_a] - reported[pair.trial_b])  # the means over folds
+    assert pair.ci_low < pair.ci_high and 0 <= pair.p_adjusted <= 1
+    # a walk-forward trial's curves are its last fold's (the layout a promotion deploys)
+    curves = {d.number: d.history["val/auroc"] for d in data}
+    for t in trials:
+        last = [r for r in runs_of(runs, trial_runs[t.number].info.run_id) if r.data.tags["fold"] == "2"][0]
+        assert curves[t.number] == [m.value for m in sorted(client.get_metric_history(last.info.run_id, "val/auroc"),
+                                                            key=lambda m: m.step)]
 
     # the probe: scrambling every report label changes what is reported, never what selects
-    probe = run_study(StudySettings(base=two_folds, study_name="probe", trials=3, budgets=BUDGETS),
-                      scrambled(prepared), pruner=PruneFrom({2}, two_folds.train.max_epochs))
+    probe = run_study(StudySettings(base=two_folds, study_name="probe", trials=4, budgets=BUDGETS),
+                      scrambled(prepared), pruner=PruneFrom({3}, two_folds.train.max_epochs))
     again = load("probe").get_trials()
     assert [(t.state, t.value, t.params) for t in again] == [(t.state, t.value, t.params) for t in trials]
     assert probe.best.number == out.best.number
@@ -126,9 +138,9 @@ def test_a_walk_forward_study_selects_on_the_folds_select_parts_only(two_folds):
 
     # resuming with another number of folds is refused, naming the setting
     with pytest.raises(UserError, match="data.folds: 2 in the study, 3 now"):
-        run_study(StudySettings(base=two_folds.override({"data.folds": 3}), study_name="wf", trials=4,
+        run_study(StudySettings(base=two_folds.override({"data.folds": 3}), study_name="wf", trials=5,
                                 budgets=BUDGETS), prepare(two_folds.override({"data.folds": 3}).data))
-    assert len(load("wf").trials) == 3
+    assert len(load("wf").trials) == 4
 
 
 def test_one_fold_selection_null_is_the_one_split_null():
@@ -136,3 +148,20 @@ def test_one_fold_selection_null_is_the_one_split_null():
     history = (np.arange(400) % 4 == 0).astype(float)
     assert fold_selection_null([labels], [7], horizon=2, seed=5, histories=[history]) == selection_null(
         labels, 7, horizon=2, seed=5, history=history)
+
+
+@pytest.mark.parametrize("folds", ["0", "60"])
+def test_a_study_with_folds_the_data_cannot_hold_writes_nothing(capsys, tmp_path, folds):
+    from conventions.cli import run_main
+    from hpo.__main__ import main
+
+    with pytest.raises(SystemExit) as exit_:  # in tmp_path, the test's own store (conftest)
+        run_main(main, ["--model", "itransformer", "--data-tier", "a20", "--input-size", "16", "--trials", "1",
+                        "--horizon", "5", "--folds", folds])
+    (err,) = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2
+    if folds == "0":
+        assert err == "error: folds must be an integer >= 1, got 0"
+    else:
+        assert err.startswith("error: --folds 60 is too many for the val span") and "that fits is" in err
+    assert not (tmp_path / "optuna.journal").exists() and all_runs() == []  # no study, no run

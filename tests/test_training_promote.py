@@ -138,7 +138,8 @@ def test_promote_a_study_registers_one_evaluated_ensemble(study, capsys, tmp_pat
     assert (champion.data.tier, champion.data.input_size) == ("a50", 24)
     assert parse("--use-best-from", f"models:/{NAME}/1") == cfg
     report = capsys.readouterr().out
-    assert "from flags: data.tier=a50, data.input_size=24" in report and "model.{name=itransformer" in report
+    assert "from flags: data.tier=a50 (the source: a20), data.input_size=24 (the source: 16)" in report
+    assert "model.{name=itransformer" in report
 
     # a second look at the same study's test split: warned, counted, compared with the alias's holder
     code, out, err = promote(capsys, "--study", "tiny", "--name", NAME, "--seeds", "1", "--alias", "champion")

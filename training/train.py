@@ -158,15 +158,7 @@ def train(
                               finished_on=finished_on) as run, \
             tempfile.TemporaryDirectory(prefix="ckpt-") as ckpt_dir:
         run_id = run.info.run_id
-        tracking.log_config(cfg, extra={"params.count": n_params, "optimizer.weight_decay_applies_to": DECAYED})
-        tracking.log_dataset(
-            source_path=dm.source, name=f"{cfg.data.tier}:{Path(dm.source).name}", digest=dm.fingerprint,
-            tags={"tier": cfg.data.tier, "fingerprint": dm.data_fingerprint,
-                  **{f"{s}_dates": "{} .. {}".format(*dm.date_range[s]) for s in ("train", "val", "test")},
-                  **dm.prepared.seen.tags()},
-        )
-        tracking.log_batch(run_id, tags=dm.prepared.seen.tags())  # what promotion checks its data against
-        mlflow.log_dict({"tier": cfg.data.tier, "features": dm.feature_names}, "features.json")
+        _log_inputs(run_id, cfg, dm, n_params)
 
         checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=MONITOR, mode="max",
                                      save_top_k=1, save_weights_only=True)
@@ -202,6 +194,20 @@ def train(
             best_baseline=ev.best_baseline, mlflow_seconds=epoch_logger.seconds, fit_seconds=fit_seconds,
             model=model, data=dm.prepared,
         )
+
+
+def _log_inputs(run_id: str, cfg: RunConfig, dm: TierDataModule, n_params: int) -> None:
+    """What a run trains: its config and parameter count, its dataset (MLflow's input, with each split's dates),
+    the rows its config is chosen on (`data.seen_*`: what promotion checks its data against), its features."""
+    tracking.log_config(cfg, extra={"params.count": n_params, "optimizer.weight_decay_applies_to": DECAYED})
+    tracking.log_dataset(
+        source_path=dm.source, name=f"{cfg.data.tier}:{Path(dm.source).name}", digest=dm.fingerprint,
+        tags={"tier": cfg.data.tier, "fingerprint": dm.data_fingerprint,
+              **{f"{s}_dates": "{} .. {}".format(*dm.date_range[s]) for s in ("train", "val", "test")},
+              **dm.prepared.seen.tags()},
+    )
+    tracking.log_batch(run_id, tags=dm.prepared.seen.tags())
+    mlflow.log_dict({"tier": cfg.data.tier, "features": dm.feature_names}, "features.json")
 
 
 def val_predictions(run_id: str) -> pd.DataFrame:

@@ -175,6 +175,8 @@ def across_folds(prepared: Prepared, cfg: RunConfig, folds: list[FoldRun], frame
                     f"fold/{f.fold}/baseline/best/val/auroc_ci_low": b.auroc.low,
                     f"fold/{f.fold}/baseline/best/val/auroc_ci_high": b.auroc.high}
     metrics[OBJECTIVE] = float(np.mean([f.metrics[OBJECTIVE] for f in folds]))
+    # each fold's checkpoint on its own training samples, the mean: beside the mean report AUROC, the audit's gap
+    metrics["best/train/auroc"] = float(np.mean([f.metrics["best/train/auroc"] for f in folds]))
     for prefix, r in (("best/val", model), *((f"baseline/{n}/val", r) for n, r in base.items())):
         metrics[f"{prefix}/auroc"] = r.point
         metrics[f"{prefix}/auroc_ci_low"], metrics[f"{prefix}/auroc_ci_high"] = boot.interval(r)

@@ -106,7 +106,8 @@ def load_study(name: str, storage: str | None):
 
 
 def collect(study) -> tuple[list[TrialData], str | None]:
-    """Every trial with its MLflow run and per-epoch curves; the study's parent run id (None: none)."""
+    """Every trial with its MLflow run and per-epoch curves (`_curves_run`); the study's parent run id (None:
+    none)."""
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
@@ -130,11 +131,23 @@ def collect(study) -> tuple[list[TrialData], str | None]:
             except MlflowException:
                 data.run = None
         if data.run is not None:
+            curves = _curves_run(client, data.run)
             for key in HISTORY:
-                history = sorted(client.get_metric_history(run_id, key), key=lambda m: (m.step, m.timestamp))
+                history = sorted(client.get_metric_history(curves, key), key=lambda m: (m.step, m.timestamp))
                 data.history[key] = [float(m.value) for m in history]
         out.append(data)
     return out, parent_id
+
+
+def _curves_run(client, run) -> str:
+    """The run whose per-epoch curves stand for a trial's: its own, or for a walk-forward trial (tag `folds`
+    K > 1) its last fold's run (the layout a promotion trains on), when that fold ran."""
+    k = run.data.tags.get("folds", "1")
+    if k == "1":
+        return run.info.run_id
+    last = client.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}' and "
+                              f"tags.fold = '{k}'", max_results=1)
+    return last[0].info.run_id if last else run.info.run_id
 
 
 def scored(trials: list[TrialData]) -> list[TrialData]:
