@@ -105,8 +105,9 @@ def test_a_walk_forward_study_selects_on_the_folds_select_parts_only(two_folds):
     # the parent: the selection null fold by fold, and the best trial's per-fold plot
     study_run = client.get_run(out.parent_run_id)
     views = [prepared.fold(k) for k in (0, 1)]
-    ks = [sum(TrialRecord.of(t).fold_epochs[k] for t in trials if t.state == TrialState.COMPLETE) for k in (0, 1)]
-    null = fold_selection_null([v.labels(SELECT) for v in views], ks, horizon=1, seed=2,
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    ks = [sum(TrialRecord.of(t).fold_epochs[k] for t in complete) for k in (0, 1)]
+    null = fold_selection_null([v.labels(SELECT) for v in views], ks, horizon=1, seed=len(complete),
                                histories=[v.labels("train") for v in views])
     assert study_run.data.metrics["selection/null_auroc_p95"] == pytest.approx(null) == out.null_p95
     assert study_run.data.metrics["selection/null_evaluations"] == sum(ks)
