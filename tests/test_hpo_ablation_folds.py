@@ -19,6 +19,8 @@ from models.intervals import FoldBootstrap, rank_auroc
 from tests.conftest import shared, use_store
 from training.train import REPORT
 
+pytestmark = pytest.mark.slow  # a module store of 2 cells x 2 folds (about 15 s on 2 cores); CI runs it (-m slow)
+
 TINY = ["--data-tier", "a20", "--batch-size", "256", "--max-epochs", "1", "--accelerator", "cpu", "--model",
         "itransformer", "--set", "model.hidden_size=16", "--set", "model.n_layers=1", "--set", "model.n_heads=2"]
 K = 2

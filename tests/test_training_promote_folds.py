@@ -29,6 +29,8 @@ from training.promotion.source import find_source
 from training.train import OBJECTIVE, REPORT, SELECT, build_model
 from training.walkforward import run_folds
 
+pytestmark = pytest.mark.slow  # a 2-fold run and its 2-seed promotion (about 15 s on 2 cores); CI runs it (-m slow)
+
 NAME = "spy-direction"
 
 
