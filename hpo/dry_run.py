@@ -34,6 +34,8 @@ def report(settings: StudySettings, n_features: int) -> str:
         f"model {base.model.name}, tier {base.data.tier} ({n_features} features), input size {base.data.input_size}",
         f"trials: {settings.trials}" + (f"; first {' then '.join(first)}" if first else "")
         + f", then TPE; stop {_stop(settings)}",
+        *([f"each trial trains {base.data.folds} models, one per walk-forward fold ({base.data.window} window); "
+           "its value is the mean of their val_select AUROCs"] if base.data.folds > 1 else []),
         "",
         "shapes: the widest of each style's depth within each budget (exact parameter counts of the classifier)"
         + (f", at {_fixed(base, space)}" if _fixed(base, space) else ""),

@@ -166,3 +166,15 @@ def test_a_study_with_folds_the_data_cannot_hold_writes_nothing(capsys, tmp_path
     else:
         assert err.startswith("error: --folds 60 is too many for the val span") and "that fits is" in err
     assert not (tmp_path / "optuna.journal").exists() and all_runs() == []  # no study, no run
+
+
+def test_the_dry_run_says_what_a_trial_over_folds_trains(capsys):
+    from conventions.cli import run_main
+    from hpo.__main__ import main
+
+    run_main(main, ["--data-tier", "a20", "--trials", "4", "--folds", "3", "--window", "rolling", "--dry-run"])
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("dry run of study 'itransformer-a20-L80-3folds'")
+    assert ("each trial trains 3 models, one per walk-forward fold (rolling window); its value is the mean of "
+            "their val_select AUROCs") in out
+    assert all_runs() == []
