@@ -159,6 +159,8 @@ def _open(settings: StudySettings, n_features: int, fingerprint: str, pruner: op
     definition = _definition(base, space, fingerprint, budgets, 2 if settings.supplementary else 1)
     definition |= {"data.seen_fingerprint": seen.fingerprint, "data.seen_until": seen.until,
                    "baselines": baselines.SET}
+    if settings.supplementary:  # its budgets were chosen on phase 1's trials: the same data, target and folds
+        _check_phase1(plan.phase1, definition)
 
     pruner = pruner or (median_pruner(base.train.max_epochs) if settings.pruning else optuna.pruners.NopPruner())
     study, created = _create_or_load(storage, name, TrialSeededTPE(base.train.seed), pruner)
@@ -422,6 +424,18 @@ def _check_definition(study: optuna.Study, definition: dict) -> None:
         what = "; ".join(f"{k}: {old} in the study, {new} now" for k, (old, new) in diff.items())
         raise UserError(f"study {study.study_name!r} was created with other settings ({what}); rerun it with "
                          "its own settings or choose another --study-name")
+
+
+def _check_phase1(phase1: optuna.Study, definition: dict) -> None:
+    """A phase 2 whose fixed settings differ from its phase 1's (other data, target or folds: its budgets were
+    chosen on other samples) is a `UserError` naming each difference."""
+    stored = phase1.user_attrs.get("definition", {})
+    diff = {k: (stored[k], v) for k, v in definition.items()
+            if k in stored and k not in ("budgets", "phase") and str(stored[k]) != str(v)}
+    if diff:
+        what = "; ".join(f"{k}: {old} in phase 1, {new} now" for k, (old, new) in diff.items())
+        raise UserError(f"--supplementary: phase 2 of {phase1.study_name!r} must run with phase 1's settings "
+                        f"({what}); give the flags phase 1 was run with")
 
 
 def _enqueue(study: optuna.Study, settings: StudySettings, space: SearchSpace, grid: StyleGrid) -> None:

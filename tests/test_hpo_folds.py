@@ -178,3 +178,23 @@ def test_the_dry_run_says_what_a_trial_over_folds_trains(capsys):
     assert ("each trial trains 3 models, one per walk-forward fold (rolling window); its value is the mean of "
             "their val_select AUROCs") in out
     assert all_runs() == []
+
+
+def test_phase2_runs_with_phase1s_folds(tiny_config):
+    from optuna.distributions import CategoricalDistribution
+    from optuna.trial import create_trial
+
+    from training.train import OBJECTIVE
+
+    storage, _ = open_storage(None)
+    phase1 = optuna.create_study(storage=storage, study_name="p", direction="maximize")
+    phase1.set_user_attr("definition", {"objective": OBJECTIVE, "data.folds": "2", "budgets": "10k,20k,50k",
+                                        "phase": "1"})
+    dist = {"budget": CategoricalDistribution(["10k", "20k", "50k"])}
+    for budget, value in [("10k", 0.70), ("20k", 0.55), ("50k", 0.60)]:
+        phase1.add_trial(create_trial(value=value, params={"budget": budget}, distributions=dist))
+    settings = StudySettings(base=tiny_config, study_name="p", trials=1, budgets=["750k"], supplementary=True)
+    with pytest.raises(UserError, match=r"phase 2 of 'p' must run with phase 1's settings \(data.folds: 2 in "
+                                        r"phase 1, 1 now\)"):
+        run_study(settings, prepare(tiny_config.data))
+    assert optuna.get_all_study_names(storage) == ["p"] and all_runs() == []
