@@ -229,7 +229,7 @@ class Objective:
                 if not (math.isfinite(result.objective) and math.isfinite(result.val_auroc)):
                     raise ValueError(f"{OBJECTIVE} is {result.objective} and best/val/auroc {result.val_auroc} "
                                      "(one class in a val part?)")
-                write.completed(_fold_epochs(result), {k: result.metrics[k] for k in EVIDENCE}, result.best_baseline)
+                write.completed(result.fold_epochs, {k: result.metrics[k] for k in EVIDENCE}, result.best_baseline)
                 state = "COMPLETE"
                 return result.objective
             except optuna.TrialPruned:
@@ -274,11 +274,7 @@ class Objective:
         why = {"PRUNED": f"Pruned at {at}: its val_select AUROC was below the median of earlier trials at that "
                          "epoch.",
                "FAIL": f"Failed: {record.why_failed or 'interrupted'}"}
-        if isinstance(result, WalkForwardResult):
-            body = result.note
-        else:
-            body = None if result is None else notes.train_note(result.config, result.metrics, result.best_baseline,
-                                                                result.best_epoch, result.epochs)
+        body = None if result is None else result.note
         return {"mlflow.runName": notes.trial_name(trial.number, budget, style, state),
                 notes.NOTE: notes.trial_note(self.study_name, trial.number, state, budget=budget, style=style,
                                              forced=forced, body=body, why=why.get(state))}
@@ -305,11 +301,6 @@ class Objective:
             raise RuntimeError(f"no {values['n_layers']}-layer {cfg.model.name} fits {budget} at {cfg.model}")
         write.counted_params(shape.count)
         return cfg.override(shape.hp)
-
-
-def _fold_epochs(result: RunResult | WalkForwardResult) -> list[int]:
-    """The epochs each fold of a finished trial trained (one entry for a one-split trial)."""
-    return result.fold_epochs if isinstance(result, WalkForwardResult) else [result.epochs]
 
 
 def _run_trial(study: optuna.Study, trial: optuna.Trial, objective: Objective) -> FrozenTrial:

@@ -128,6 +128,23 @@ def test_a_walk_forward_study_selects_on_the_folds_select_parts_only(two_folds):
         assert curves[t.number] == [m.value for m in sorted(client.get_metric_history(last.info.run_id, "val/auroc"),
                                                             key=lambda m: m.step)]
 
+    # promotion of the study's best: its seed trains on the last fold, its record is the best trial's folds
+    from conventions.cli import run_main
+    from training.promote import main as promote
+
+    run_main(promote, ["--study", "wf", "--name", "wf-model", "--seeds", "1", "--quiet"])
+    (promoted,) = [r for r in all_runs() if r.data.tags["kind"] == "promotion"]
+    best_run = client.get_run(TrialRecord.of(out.best).mlflow_run_id)
+    for key in ("best/val/auroc", "fold/1/val/auroc", "fold/2/val/auroc", "fold/2/baseline/best/val/auroc"):
+        assert promoted.data.metrics[f"development/{key}"] == best_run.data.metrics[key]
+    (seed,) = [r for r in all_runs() if r.data.tags.get("promotion_run_id") == promoted.info.run_id]
+    assert seed.data.params["data.folds"] == "2"
+    last = views[1].dates(SELECT).append(views[1].dates(REPORT))  # the last fold's val block, both parts
+    assert val_predictions(seed.info.run_id).index.equals(last)
+    version = client.get_model_version("wf-model", "1")
+    assert version.tags["development.folds"] == "2" and version.tags["development"].startswith(
+        "walk-forward evidence of ")
+
     # the probe: scrambling every report label changes what is reported, never what selects
     probe = run_study(StudySettings(base=two_folds, study_name="probe", trials=4, budgets=BUDGETS),
                       scrambled(prepared), pruner=PruneFrom({3}, two_folds.train.max_epochs))

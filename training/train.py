@@ -71,6 +71,7 @@ class RunResult:
     data: Prepared  # what it trained on
     mlflow_seconds: float  # time spent in per-epoch MLflow logging
     fit_seconds: float
+    note: str  # the run's Markdown description (`notes.train_note`)
 
     @property
     def val_auroc(self) -> float:
@@ -81,6 +82,11 @@ class RunResult:
     def objective(self) -> float:
         """OBJECTIVE: the checkpoint's monitored AUROC on SELECT, on which its epoch was chosen."""
         return self.metrics[OBJECTIVE]
+
+    @property
+    def fold_epochs(self) -> list[int]:
+        """The epochs it trained, as a run over folds gives them (`training.walkforward`): one split, one entry."""
+        return [self.epochs]
 
 
 def build_datamodule(cfg: RunConfig, data: Prepared | None = None) -> TierDataModule:
@@ -192,7 +198,7 @@ def train(
             epochs=trainer.current_epoch, params_count=n_params,
             checkpoint=mlflow.get_artifact_uri("checkpoints/best.ckpt") if log_checkpoint else None,
             best_baseline=ev.best_baseline, mlflow_seconds=epoch_logger.seconds, fit_seconds=fit_seconds,
-            model=model, data=dm.prepared,
+            model=model, data=dm.prepared, note=note,
         )
 
 
