@@ -11,6 +11,7 @@ from collections import Counter
 
 import numpy as np
 import optuna
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
@@ -104,7 +105,11 @@ def summarise(run_id: str, study: optuna.Study) -> None:
         client = MlflowClient()
         for key in client.get_run(run_id).data.tags:
             if key.startswith("best.") and key not in tags:
-                client.delete_tag(run_id, key)
+                try:
+                    client.delete_tag(run_id, key)
+                except MlflowException as err:  # another worker summarising at the same time deleted it first
+                    if err.error_code != "RESOURCE_DOES_NOT_EXIST":
+                        raise
 
 
 def counted(trials: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
