@@ -5,6 +5,7 @@ test_hpo_ablation_folds.py, test_training_promote_folds.py)."""
 
 from dataclasses import replace
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
@@ -129,3 +130,16 @@ def test_walk_forward_run_is_one_split_run_per_fold(capsys):
         assert (probe.best_epoch, probe.objective) == (m["best/epoch"], m[OBJECTIVE])
         history = [x.value for x in client.get_metric_history(probe.run_id, "val/auroc")]
         assert history == [x.value for x in client.get_metric_history(folds[k].info.run_id, "val/auroc")]
+
+
+def test_reading_an_artifact_back_draws_no_progress_bar(tiny_config, capsys):
+    """A run over folds reads each fold's predictions back: MLflow's download bar would sit between the
+    command's own lines (`training.tracking` turns it off unless the user set it)."""
+    from training import tracking
+
+    with mlflow.start_run() as run:
+        tracking.log_frame(pd.DataFrame({"a": [1, 2]}), "tables/t.parquet")
+    capsys.readouterr()
+    assert tracking.read_frame(run.info.run_id, "tables/t.parquet")["a"].tolist() == [1, 2]
+    captured = capsys.readouterr()
+    assert "Downloading artifacts" not in captured.err + captured.out

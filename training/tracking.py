@@ -32,6 +32,7 @@ import pytorch_lightning as pl
 from mlflow.data.meta_dataset import MetaDataset
 from mlflow.data.sources import LocalArtifactDatasetSource
 from mlflow.entities import Metric, Param, RunTag
+from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -42,6 +43,9 @@ from training.config import RunConfig
 
 # "Creating initial MLflow database tables..." on a new store: noise beside a one-line error
 logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+# MLflow's bar for every artifact a command reads back (a fold's predictions, a trial's in the audit): noise
+# between the commands' own progress lines; a user who wants it sets the variable
+os.environ.setdefault(MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name, "false")
 
 EXPERIMENT = "direction"
 DEFAULT_EXPERIMENT_ID = "0"
