@@ -194,7 +194,7 @@ def log_report(run_id: str, study: optuna.Study, select_labels: list[np.ndarray]
     null = null_of(trials, select_labels, horizon, train_labels)
     tracking.log_batch(run_id, {"selection/null_auroc_p95": null, "selection/null_evaluations": k},
                        step=len(complete), tags={"selection.null_method": NULL_METHOD})
-    for name, figure in (("optimization_history", _history(study, null, k)),
+    for name, figure in (("optimization_history", _history(study, null, k, len(select_labels))),
                          ("param_importances", _importances(study, len(complete))),
                          ("best_val_auroc_per_budget", _per_budget(complete))):
         if figure is not None:
@@ -282,10 +282,10 @@ def reported_baseline(t: optuna.trial.FrozenTrial) -> plotting.Baseline | None:
     return plotting.Baseline(name, plotting.Estimate(evidence["baseline/best/val/auroc"]))
 
 
-def _history(study: optuna.Study, null: float, k: int):
+def _history(study: optuna.Study, null: float, k: int, folds: int):
     return plotting.history_figure(f"{study.study_name}: optimisation history",
                                    trial_points(study.get_trials(deepcopy=False)), f"{OBJECTIVE} (objective)",
-                                   plotting.Null(null, k))
+                                   plotting.Null(null, k, folds))
 
 
 def _importances(study: optuna.Study, n_complete: int):

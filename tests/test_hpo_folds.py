@@ -115,7 +115,7 @@ def test_a_walk_forward_study_selects_on_the_folds_select_parts_only(two_folds):
     # the audit reads the same null and pairs budgets within folds
     data, _ = collect(study)
     report = audit(study, data, study_run.data.metrics)
-    assert report.selection.null_p95 == pytest.approx(null)
+    assert report.selection.null_p95 == pytest.approx(null) and report.selection.folds == 2
     assert report.overfit_gap.missing == [] and report.overfit_gap.trials  # the folds' mean train AUROC
     (pair,) = report.by_budget.pairs  # 20k against 50k, paired within folds on one FoldBootstrap
     reported = {t.number: TrialRecord.of(t).evidence["best/val/auroc"] for t in trials[:3]}

@@ -87,6 +87,9 @@ def test_history_marks_each_state_whole_trial_numbers_the_null_and_chance():
     ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
     assert ticks and all(float(t).is_integer() for t in ticks)
     assert {"complete", "pruned (last reported value)", "failed (no value)"} <= set(legend_texts(fig))
+    folds = plotting.history_figure("s", points, "objective", plotting.Null(0.615, 12, 3))
+    (null,) = level_lines(folds.axes[0], 0.615)
+    assert "best of 12 random scorers over 3 folds, mean of each fold's best" in null.get_label()
 
 
 def test_per_budget_points_carry_their_intervals_the_baseline_and_chance():

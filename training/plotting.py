@@ -77,10 +77,16 @@ class TrialPoint:
 
 @dataclass(frozen=True)
 class Null:
-    """The selection null: the 95th percentile of the best AUROC `k` random scorers reach."""
+    """The selection null: the 95th percentile of the best AUROC `k` random scorers reach (over `folds`
+    walk-forward folds: the mean over folds of each fold's best, the scorers spread over them)."""
 
     value: float
     k: int
+    folds: int = 1
+
+    def label(self) -> str:
+        where = "" if self.folds == 1 else f" over {self.folds} folds, mean of each fold's best"
+        return f"selection null {self.value:.3f} (best of {self.k} random scorers{where}, 95th pct)"
 
 
 @dataclass(frozen=True)
@@ -174,7 +180,7 @@ def chance_line(ax, axis: str = "y") -> None:
 
 def null_line(ax, null: Null) -> None:
     ax.axhline(null.value, color=NULL_COLOUR, linewidth=1, linestyle="--",
-               label=f"selection null {null.value:.3f} (best of {null.k} random scorers, 95th pct)")
+               label=null.label())
 
 
 def baseline_line(ax, baseline: Baseline, axis: str = "y") -> list[float]:

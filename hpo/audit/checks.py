@@ -200,6 +200,7 @@ class Selection:
     k: int | None = None
     null_method: str | None = None
     null_p95: float | None = None
+    folds: int = 1  # walk-forward folds the values are means over (the null is taken fold by fold)
     source: str | None = field(default=None, metadata=OMIT)
     note: str | None = field(default=None, metadata=OMIT)
     exceeds: bool | None = field(default=None, metadata=OMIT)
@@ -495,7 +496,9 @@ def selection(trials: list[TrialData], parent_metrics: dict[str, float], objecti
     out = Selection(best.number, objective, samples, best.value, len(counted), k, NULL_METHOD)
     frame = data.predictions(samples)
     if frame is not None and all(g["label"].nunique() == 2 for _, g in frame.groupby("fold")):
-        out.null_p95 = null_of([d.trial for d in trials], by_fold(frame, "label"), data.horizon, data.train_labels())
+        labels = by_fold(frame, "label")
+        out.null_p95 = null_of([d.trial for d in trials], labels, data.horizon, data.train_labels())
+        out.folds = len(labels)
         out.source = f"the best trial's {samples} labels"
     elif "selection/null_auroc_p95" in parent_metrics:
         out.null_p95, out.source = parent_metrics["selection/null_auroc_p95"], "the study's parent run"

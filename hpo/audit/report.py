@@ -161,7 +161,7 @@ def figures(name: str, report: Report, trials: list[TrialData]) -> dict[str, obj
     points = trial_points([d.trial for d in trials])
     sel = report.selection
     if points:
-        null = plotting.Null(sel.null_p95, sel.k) if sel.null_p95 is not None else None
+        null = plotting.Null(sel.null_p95, sel.k, sel.folds) if sel.null_p95 is not None else None
         out["optimization_history"] = plotting.history_figure(f"{name}: optimisation history", points,
                                                               sel.objective or "objective", null)
     values = report.importances.values
