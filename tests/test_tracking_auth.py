@@ -29,7 +29,8 @@ pytestmark = pytest.mark.slow  # a basic-auth `mlflow server` (about a minute to
 
 ADMIN_PW, WORKER_PW, VIEWER_PW = "admin-Xq7-pw-41d9", "worker-Jm2-pw-7c3e", "viewer-Rt5-pw-0b8a"
 LEAVER_PW, EXPIRING_PW, CHANGED_PW = "leaver-Pw9-pw-5e21", "expiring-Hv3-pw-2a7f", "changed-Pw4-pw-9d0c"
-SECRETS = (ADMIN_PW, WORKER_PW, VIEWER_PW, LEAVER_PW, EXPIRING_PW, CHANGED_PW)
+EDITOR_PW = "editor-Kd8-pw-3f6b"
+SECRETS = (ADMIN_PW, WORKER_PW, VIEWER_PW, LEAVER_PW, EXPIRING_PW, CHANGED_PW, EDITOR_PW)
 TINY = ["--model", "itransformer", "--data-tier", "a20", "--input-size", "16", "--batch-size", "256",
         "--max-epochs", "2", "--accelerator", "cpu"]
 STUDY, MODEL = "itransformer-a20-L16", "spy-direction"
@@ -156,6 +157,33 @@ def test_a_read_only_user_cannot_move_the_champion(locked, monkeypatch):
         "you may write to")
     assert client.get_model_version_by_alias(MODEL, "champion").version == version
     assert len(client.search_model_versions(f"name = '{MODEL}'")) == int(version)
+
+
+def test_promoting_into_a_model_another_user_owns_is_refused_before_training(locked, features, monkeypatch,
+                                                                             tmp_path):
+    """EDIT on the experiment but only the default READ on MODEL (the worker's): one line before any seed
+    trains, no run, no version."""
+    from training.config import RunConfig
+
+    version = champion(as_user(locked, "worker", WORKER_PW, monkeypatch))
+    admin = as_user(locked, "admin", ADMIN_PW, monkeypatch)
+    locked.create_user("editor", EDITOR_PW)
+    locked.grant("editor", "experiment", admin.get_experiment_by_name(tracking.EXPERIMENT).experiment_id, "EDIT")
+    before = {r.info.run_id for r in all_runs(admin)}
+    config = tmp_path / "config.json"
+    config.write_text(RunConfig().override({"data.tier": "a20", "data.input_size": 16}).to_json())
+    as_user(locked, "editor", EDITOR_PW, monkeypatch)
+    refused = cli(tmp_path, features, "training.promote", "--use-best-from", str(config), "--name", MODEL,
+                  "--seeds", "1")
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines()[-1] == (
+        f"error: user 'editor' may not add a version to registered model '{MODEL}' on the MLflow tracking server "
+        f"{locked.uri}: ask its admin for EDIT permission on it, or promote under another --name")
+    assert "): training" not in refused.stdout  # no seed trained ("seed 42 (1 of 1): training")
+    as_user(locked, "admin", ADMIN_PW, monkeypatch)
+    assert {r.info.run_id for r in all_runs(admin)} == before
+    assert len(admin.search_model_versions(f"name = '{MODEL}'")) == int(version)
+    assert admin.get_model_version_by_alias(MODEL, "champion").version == version
 
 
 def test_a_worker_with_a_wrong_password_gets_one_line_and_leaves_nothing(locked, optuna_db, features, monkeypatch,

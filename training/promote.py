@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     if seeds < 1:
         raise UserError(f"--seeds must be >= 1, got {seeds}")
     from training import registry, tracking
-    from training.promotion import development, heldout, ledger
+    from training.promotion import development, heldout, ledger, register
     from training.promotion.run import promote
     from training.promotion.source import find_source
 
@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> None:
               f"(promotion runs {', '.join(looks)}); each extra look makes the test number less held-out",
               file=sys.stderr)
     holder = registry.alias_holder(name, alias)
+    register.check_may_register(name)  # a model someone else owns refuses before any seed trains
     if not args.verbose:  # third-party banners and model summaries are logged at INFO
         for logger in ("pytorch_lightning", "lightning", "lightning_fabric"):
             logging.getLogger(logger).setLevel(logging.WARNING)

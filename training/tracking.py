@@ -150,7 +150,7 @@ def _experiment_id(client: MlflowClient, local: bool) -> str:
             if err.error_code != "PERMISSION_DENIED":
                 raise
             raise TrackingRefused(
-                f"user {_user()} may not write to experiment {experiment.name!r} (id {experiment.experiment_id}) "
+                f"user {user()} may not write to experiment {experiment.name!r} (id {experiment.experiment_id}) "
                 f"on the MLflow tracking server {mask(mlflow.get_tracking_uri())}: ask its admin for EDIT "
                 "permission on it, or set MLFLOW_EXPERIMENT_NAME to an experiment you may write to") from None
     return experiment.experiment_id
@@ -165,7 +165,7 @@ def _named(client: MlflowClient, name: str):
     return experiment
 
 
-def _user() -> str:
+def user() -> str:
     user = os.environ.get("MLFLOW_TRACKING_USERNAME")
     return repr(user) if user else "(none: MLFLOW_TRACKING_USERNAME is not set)"
 
@@ -197,11 +197,11 @@ def refusal(err: BaseException | None) -> TrackingRefused | None:
 def _refused(status: int, what: str | None) -> str:
     server = f"the MLflow tracking server {mask(mlflow.get_tracking_uri())}"
     if status == 403:
-        return (f"{server} refused user {_user()} permission for {what or 'a request'} (403): ask its admin "
+        return (f"{server} refused user {user()} permission for {what or 'a request'} (403): ask its admin "
                 "for that permission")
     if not os.environ.get("MLFLOW_TRACKING_USERNAME"):
         return f"{server} asks who you are (401): set {CREDENTIALS} in the environment"
-    return (f"{server} refused user {_user()} (401: a wrong password or an unknown user): set {CREDENTIALS} "
+    return (f"{server} refused user {user()} (401: a wrong password or an unknown user): set {CREDENTIALS} "
             "to a user of that server")
 
 

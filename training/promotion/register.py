@@ -11,9 +11,10 @@ import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from conventions.cli import mask
 from datamodules import sources
 from datamodules.prepared import Prepared
-from training import pyfunc, shift
+from training import pyfunc, shift, tracking
 from training.config import RunConfig
 from training.promotion.ensemble import Ensemble
 from training.promotion.source import SOURCE, STUDY, TRIAL, Source
@@ -73,6 +74,29 @@ def register(*, name: str, alias: str, cfg: RunConfig, prepared: Prepared, ensem
 def tag_value(value: float) -> str:
     """A metric as a version tag."""
     return "nan" if not math.isfinite(value) else f"{value:.6f}"
+
+
+def check_may_register(name: str) -> None:
+    """Before anything is trained: a `tracking.TrackingRefused` when this user may not add a version to the
+    registered model `name` that exists (on a basic-auth server that takes EDIT on it, as moving its alias
+    does; a new name is created, and owned, by whoever registers it). The check is a write that changes
+    nothing, as the experiment's is (`tracking.experiment_id`): the model's description set to itself."""
+    client = MlflowClient()
+    try:
+        model = client.get_registered_model(name)
+    except MlflowException as err:
+        if err.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return
+        raise
+    try:
+        client.update_registered_model(name, description=model.description)
+    except MlflowException as err:
+        if err.error_code != "PERMISSION_DENIED":
+            raise
+        raise tracking.TrackingRefused(
+            f"user {tracking.user()} may not add a version to registered model {name!r} on the MLflow tracking "
+            f"server {mask(mlflow.get_tracking_uri())}: ask its admin for EDIT permission on it, or promote under "
+            "another --name") from None
 
 
 def _registered_model_exists(name: str) -> bool:
