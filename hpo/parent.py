@@ -16,6 +16,7 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from conventions.errors import UserError
+from hpo.study_record import StudyRecord
 from hpo.trial_record import TrialRecord
 from models.budgets import parse_budget
 from models.intervals import SAYS, fold_selection_null, verdict
@@ -23,20 +24,10 @@ from training import notes, plotting, study_tags, tracking, walkforward
 from training.config import RunConfig
 from training.train import OBJECTIVE, SELECT
 
-PARENT_ATTR = "mlflow_parent_run_id"
-# what the trials of a study whose definition records no objective carry: the AUROC on val_report, the
-# samples that also report it
-LEGACY_OBJECTIVE = "best/val/auroc"
-
-
-def objective_of(study: optuna.Study) -> str:
-    """The metric the study's trials carry as their value, from its definition."""
-    return study.user_attrs.get("definition", {}).get("objective", LEGACY_OBJECTIVE)
-
 
 def check_objective(study: optuna.Study) -> None:
     """A `UserError` unless the study's trials carry OBJECTIVE: values on other samples never mix with them."""
-    found = objective_of(study)
+    found = StudyRecord.of(study).objective
     if found != OBJECTIVE:
         raise UserError(f"study {study.study_name!r} selected its trials on {found}, which is also what it reports; "
                         f"trials are now selected on {OBJECTIVE} ({SELECT}) and their values do not compare: "

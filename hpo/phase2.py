@@ -9,8 +9,9 @@ from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
 from conventions.errors import UserError
-from hpo.parent import PARENT_ATTR, best_by_budget, check_objective
+from hpo.parent import best_by_budget, check_objective
 from hpo.storage import open_storage, study_exists
+from hpo.study_record import StudyRecord
 from models.budgets import parse_budget
 
 SUFFIX = "-phase2"
@@ -46,8 +47,7 @@ def existing_budgets(storage: BaseStorage, name: str) -> list[str] | None:
     """The budgets a phase-2 study was created with (a rerun resumes it as it was)."""
     if not study_exists(storage, name):
         return None
-    budgets = optuna.load_study(study_name=name, storage=storage).user_attrs.get("definition", {}).get("budgets")
-    return budgets.split(",") if budgets else None
+    return StudyRecord.of(optuna.load_study(study_name=name, storage=storage)).budgets
 
 
 def select_budgets(phase1: optuna.Study, k: int = 2) -> list[str]:
@@ -64,4 +64,4 @@ def select_budgets(phase1: optuna.Study, k: int = 2) -> list[str]:
 
 def phase1_link(phase1: optuna.Study) -> dict[str, str]:
     """Tags of the phase-2 parent run that point to phase 1."""
-    return {"phase1_study": phase1.study_name, "phase1_run_id": phase1.user_attrs.get(PARENT_ATTR, "")}
+    return {"phase1_study": phase1.study_name, "phase1_run_id": StudyRecord.of(phase1).mlflow_parent_run_id or ""}

@@ -43,6 +43,7 @@ from hpo.sampling import TrialSeededTPE
 from hpo.settings import StudySettings
 from hpo.space import SearchSpace, depth_param
 from hpo.storage import Admission, open_storage, study_exists
+from hpo.study_record import StudyRecord, StudyWriter
 from hpo.trial_record import TrialRecord, TrialWriter
 from models import baselines
 from models.budgets import SHAPE_KEYS, STYLES, StyleGrid, count_params, parse_budget, solve
@@ -164,17 +165,17 @@ def _open(settings: StudySettings, n_features: int, fingerprint: str, pruner: op
 
     pruner = pruner or (median_pruner(base.train.max_epochs) if settings.pruning else optuna.pruners.NopPruner())
     study, created = _create_or_load(storage, name, TrialSeededTPE(base.train.seed), pruner)
-    parent_id = study.user_attrs.get(parent.PARENT_ATTR) or (None if created else _wait_for_parent(study))
+    parent_id = StudyRecord.of(study).mlflow_parent_run_id or (None if created else _wait_for_parent(study))
     if parent_id is not None:
         _check_definition(study, definition)
     else:  # this worker created the study (or its creator died before creating the parent)
-        study.set_user_attr("definition", definition)
+        StudyWriter(study).defined(definition)
     _enqueue(study, settings, space, grid)
     if parent_id is None:
         parent_id = parent.create_parent(name, _parent_tags(base, budgets, shown, link) | seen.tags(),
                                          _parent_params(base, space),
                                          adopt=launcher)
-        study.set_user_attr(parent.PARENT_ATTR, parent_id)
+        StudyWriter(study).parent(parent_id)
         echo(f"study {name!r} created in {shown}; MLflow parent run {parent_id}")
         if settings.forced_extremes:
             styles = "; ".join(f"{style}: {depth} layer(s)" for style, depth in STYLES.items())
@@ -389,8 +390,9 @@ def _create_or_load(storage: BaseStorage, name: str, sampler, pruner) -> tuple[o
 def _wait_for_parent(study: optuna.Study) -> str | None:
     deadline = time.monotonic() + PARENT_WAIT_S
     while time.monotonic() < deadline:
-        if parent.PARENT_ATTR in study.user_attrs:
-            return study.user_attrs[parent.PARENT_ATTR]
+        found = StudyRecord.of(study).mlflow_parent_run_id
+        if found is not None:
+            return found
         time.sleep(0.5)
     return None
 
@@ -409,7 +411,7 @@ def _check_definition(study: optuna.Study, definition: dict) -> None:
     `UserError` (naming each changed setting)."""
     parent.check_objective(study)
     # a study made before the baseline set was recorded judged its trials against v1 (chosen on val_report)
-    stored = {"baselines": baselines.LEGACY_SET, **study.user_attrs.get("definition", definition)}
+    stored = {"baselines": baselines.LEGACY_SET, **(StudyRecord.of(study).definition or definition)}
     diff = {k: (stored[k], v) for k, v in definition.items() if k in stored and str(stored[k]) != str(v)}
     if diff:
         what = "; ".join(f"{k}: {old} in the study, {new} now" for k, (old, new) in diff.items())
@@ -420,7 +422,7 @@ def _check_definition(study: optuna.Study, definition: dict) -> None:
 def _check_phase1(phase1: optuna.Study, definition: dict) -> None:
     """A phase 2 whose fixed settings differ from its phase 1's (other data, target or folds: its budgets were
     chosen on other samples) is a `UserError` naming each difference."""
-    stored = phase1.user_attrs.get("definition", {})
+    stored = StudyRecord.of(phase1).definition or {}
     diff = {k: (stored[k], v) for k, v in definition.items()
             if k in stored and k not in ("budgets", "phase") and str(stored[k]) != str(v)}
     if diff:
@@ -432,7 +434,7 @@ def _check_phase1(phase1: optuna.Study, definition: dict) -> None:
 def _enqueue(study: optuna.Study, settings: StudySettings, space: SearchSpace, grid: StyleGrid) -> None:
     """The transferred config first, then the forced configs; each set once per study (a study user
     attribute records it), so resuming never enqueues them twice."""
-    done = set(study.user_attrs.get("enqueued", []))
+    done = set(StudyRecord.of(study).enqueued)
     new = []
     base_values = space.values_of(settings.base)
     if settings.transfer and f"transfer:{settings.transfer}" not in done:
@@ -445,7 +447,7 @@ def _enqueue(study: optuna.Study, settings: StudySettings, space: SearchSpace, g
             study.enqueue_trial(forced.params, skip_if_exists=True, user_attrs=record.attrs())
         new.append("forced")
     if new:
-        study.set_user_attr("enqueued", sorted(done | set(new)))
+        StudyWriter(study).enqueued(done | set(new))
 
 
 def _count(study: optuna.Study) -> int:

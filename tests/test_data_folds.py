@@ -12,6 +12,7 @@ from datamodules.config import DataConfig
 from datamodules.errors import DataError
 from datamodules.prepared import prepare
 from datamodules.splits import Scaler
+from hpo.study_record import StudyWriter
 from tests.test_data_support import synthetic_ohlcv
 
 
@@ -184,7 +185,7 @@ def test_a_study_stored_before_folds_resumes_with_one_fold():
 
     base = RunConfig()
     study = optuna.create_study(study_name="before-folds", storage=optuna.storages.InMemoryStorage())
-    study.set_user_attr("definition", {k: v for k, v in definition(base).items()
+    StudyWriter(study).defined({k: v for k, v in definition(base).items()
                                        if k not in ("data.folds", "data.window")})
     _check_definition(study, definition(base))
     with pytest.raises(UserError, match="data.fingerprint"):

@@ -22,8 +22,8 @@ from hpo.audit.__main__ import main
 from hpo.audit.checks import SECTIONS
 from hpo.audit.report import figures
 from hpo.audit.trials import collect
-from hpo.parent import LEGACY_OBJECTIVE, PARENT_ATTR
 from hpo.storage import open_storage
+from hpo.study_record import LEGACY_OBJECTIVE, StudyWriter
 from hpo.trial_record import TrialRecord
 from models.intervals import selection_null
 from training import tracking
@@ -85,8 +85,8 @@ def planted():
     client.set_terminated(parent_id, "FINISHED")
     storage, _ = open_storage(None)
     study = optuna.create_study(study_name="planted", storage=storage, direction="maximize")
-    study.set_user_attr(PARENT_ATTR, parent_id)
-    study.set_user_attr("definition", {"objective": OBJECTIVE})
+    StudyWriter(study).parent(parent_id)
+    StudyWriter(study).defined({"objective": OBJECTIVE})
 
     rng = np.random.default_rng(0)
     n = 300
@@ -211,7 +211,7 @@ def test_a_study_that_selected_on_val_report_gets_its_null_on_val_report(planted
     """A study whose definition records no objective carries `best/val/auroc` values: its null is simulated on
     the val_report labels, the samples those values were measured on."""
     study = optuna.load_study(study_name="planted", storage=open_storage(None)[0])
-    study.set_user_attr("definition", {})
+    StudyWriter(study).defined({})
     assert main(["--study", "planted"]) == 0
     selection = audit_run(planted)[1]["selection"]
     assert (selection["objective"], selection["samples"]) == (LEGACY_OBJECTIVE, "val_report")
@@ -251,7 +251,7 @@ def test_a_deleted_parent_run_is_no_parent(capsys):
     client.delete_run(parent_id)
     storage, _ = open_storage(None)
     study = optuna.create_study(study_name="orphan", storage=storage, direction="maximize")
-    study.set_user_attr(PARENT_ATTR, parent_id)
+    StudyWriter(study).parent(parent_id)
     study.add_trial(create_trial(state=TrialState.FAIL, user_attrs=TrialRecord(error="ValueError: bad").attrs()))
     assert main(["--study", "orphan"]) == 0
     audit_run(None)

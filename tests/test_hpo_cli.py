@@ -15,6 +15,7 @@ from optuna.trial import TrialState, create_trial
 
 from conventions.cli import run_main
 from hpo.__main__ import main
+from hpo.study_record import StudyWriter
 from hpo.trial_record import TrialRecord
 from tests.conftest import REPO
 from tests.test_data_support import unsorted_ohlcv
@@ -73,7 +74,7 @@ def test_bad_input_is_one_line_and_writes_nothing_and_dry_run_writes_nothing(tmp
     unsorted = unsorted_ohlcv(dirs["--data", "unsorted.csv"] / "unsorted.csv")
     one_budget = dirs["--supplementary", "--study-name", "one-budget"]
     phase1 = optuna.create_study(storage=journal(one_budget), study_name="one-budget", direction="maximize")
-    phase1.set_user_attr("definition", {"objective": OBJECTIVE})
+    StudyWriter(phase1).defined({"objective": OBJECTIVE})
     dist = {"budget": CategoricalDistribution(["20k", "50k"])}
     phase1.add_trial(create_trial(value=0.6, params={"budget": "20k"}, distributions=dist))
     phase1.add_trial(create_trial(state=TrialState.FAIL, params={"budget": "50k"}, distributions=dist))

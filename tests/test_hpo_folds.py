@@ -17,6 +17,7 @@ from hpo.audit.trials import collect
 from hpo.settings import StudySettings
 from hpo.storage import open_storage
 from hpo.study import run_study
+from hpo.study_record import StudyWriter
 from hpo.trial_record import TrialRecord
 from models.intervals import fold_selection_null, rank_auroc, selection_null
 from training.train import OBJECTIVE, REPORT, SELECT, val_predictions
@@ -205,7 +206,7 @@ def test_phase2_runs_with_phase1s_folds(tiny_config):
 
     storage, _ = open_storage(None)
     phase1 = optuna.create_study(storage=storage, study_name="p", direction="maximize")
-    phase1.set_user_attr("definition", {"objective": OBJECTIVE, "data.folds": "2", "budgets": "10k,20k,50k",
+    StudyWriter(phase1).defined({"objective": OBJECTIVE, "data.folds": "2", "budgets": "10k,20k,50k",
                                         "phase": "1"})
     dist = {"budget": CategoricalDistribution(["10k", "20k", "50k"])}
     for budget, value in [("10k", 0.70), ("20k", 0.55), ("50k", 0.60)]:

@@ -20,6 +20,7 @@ from hpo.recovery import fail_stale_trials
 from hpo.settings import StudySettings
 from hpo.storage import open_storage, study_exists
 from hpo.study import run_study
+from hpo.study_record import StudyRecord, StudyWriter
 from hpo.trial_record import TrialRecord
 from models import baselines
 from models.intervals import rank_auroc, selection_null
@@ -67,7 +68,7 @@ def test_trials_nest_under_one_parent_with_states_tags_and_the_best(tiny_config)
     (study_run,) = [r for r in runs if r.data.tags["kind"] == "study"]
     children = {int(r.data.tags["trial_number"]): r for r in runs if r.data.tags["kind"] == "trial"}
     assert len(runs) == 5 and sorted(children) == [0, 1, 2, 3]
-    assert study_run.info.run_id == out.parent_run_id == study.user_attrs[parent.PARENT_ATTR]
+    assert study_run.info.run_id == out.parent_run_id == StudyRecord.of(study).mlflow_parent_run_id
     assert study_run.info.status == "FINISHED"
     client = MlflowClient()
     for number, run in children.items():
@@ -164,8 +165,8 @@ def test_a_study_that_selected_on_val_report_is_not_resumed(tiny_config):
     must not mix with its values, nor its budgets choose phase 2's."""
     storage, _ = open_storage(None)
     old = optuna.create_study(storage=storage, study_name="old", direction="maximize")
-    old.set_user_attr("definition", {"budgets": "20k,50k", "phase": "1"})
-    old.set_user_attr(parent.PARENT_ATTR, parent.create_parent("old", {}, {}))
+    StudyWriter(old).defined({"budgets": "20k,50k", "phase": "1"})
+    StudyWriter(old).parent(parent.create_parent("old", {}, {}))
     dist = {"budget": CategoricalDistribution(BUDGETS)}
     for budget in BUDGETS:
         old.add_trial(create_trial(value=0.6, params={"budget": budget}, distributions=dist))
@@ -187,8 +188,8 @@ def test_a_study_judged_against_another_baseline_set_is_not_resumed(tiny_config)
     storage, _ = open_storage(None)
     for name, recorded in (("before", None), ("other", "majority@v9")):
         study = optuna.create_study(storage=storage, study_name=name, direction="maximize")
-        study.set_user_attr("definition", {"objective": OBJECTIVE} | ({"baselines": recorded} if recorded else {}))
-        study.set_user_attr(parent.PARENT_ATTR, parent.create_parent(name, {}, {}))
+        StudyWriter(study).defined({"objective": OBJECTIVE} | ({"baselines": recorded} if recorded else {}))
+        StudyWriter(study).parent(parent.create_parent(name, {}, {}))
         settings = StudySettings(base=tiny_config, study_name=name, trials=1, budgets=["20k"])
         with pytest.raises(UserError, match=f"baselines: {recorded or baselines.LEGACY_SET} in the study, "
                                             f"{baselines.SET} now"):
@@ -196,7 +197,7 @@ def test_a_study_judged_against_another_baseline_set_is_not_resumed(tiny_config)
         assert not load(name).trials
     out = run_study(StudySettings(base=tiny_config.override({"train.max_epochs": 1}), study_name="new", trials=1,
                                   budgets=["20k"]), data(tiny_config), echo=lambda line: None)
-    definition = load("new").user_attrs["definition"]
+    definition = StudyRecord.of(load("new")).definition
     seen = data(tiny_config).seen
     assert definition["baselines"] == baselines.SET == "majority,volatility,logistic,boosting@v2"
     assert (definition["data.seen_fingerprint"], definition["data.seen_until"]) == (seen.fingerprint, seen.until)
@@ -270,7 +271,7 @@ def test_resume_requeues_an_interrupted_forced_trial_and_stops_on_convergence(ti
     study = load("r")
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2 + [TrialState.FAIL] + [TrialState.WAITING] * 3
     assert TrialRecord.of(study.trials[2]).failed_reason == "interrupted"
-    first_parent = study.user_attrs[parent.PARENT_ATTR]
+    first_parent = StudyRecord.of(study).mlflow_parent_run_id
     assert MlflowClient().get_run(first_parent).info.status == "KILLED"
     kept = {t.number: t.value for t in study.trials if t.state == TrialState.COMPLETE}
 
@@ -316,18 +317,18 @@ def test_resume_requeues_an_interrupted_forced_trial_and_stops_on_convergence(ti
 def test_phase2_runs_tpe_on_the_two_best_budgets_and_links_phase1(tiny_config):
     storage, _ = open_storage(None)
     phase1 = optuna.create_study(storage=storage, study_name="p", direction="maximize")
-    phase1.set_user_attr("definition", {"objective": OBJECTIVE})
+    StudyWriter(phase1).defined({"objective": OBJECTIVE})
     dist = {"budget": CategoricalDistribution(["10k", "20k", "50k"])}
     for budget, value in [("10k", 0.70), ("20k", 0.55), ("50k", 0.60), ("20k", 0.58)]:
         phase1.add_trial(create_trial(value=value, params={"budget": budget}, distributions=dist))
     phase1_run = parent.create_parent("p", {"phase": "1"}, {})
-    phase1.set_user_attr(parent.PARENT_ATTR, phase1_run)
+    StudyWriter(phase1).parent(phase1_run)
 
     settings = StudySettings(base=tiny_config, study_name="p", trials=1, budgets=["750k"], supplementary=True)
     out = run_study(settings, data(tiny_config))
     assert out.study_name == "p-phase2"
     study = load("p-phase2")
-    assert study.user_attrs["definition"]["budgets"] == "10k,50k"
+    assert StudyRecord.of(study).definition["budgets"] == "10k,50k"
     (trial,) = study.trials
     assert trial.state == TrialState.COMPLETE and trial.params["budget"] in ("10k", "50k")
     run = MlflowClient().get_run(out.parent_run_id)

@@ -28,9 +28,9 @@ record; `audit` composes them into the `Report` (its fields are `SECTIONS`; `Rep
   many random scorers as the counted trials had epoch evaluations, `hpo.parent.evaluations`: an upper bound
   that covers the epoch selection within each trial too) on the labels the objective is measured on.
 
-Trials are ranked by their value, the study's objective (`hpo.parent.objective_of`: `best/val_select/auroc`,
-or `best/val/auroc` for a study created before selection moved to val_select); the numbers shown for the
-trials it ranks first are their val_report ones (`best/val/auroc`).
+Trials are ranked by their value, the study's objective (`hpo.study_record.StudyRecord.objective`:
+`best/val_select/auroc`, or `best/val/auroc` for a study created before selection moved to val_select); the
+numbers shown for the trials it ranks first are their val_report ones (`best/val/auroc`).
 """
 
 from __future__ import annotations
@@ -481,8 +481,8 @@ def by_budget(trials: list[TrialData]) -> ByBudget:
 
 
 def selection(trials: list[TrialData], parent_metrics: dict[str, float], objective: str) -> Selection:
-    """`objective`: the metric the trials' values are (`hpo.parent.objective_of`); the null is simulated on
-    the part of val it is measured on."""
+    """`objective`: the metric the trials' values are (`hpo.study_record.StudyRecord.objective`); the null is
+    simulated on the part of val it is measured on."""
     from hpo.parent import NULL_METHOD, best_trial, evaluations, null_of
     from training.train import OBJECTIVE, REPORT, SELECT
 
@@ -512,9 +512,9 @@ def selection(trials: list[TrialData], parent_metrics: dict[str, float], objecti
 def audit(study, trials: list[TrialData], parent_metrics: dict[str, float] | None = None,
           high_margin: float = HIGH_MARGIN) -> Report:
     """The report: every section, also for a study without a finished trial."""
-    from hpo.parent import objective_of
+    from hpo.study_record import StudyRecord
 
     return Report(states(trials), boundary_hits(trials), overfit_gap(trials), importances(study, trials),
                   suspicious(trials, high_margin), by_budget(trials),
-                  selection(trials, parent_metrics or {}, objective_of(study)))
+                  selection(trials, parent_metrics or {}, StudyRecord.of(study).objective))
 

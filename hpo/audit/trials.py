@@ -111,10 +111,10 @@ def collect(study) -> tuple[list[TrialData], str | None]:
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    from hpo.parent import PARENT_ATTR
+    from hpo.study_record import StudyRecord
 
     client = MlflowClient()
-    parent_id = study.user_attrs.get(PARENT_ATTR)
+    parent_id = StudyRecord.of(study).mlflow_parent_run_id
     if parent_id is not None:
         try:
             if client.get_run(parent_id).info.lifecycle_stage == "deleted":  # a deleted run still reads back
