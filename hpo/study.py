@@ -411,7 +411,8 @@ def _check_definition(study: optuna.Study, definition: dict) -> None:
     `UserError` (naming each changed setting)."""
     parent.check_objective(study)
     # a study made before the baseline set was recorded judged its trials against v1 (chosen on val_report)
-    stored = {"baselines": baselines.LEGACY_SET, **(StudyRecord.of(study).definition or definition)}
+    recorded = StudyRecord.of(study).definition
+    stored = {"baselines": baselines.LEGACY_SET, **(definition if recorded is None else recorded)}
     diff = {k: (stored[k], v) for k, v in definition.items() if k in stored and str(stored[k]) != str(v)}
     if diff:
         what = "; ".join(f"{k}: {old} in the study, {new} now" for k, (old, new) in diff.items())

@@ -10,8 +10,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
+from conventions.cli import run_main
 from conventions.errors import UserError
 from datamodules.prepared import prepare
+from hpo.__main__ import main
 from hpo.audit.checks import audit
 from hpo.audit.trials import collect
 from hpo.settings import StudySettings
@@ -20,6 +22,7 @@ from hpo.study import run_study
 from hpo.study_record import StudyWriter
 from hpo.trial_record import TrialRecord
 from models.intervals import fold_selection_null, rank_auroc, selection_null
+from training.promote import main as promote
 from training.train import OBJECTIVE, REPORT, SELECT, val_predictions
 from training.walkforward import PLOT
 
@@ -70,7 +73,7 @@ def two_folds(tiny_config):
     return tiny_config.override({"data.folds": 2})
 
 
-@pytest.mark.slow  # two 4-trial studies of 2 folds: about 3 minutes on 2 cores
+@pytest.mark.slow  # two 4-trial studies of 2 folds and a promotion: about 2 minutes on 2 cores
 def test_a_walk_forward_study_selects_on_the_folds_select_parts_only(two_folds):
     prepared = prepare(two_folds.data)
     out = run_study(StudySettings(base=two_folds, study_name="wf", trials=4, budgets=BUDGETS), prepared,
@@ -90,7 +93,7 @@ def test_a_walk_forward_study_selects_on_the_folds_select_parts_only(two_folds):
         # every epoch of every fold is reported, fold k's at steps k * max_epochs + epoch
         steps = sorted(t.intermediate_values)
         fold_epochs = [len(client.get_metric_history(r.info.run_id, "val/auroc")) for r in folds]
-        assert steps == [*range(fold_epochs[0]), *(2 + e for e in range(fold_epochs[1]))]
+        assert steps == [*range(fold_epochs[0]), *(two_folds.train.max_epochs + e for e in range(fold_epochs[1]))]
         assert TrialRecord.of(t).epochs == sum(fold_epochs)
         if t.state == TrialState.PRUNED:  # in its second fold, once that fold's warm-up epoch was over
             assert "Pruned at fold 2 epoch 2:" in run.data.tags["mlflow.note.content"] and steps[-1] == 3
@@ -130,9 +133,6 @@ def test_a_walk_forward_study_selects_on_the_folds_select_parts_only(two_folds):
                                                             key=lambda m: m.step)]
 
     # promotion of the study's best: its seed trains on the last fold, its record is the best trial's folds
-    from conventions.cli import run_main
-    from training.promote import main as promote
-
     run_main(promote, ["--study", "wf", "--name", "wf-model", "--seeds", "1", "--quiet"])
     (promoted,) = [r for r in all_runs() if r.data.tags["kind"] == "promotion"]
     best_run = client.get_run(TrialRecord.of(out.best).mlflow_run_id)
@@ -171,9 +171,6 @@ def test_one_fold_selection_null_is_the_one_split_null():
 
 @pytest.mark.parametrize("folds", ["0", "60"])
 def test_a_study_with_folds_the_data_cannot_hold_writes_nothing(capsys, tmp_path, folds):
-    from conventions.cli import run_main
-    from hpo.__main__ import main
-
     with pytest.raises(SystemExit) as exit_:  # in tmp_path, the test's own store (conftest)
         run_main(main, ["--model", "itransformer", "--data-tier", "a20", "--input-size", "16", "--trials", "1",
                         "--horizon", "5", "--folds", folds])
@@ -187,9 +184,6 @@ def test_a_study_with_folds_the_data_cannot_hold_writes_nothing(capsys, tmp_path
 
 
 def test_the_dry_run_says_what_a_trial_over_folds_trains(capsys):
-    from conventions.cli import run_main
-    from hpo.__main__ import main
-
     run_main(main, ["--data-tier", "a20", "--trials", "4", "--folds", "3", "--window", "rolling", "--dry-run"])
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("dry run of study 'itransformer-a20-L80-3folds'")
