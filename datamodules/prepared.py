@@ -106,28 +106,26 @@ class Prepared:
 
     def fold_scaler(self, k: int) -> Scaler:
         """Fold k's scaler (0-based), fit on that fold's train rows only; the last fold's is `scaler`."""
-        fold = self.folds[k]
-        return self.scaler if fold is self.folds[-1] else fold.scaler(self.features)
+        return self.fold(k).scaler
 
     def fold_x(self, k: int) -> np.ndarray:
         """[N, F] float32: every row scaled with fold k's scaler (row-major); the last fold's is `x`."""
-        fold = self.folds[k]
-        if fold is self.folds[-1]:
-            return self.x
-        return np.ascontiguousarray(fold.scaler(self.features).transform(self.features))
+        return self.fold(k).x
 
     def fold(self, k: int) -> Prepared:
         """Fold k (0-based) as the data of one run: a `Prepared` whose `x`, `split`, `ends` (train, val and its
         parts; test unchanged) and `scaler` are fold k's, with `folds` [fold k] and caches of its own. The last
-        fold's is this `Prepared` itself (its split); each view is built once."""
+        fold's is this `Prepared` itself (its split); each view is built once (its scaler fit once)."""
         if self.folds[k] is self.folds[-1]:
             return self
         if k not in self.views:
             fold = self.folds[k]
+            scaler = fold.scaler(self.features)
             ends = {"train": fold.train, "val": fold.val, "test": self.ends["test"]}
             ends |= dict(zip(VAL_PARTS, (fold.select, fold.report), strict=True))
-            self.views[k] = replace(self, x=self.fold_x(k), split=fold.rows.assignment()[self.warmup:], ends=ends,
-                                    scaler=self.fold_scaler(k), folds=[fold], baseline_scores={}, views={})
+            self.views[k] = replace(self, x=np.ascontiguousarray(scaler.transform(self.features)),
+                                    split=fold.rows.assignment()[self.warmup:], ends=ends, scaler=scaler,
+                                    folds=[fold], baseline_scores={}, views={})
         return self.views[k]
 
     def _ends(self, stage: str) -> np.ndarray:
