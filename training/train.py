@@ -72,6 +72,7 @@ class RunResult:
     mlflow_seconds: float  # time spent in per-epoch MLflow logging
     fit_seconds: float
     note: str  # the run's Markdown description (`notes.train_note`)
+    predictions: pd.DataFrame  # VAL_PREDICTIONS as it logged them (`val_predictions` reads them back)
 
     @property
     def val_auroc(self) -> float:
@@ -166,40 +167,57 @@ def train(
         run_id = run.info.run_id
         _log_inputs(run_id, cfg, dm, n_params)
 
-        checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=MONITOR, mode="max",
-                                     save_top_k=1, save_weights_only=True)
-        epoch_logger = tracking.EpochLogger(run_id)
-        trainer = build_trainer(
-            cfg, dm, root_dir=ckpt_dir, progress=progress,
-            callbacks=(checkpoint, EarlyStopping(MONITOR, mode="max", patience=cfg.train.patience), epoch_logger,
-                       *callbacks))
-        start = time.perf_counter()
-        trainer.fit(model, datamodule=dm)
-        fit_seconds = time.perf_counter() - start
-
-        best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
-        model.load_state_dict(best["state_dict"])
-        model.eval()
-        model.to(trainer.strategy.root_device)  # evaluated where it trained (fit's teardown moved it to the CPU)
-        best_epoch = int(best["epoch"])
-        ev = _evaluate_val(model, dm, cfg, plots)
+        fit = _fit(cfg, dm, model, run_id, ckpt_dir, callbacks, progress)
+        ev, predictions = _evaluate_val(model, dm, cfg, plots)
         metrics = on_report(ev.metrics)
-        metrics["best/epoch"] = best_epoch
-        metrics[OBJECTIVE] = float(checkpoint.best_model_score)
+        metrics["best/epoch"] = fit.best_epoch
+        metrics[OBJECTIVE] = fit.best_score
         # the same checkpoint on its own training samples: the audit's overfitting gap
         metrics["best/train/auroc"] = rank_auroc(dm.labels("train"), predict_probs(model, dm.eval_loader("train")))
-        note = notes.train_note(cfg, metrics, ev.best_baseline, best_epoch, trainer.current_epoch)
+        note = notes.train_note(cfg, metrics, ev.best_baseline, fit.best_epoch, fit.epochs)
         tracking.log_batch(run_id, metrics, params=ev.ci_params,
                            tags={"best_baseline": ev.best_baseline, notes.NOTE: note})
         if log_checkpoint:
-            mlflow.log_artifact(checkpoint.best_model_path, "checkpoints")
+            mlflow.log_artifact(fit.best_path, "checkpoints")
         return RunResult(
-            run_id=run_id, config=cfg, metrics=metrics, best_epoch=best_epoch,
-            epochs=trainer.current_epoch, params_count=n_params,
+            run_id=run_id, config=cfg, metrics=metrics, best_epoch=fit.best_epoch, epochs=fit.epochs,
+            params_count=n_params,
             checkpoint=mlflow.get_artifact_uri("checkpoints/best.ckpt") if log_checkpoint else None,
-            best_baseline=ev.best_baseline, mlflow_seconds=epoch_logger.seconds, fit_seconds=fit_seconds,
-            model=model, data=dm.prepared, note=note,
+            best_baseline=ev.best_baseline, mlflow_seconds=fit.mlflow_seconds, fit_seconds=fit.fit_seconds,
+            model=model, data=dm.prepared, note=note, predictions=predictions,
         )
+
+
+@dataclass(frozen=True)
+class _Fit:
+    epochs: int  # trained
+    best_epoch: int  # the checkpoint's (0-based)
+    best_score: float  # MONITOR at it
+    best_path: str  # the checkpoint file
+    mlflow_seconds: float
+    fit_seconds: float
+
+
+def _fit(cfg: RunConfig, dm: TierDataModule, model: DirectionClassifier, run_id: str, ckpt_dir: str,
+         callbacks: tuple[pl.Callback, ...], progress: bool) -> _Fit:
+    """Lightning's fit with early stopping, the best checkpoint on MONITOR and per-epoch logging; `model` left
+    at its best checkpoint, in eval mode, on the device it trained on."""
+    checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=MONITOR, mode="max",
+                                 save_top_k=1, save_weights_only=True)
+    epoch_logger = tracking.EpochLogger(run_id)
+    trainer = build_trainer(
+        cfg, dm, root_dir=ckpt_dir, progress=progress,
+        callbacks=(checkpoint, EarlyStopping(MONITOR, mode="max", patience=cfg.train.patience), epoch_logger,
+                   *callbacks))
+    start = time.perf_counter()
+    trainer.fit(model, datamodule=dm)
+    fit_seconds = time.perf_counter() - start
+    best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
+    model.load_state_dict(best["state_dict"])
+    model.eval()
+    model.to(trainer.strategy.root_device)  # evaluated where it trained (fit's teardown moved it to the CPU)
+    return _Fit(trainer.current_epoch, int(best["epoch"]), float(checkpoint.best_model_score),
+                checkpoint.best_model_path, epoch_logger.seconds, fit_seconds)
 
 
 def _log_inputs(run_id: str, cfg: RunConfig, dm: TierDataModule, n_params: int) -> None:
@@ -223,9 +241,10 @@ def val_predictions(run_id: str) -> pd.DataFrame:
     return frame.set_index(pd.DatetimeIndex(frame["date"]))
 
 
-def _evaluate_val(model: DirectionClassifier, dm: TierDataModule, cfg: RunConfig, plots: bool) -> Evaluation:
-    """The best checkpoint on the report part of val beside the baselines; `predictions/val.parquet` holds
-    both parts of val (`part`: select | report), the plots only where `plots`."""
+def _evaluate_val(model: DirectionClassifier, dm: TierDataModule, cfg: RunConfig,
+                  plots: bool) -> tuple[Evaluation, pd.DataFrame]:
+    """The best checkpoint on the report part of val beside the baselines, and VAL_PREDICTIONS as logged:
+    both parts of val (`part`: select | report); the plots only where `plots`."""
     probs = predict_probs(model, dm.eval_loader(REPORT))
     seed = cfg.train.seed
     ev = evaluate("val", dm.labels(REPORT), dm.dates(REPORT), probs, baselines.scores(dm.prepared, REPORT, seed),
@@ -234,9 +253,9 @@ def _evaluate_val(model: DirectionClassifier, dm: TierDataModule, cfg: RunConfig
     select = pd.DataFrame({"date": dm.dates(SELECT), "label": dm.labels(SELECT).astype(np.int8),
                            "probability": predict_probs(model, dm.eval_loader(SELECT)),
                            "probability_calibrated": np.nan, "part": PARTS[SELECT]})
-    tracking.log_frame(pd.concat([select, ev.predictions().assign(part=PARTS[REPORT])], ignore_index=True),
-                       VAL_PREDICTIONS)
+    predictions = pd.concat([select, ev.predictions().assign(part=PARTS[REPORT])], ignore_index=True)
+    tracking.log_frame(predictions, VAL_PREDICTIONS)
     if plots:
         for path, figure in figures(ev, "validation").items():
             mlflow.log_figure(figure, path)
-    return ev
+    return ev, predictions

@@ -37,7 +37,6 @@ from training.train import (
     VAL_PREDICTIONS,
     RunResult,
     train,
-    val_predictions,
 )
 
 KIND = "walk-forward"
@@ -92,13 +91,13 @@ class WalkForwardResult:
         return [f.epochs for f in self.folds]
 
 
-def no_callbacks(fold: int) -> tuple[pl.Callback, ...]:
+def _no_callbacks(fold: int) -> tuple[pl.Callback, ...]:
     return ()
 
 
 def run_folds(cfg: RunConfig, *, tags: dict[str, str] | None = None, progress: bool = True,
               data: Prepared | None = None, parent_run_id: str | None = None,
-              callbacks: Callable[[int], tuple[pl.Callback, ...]] = no_callbacks, plots: bool = True,
+              callbacks: Callable[[int], tuple[pl.Callback, ...]] = _no_callbacks, plots: bool = True,
               log_checkpoint: bool = True, finished_on: tuple[type[BaseException], ...] = ()) -> WalkForwardResult:
     """Train one run per fold of `cfg.data` (nested under one parent run of kind `walk-forward`) and log the
     evidence across folds on the parent. Config, data and tracking store are checked before a run opens.
@@ -124,7 +123,7 @@ def run_folds(cfg: RunConfig, *, tags: dict[str, str] | None = None, progress: b
                            callbacks=callbacks(k), plots=plots, log_checkpoint=log_checkpoint,
                            finished_on=finished_on)
             folds.append(FoldRun.of(k + 1, result))
-            frames.append(val_predictions(result.run_id).reset_index(drop=True).assign(fold=k + 1))
+            frames.append(result.predictions.assign(fold=k + 1))
         metrics, best, params = across_folds(prepared, cfg, folds, frames)
         links = [f"{notes.run_link(f'fold {f.fold}', parent.info.experiment_id, f.run_id)} {_numbers(f)}"
                  for f in folds]
