@@ -126,6 +126,7 @@ def test_trials_nest_under_one_parent_with_states_tags_and_the_best(tiny_config)
     assert Path("optuna.journal").read_bytes() == journal  # not a line appended
 
 
+@pytest.mark.slow  # about 25 s on 2 cores (a study on data with scrambled report labels); CI runs it (-m slow)
 def test_trials_are_selected_on_val_select_and_reported_on_val_report(tiny_config, tmp_path):
     """A trial's value is its checkpoint's monitored AUROC on val_select, not the val_report number it
     reports; the best trial is the argmax of those values and the selection null is simulated on the
